@@ -1,0 +1,709 @@
+"""The CPUs: Unicorn runs the guest in its User mode; this module owns mode, banked registers, the
+HYP and PL1 cp15 registers, HVC/ERET, exception entry to HYP, and translation (DESIGN.md section 2).
+
+How the work is split:
+- Every ordinary instruction runs natively in Unicorn's JIT (no per-instruction hook).
+- Privileged instructions reach ``UC_HOOK_INSN_INVALID``; ``Core._trap`` decodes the word at PC and
+  emulates it against the modelled CPU, sets PC and returns to the same ``emu_start``.
+- ``UC_HOOK_TLB_FILL`` is the only path from a virtual address to a physical one: flat when the
+  regime has no MMU (PL1 in hypemu; HYP with HSCTLR.M = 0), otherwise the per-CPU TLB model or a walk
+  of the HYP tables. Unicorn's soft TLB is only a cache of the model: it is flushed whenever the model
+  drops an entry or the regime changes (mode, HSCTLR/HTTBR/HTCR/HMAIR writes, CPU switch).
+- CPUs run one at a time on one Unicorn whose register context is swapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ
+from unicorn import UC_PROT_WRITE
+from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0
+from unicorn.arm_const import UC_ARM_REG_SP
+
+from . import cp15, events, syndrome
+from .decode import Insn, condition_passed, decode, is_wfi, needs_patch
+from .engine import Engine
+from .events import Event
+from .tlb import TLB
+from .walker import Fault, Regime, Translation, check_access, walk
+
+MODE_USR = 0x10
+MODE_SVC = 0x13
+MODE_HYP = 0x1A
+MODE_NAMES = {MODE_USR: "usr", MODE_SVC: "svc", MODE_HYP: "hyp"}
+
+CPSR_FLAGS = 0xF80F0000           # N Z C V Q and GE: live in Unicorn
+CPSR_T, CPSR_F, CPSR_I, CPSR_A, CPSR_E = 1 << 5, 1 << 6, 1 << 7, 1 << 8, 1 << 9
+CPSR_IT_J = 0x0600FC00 | 1 << 24  # IT[7:0] and J: cleared on exception entry
+RESET_CPSR = MODE_SVC | CPSR_A | CPSR_I | CPSR_F
+
+# HYP vector offsets (ARM ARM B1.8.1, Table B1-3)
+VEC_UNDEF, VEC_HVC, VEC_PABT, VEC_DABT, VEC_TRAP = 0x04, 0x08, 0x0C, 0x10, 0x14
+VECTOR_NAMES = {VEC_UNDEF: "undefined", VEC_HVC: "hvc", VEC_PABT: "prefetch_abort",
+                VEC_DABT: "data_abort", VEC_TRAP: "hyp_trap"}
+
+SENTINEL_WORD = 0xE7FDEAFD   # UDF #0xDEAD: where the PL1 caller returns; stops the run
+PATCH_MARKER = 0xE7FA5AF5    # UDF #0xA5A5: stands for an instruction that would not trap
+
+_ACCESS = {UC_MEM_FETCH: "fetch", UC_MEM_WRITE: "write"}
+
+# Banked registers (ARM ARM B9.2.3, Table B9-2): (R, SYSm) -> (kind, mode)
+BANKED = {
+    (0, 0b00101): ("sp", MODE_USR), (0, 0b00110): ("lr", MODE_USR),
+    (0, 0b10010): ("lr", MODE_SVC), (0, 0b10011): ("sp", MODE_SVC),
+    (0, 0b11110): ("elr", MODE_HYP), (0, 0b11111): ("sp", MODE_HYP),
+    (1, 0b10010): ("spsr", MODE_SVC), (1, 0b11110): ("spsr", MODE_HYP),
+}
+
+
+class NotModelled(RuntimeError):
+    """The guest did something real hardware would do but hypemu does not model; never guessed."""
+
+
+@dataclass
+class FaultRecord:
+    """An exception the flow did not expect, as the result reports it (DESIGN.md section 6)."""
+
+    cpu: int
+    kind: str                 # prefetch_abort | data_abort | undefined
+    pc: int
+    va: Optional[int] = None
+    fsc: Optional[str] = None  # translation | access_flag | permission | address_size | external ...
+    level: Optional[int] = None
+    hsr: Optional[int] = None  # None when the exception is taken to PL1 (not modelled)
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return {"cpu": self.cpu, "kind": self.kind, "pc": self.pc, "va": self.va, "fsc": self.fsc,
+                "level": self.level, "hsr": self.hsr}
+
+
+@dataclass
+class RunResult:
+    """Why a run stopped: returned (to the PL1 caller), fault, timeout or wfi."""
+
+    stop: str
+    instructions: int
+    pc: int
+    fault: Optional[FaultRecord] = None
+
+
+@dataclass
+class Stats:
+    instructions: int = 0
+    tlb_fills: int = 0
+    walks: int = 0
+    hvcs: int = 0
+    traps: int = 0
+
+
+@dataclass
+class CpuState:
+    """What the model holds for one CPU beyond Unicorn's register file."""
+
+    id: int
+    tlb: TLB
+    mode: int = MODE_SVC
+    cpsr: int = RESET_CPSR                 # non-flag CPSR bits (mode, masks, E, T)
+    sysregs: dict = field(default_factory=dict)
+    sp: dict = field(default_factory=lambda: {MODE_SVC: 0, MODE_HYP: 0, MODE_USR: 0})
+    lr: dict = field(default_factory=lambda: {MODE_SVC: 0, MODE_USR: 0})
+    spsr: dict = field(default_factory=lambda: {MODE_SVC: 0, MODE_HYP: 0})
+    elr_hyp: int = 0
+    context: object = None                 # Unicorn register context while switched out
+    online: bool = True
+    regime: Optional[Regime] = None        # cached HYP regime, rebuilt after a regime write
+
+    def __post_init__(self) -> None:
+        if not self.sysregs:
+            self.sysregs = cp15.reset_values(self.id)
+
+    @property
+    def mmu_on(self) -> bool:
+        return self.mode == MODE_HYP and bool(self.sysregs["HSCTLR"] & cp15.HSCTLR_M)
+
+    def hyp_regime(self) -> Regime:
+        if self.regime is None:
+            s = self.sysregs
+            self.regime = Regime(ttbr=s["HTTBR"], t0sz=s["HTCR"] & cp15.HTCR_T0SZ,
+                                 wxn=bool(s["HSCTLR"] & cp15.HSCTLR_WXN),
+                                 mair=s["HMAIR1"] << 32 | s["HMAIR0"])
+        return self.regime
+
+
+def _bank_of_lr(mode: int) -> int:
+    """HYP has no banked LR: it uses the User/System LR (ARM ARM B1.3.2)."""
+    return MODE_USR if mode in (MODE_HYP, MODE_USR) else mode
+
+
+class Core:
+    """All CPUs of a board on one Unicorn instance, with the HYP model in the hooks."""
+
+    def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0):
+        self.engine = Engine(banks)
+        self.uc = self.engine.uc
+        self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
+        self.cur = self.cpus[0]
+        self.events: list[Event] = []
+        self.stats = Stats()
+        self.patched: dict[int, int] = {}     # PA -> original word of a non-trapping instruction
+        self.sentinels: set[int] = set()      # PAs where a PL1 call returns
+        self.on_event: Optional[Callable[[Event], None]] = None
+        self._reset_run()
+        self._lend_va: Optional[int] = None
+        for cpu in self.cpus:
+            self._init_context(cpu)
+        self.uc.context_restore(self.cpus[0].context)
+        self.uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
+        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+
+    def _init_context(self, cpu: CpuState) -> None:
+        for n in range(13):
+            self.uc.reg_write(UC_ARM_REG_R0 + n, 0)
+        self.uc.reg_write(UC_ARM_REG_SP, 0)
+        self.uc.reg_write(UC_ARM_REG_LR, 0)
+        self.uc.reg_write(UC_ARM_REG_CPSR, MODE_USR)
+        cpu.context = self.uc.context_save()
+
+    def _reset_run(self) -> None:
+        self._stop: Optional[str] = None
+        self._pending: Optional[tuple] = None   # (Fault or 'external', va, access) from the fill hook
+        self._fault: Optional[FaultRecord] = None
+        self._hook_error: Optional[BaseException] = None
+
+    # --- loading code ---------------------------------------------------------------------------
+    def load_code(self, pa: int, code: bytes) -> None:
+        """Write guest code at ``pa``. Privileged instructions that would not trap in Unicorn's User
+        mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
+        model emulates them where they stand (DESIGN.md section 2)."""
+        code = bytearray(code)
+        for off in range(0, len(code) - len(code) % 4, 4):
+            word = int.from_bytes(code[off:off + 4], "little")
+            self.patched.pop(pa + off, None)
+            if needs_patch(word):
+                self.patched[pa + off] = word
+                code[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
+        self.engine.write(pa, bytes(code))
+        self.engine.flush_code_cache()
+
+    def add_sentinel(self, pa: int) -> None:
+        """Place the return sentinel at ``pa``: a PL1 call whose LR points here ends the run."""
+        self.engine.write32(pa, SENTINEL_WORD)
+        self.sentinels.add(pa)
+        self.engine.flush_code_cache()
+
+    # --- CPU selection and registers ------------------------------------------------------------
+    def select(self, cpu_id: int) -> CpuState:
+        """Make ``cpu_id`` the CPU that Unicorn runs (swapping register contexts)."""
+        target = self.cpus[cpu_id]
+        if target is not self.cur:
+            self.uc.context_update(self.cur.context)
+            self.uc.context_restore(target.context)
+            self.cur = target
+            self.engine.flush_soft_tlb()
+        return target
+
+    def reg(self, n: int) -> int:
+        return self.uc.reg_read(UC_ARM_REG_R0 + n) if n < 13 else self.uc.reg_read(
+            (UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)[n - 13])
+
+    def set_reg(self, n: int, value: int) -> None:
+        value &= 0xFFFFFFFF
+        if n < 13:
+            self.uc.reg_write(UC_ARM_REG_R0 + n, value)
+        else:
+            self.uc.reg_write((UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)[n - 13], value)
+
+    def cpsr(self) -> int:
+        """The architectural CPSR of the current CPU: flags from Unicorn, the rest from the model."""
+        return (self.uc.reg_read(UC_ARM_REG_CPSR) & CPSR_FLAGS) | (self.cur.cpsr & ~CPSR_FLAGS)
+
+    def _set_cpsr(self, value: int) -> None:
+        """Write the whole CPSR: bank switch for the mode, flags and E into Unicorn (kept in User)."""
+        self._switch_mode(value & 0x1F)
+        self.cur.cpsr = value & ~CPSR_FLAGS
+        self.uc.reg_write(UC_ARM_REG_CPSR, (value & (CPSR_FLAGS | CPSR_E)) | MODE_USR)
+
+    def _switch_mode(self, mode: int) -> None:
+        st = self.cur
+        if mode not in (MODE_SVC, MODE_HYP):
+            raise NotModelled(f"cpu{st.id}: mode {mode:#x} is not modelled (only SVC and HYP)")
+        if mode == st.mode:
+            return
+        st.sp[st.mode] = self.uc.reg_read(UC_ARM_REG_SP)
+        st.lr[_bank_of_lr(st.mode)] = self.uc.reg_read(UC_ARM_REG_LR)
+        self.uc.reg_write(UC_ARM_REG_SP, st.sp[mode])
+        self.uc.reg_write(UC_ARM_REG_LR, st.lr[_bank_of_lr(mode)])
+        st.mode = mode
+        st.cpsr = (st.cpsr & ~0x1F) | mode
+        self.engine.flush_soft_tlb()
+
+    def banked_sp(self, cpu: CpuState, mode: int) -> int:
+        if cpu is self.cur and cpu.mode == mode:
+            return self.uc.reg_read(UC_ARM_REG_SP)
+        if cpu is not self.cur and cpu.mode == mode:
+            return self._context_sp(cpu)
+        return cpu.sp[mode]
+
+    def _context_sp(self, cpu: CpuState) -> int:
+        saved = self.uc.context_save()
+        self.uc.context_restore(cpu.context)
+        sp = self.uc.reg_read(UC_ARM_REG_SP)
+        self.uc.context_restore(saved)
+        return sp
+
+    def enter_pl1(self, cpu_id: int) -> CpuState:
+        """Put a CPU in SVC (the kernel's mode) with interrupts masked, as after a reset or a
+        power-on of a secondary. The HYP state (registers, TLB) is kept: see ``power_on``."""
+        st = self.select(cpu_id)
+        self._set_cpsr(RESET_CPSR)
+        return st
+
+    def power_on(self, cpu_id: int) -> CpuState:
+        """A CPU powered (back) on: cp15 registers at reset values, TLB empty, SVC mode."""
+        st = self.select(cpu_id)
+        self._set_cpsr(RESET_CPSR)
+        st.sysregs = cp15.reset_values(cpu_id)
+        st.regime = None
+        st.sp.update({MODE_HYP: 0})
+        st.spsr.update({MODE_HYP: 0})
+        st.elr_hyp = 0
+        st.tlb.invalidate_all()
+        st.online = True
+        self.engine.flush_soft_tlb()
+        return st
+
+    # --- events ---------------------------------------------------------------------------------
+    def record(self, kind: str, name: str, value: Optional[int] = None, pc: Optional[int] = None,
+               detail: str = "") -> None:
+        if pc is None:
+            pc = self.uc.reg_read(UC_ARM_REG_PC)
+        event = Event(self.cur.id, pc, kind, name, value, detail)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # --- running --------------------------------------------------------------------------------
+    def run(self, pc: int, budget: int) -> RunResult:
+        """Run the current CPU from ``pc`` until it returns to a sentinel, faults, waits in WFI or
+        has executed ``budget`` instructions (counted exactly by Unicorn)."""
+        self._reset_run()
+        err = self.engine.start(pc, budget)
+        executed = self.engine.executed()
+        if self._hook_error is not None:
+            raise self._hook_error
+        stop_pc = self.uc.reg_read(UC_ARM_REG_PC)
+        if self._pending is not None:
+            self._deliver_abort(stop_pc)
+        counted = min(executed, budget)
+        self.stats.instructions += counted
+        if self._fault is not None:
+            return RunResult("fault", counted, stop_pc, self._fault)
+        if self._stop == "returned":
+            return RunResult("returned", counted, stop_pc)
+        if err is not None:
+            raise NotModelled(f"cpu{self.cur.id}: Unicorn stopped at {stop_pc:#x}: {err}")
+        if executed > budget:
+            return RunResult("timeout", counted, stop_pc)
+        if is_wfi(self._read_code_word(stop_pc - 4)):
+            return RunResult("wfi", counted, stop_pc)
+        raise NotModelled(f"cpu{self.cur.id}: run stopped at {stop_pc:#x} for no modelled reason")
+
+    # --- translation ----------------------------------------------------------------------------
+    def translate(self, va: int, access: str = "read", cpu: Optional[CpuState] = None,
+                  use_tlb: bool = True) -> Translation | Fault | int:
+        """Translate through the model: an int PA for a flat regime, else a Translation or a Fault.
+        ``use_tlb`` answers from the TLB model first (what the CPU would use); otherwise walks."""
+        st = cpu or self.cur
+        if not st.mmu_on:
+            return va
+        if use_tlb:
+            hit = st.tlb.lookup(va)
+            if hit is not None:
+                return check_access(hit, va, access) or hit
+        return walk(self.engine.read64, st.hyp_regime(), va, access)
+
+    def _on_tlb_fill(self, uc, va, access, entry, data) -> bool:
+        try:
+            return self._fill(va, access, entry)
+        except BaseException as exc:  # never lost: re-raised after emu_start
+            self._hook_error = exc
+            uc.emu_stop()
+            return False
+
+    def _fill(self, va: int, access: int, entry) -> bool:
+        self.stats.tlb_fills += 1
+        if va == self._lend_va:
+            entry.paddr, entry.perms = self.engine.scratch, UC_PROT_READ | UC_PROT_WRITE
+            return True
+        st = self.cur
+        acc = _ACCESS.get(access, "read")
+        perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
+        if st.mmu_on:
+            t = st.tlb.lookup(va)
+            if t is None:
+                t = walk(self.engine.read64, st.hyp_regime(), va, acc)
+                self.stats.walks += 1
+                if isinstance(t, Fault):
+                    self._pending = (t, va, acc)
+                    return False
+                if st.tlb.fill(t) is not None:
+                    self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
+            else:
+                denied = check_access(t, va, acc)
+                if denied is not None:
+                    self._pending = (denied, va, acc)
+                    return False
+            pa = t.pa_of(va)
+            perms = (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
+                     | (UC_PROT_EXEC if t.executable else 0))
+        else:
+            pa = va
+        if not self.engine.is_ram(pa):
+            self._pending = ("external", va, acc)
+            return False
+        entry.paddr, entry.perms = pa, perms
+        return True
+
+    def _read_code_word(self, va: int) -> int:
+        """The instruction word at ``va`` of the current CPU (translated through the model)."""
+        pa = self._code_pa(va)
+        return self.patched.get(pa) or self.engine.read32(pa)
+
+    def _code_pa(self, va: int) -> int:
+        t = self.translate(va, "fetch")
+        if isinstance(t, Fault):
+            raise NotModelled(f"cpu{self.cur.id}: trapped instruction at {va:#x} is not mapped")
+        return t if isinstance(t, int) else t.pa_of(va)
+
+    # --- aborts ---------------------------------------------------------------------------------
+    def _deliver_abort(self, pc: int) -> None:
+        """A fill the model refused: work out the exact VA, take the abort, record the fault."""
+        fault, page_va, access = self._pending
+        self._pending = None
+        va = pc if access == "fetch" else self._exact_data_va(pc, page_va)
+        kind = "prefetch_abort" if access == "fetch" else "data_abort"
+        if fault == "external":
+            fsc_name, level, status = "external", None, syndrome.FSC_SYNC_EXTERNAL
+        else:
+            fault = Fault(fault.type, fault.level, va, fault.access, fault.s1ptw, fault.descriptors)
+            fsc_name, level, status = fault.type, fault.level, syndrome.encode_ldfsc(fault)
+        hsr = None
+        if self.cur.mode == MODE_HYP:
+            ec = syndrome.EC_PABT_HYP if access == "fetch" else syndrome.EC_DABT_HYP
+            iss = status | ((1 << 6) if access == "write" else 0)
+            hsr = syndrome.encode_hsr(ec, iss)
+            far = "HIFAR" if access == "fetch" else "HDFAR"
+            self.cur.sysregs[far] = va
+            self._take_hyp_exception(VEC_PABT if access == "fetch" else VEC_DABT, pc, hsr)
+        self._fault = FaultRecord(self.cur.id, kind, pc, va, fsc_name, level, hsr,
+                                  f"{access} of {va:#x}")
+
+    def _exact_data_va(self, pc: int, page_va: int) -> int:
+        """The fill hook only sees the page of a data access. Replay the one faulting instruction
+        with that page lent to a scratch frame and a memory hook, which sees exact addresses; then
+        restore registers and the scratch frame (DESIGN.md section 2, reference: HDFAR)."""
+        saved_regs = self.uc.context_save()
+        saved_frame = self.engine.read(self.engine.scratch, 4096)
+        seen: list[int] = []
+
+        def on_access(uc, access, address, size, value, data):
+            if address & ~0xFFF == page_va or (address + size - 1) & ~0xFFF == page_va:
+                seen.append(max(address, page_va))
+
+        hook = self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, on_access)
+        self._lend_va = page_va
+        self.engine.flush_soft_tlb()
+        try:
+            self.engine.start(pc, 1)
+        finally:
+            self._lend_va = None
+            self.uc.hook_del(hook)
+            self.uc.context_restore(saved_regs)
+            self.engine.write(self.engine.scratch, saved_frame)
+            self.engine.flush_soft_tlb()
+            self._pending = None
+        return seen[0] if seen else page_va
+
+    # --- exception entry and return -------------------------------------------------------------
+    def _take_hyp_exception(self, vector: int, return_address: int, hsr: Optional[int]) -> None:
+        """EnterHypMode (ARM ARM B1.9.? pseudocode): SPSR_hyp <- CPSR, ELR_hyp <- return address,
+        CPSR.M <- HYP, IT/J cleared, T <- HSCTLR.TE, E <- HSCTLR.EE, A/I/F set (no Monitor is
+        modelled, so SCR routes nothing away from HYP). From another mode the vector is 0x14."""
+        st = self.cur
+        old_cpsr = self.cpsr()
+        if st.mode != MODE_HYP:
+            vector = VEC_TRAP
+        hsctlr = st.sysregs["HSCTLR"]
+        new = (old_cpsr & ~(0x1F | CPSR_IT_J | CPSR_T | CPSR_E)) | MODE_HYP | CPSR_A | CPSR_I | CPSR_F
+        if hsctlr & cp15.HSCTLR_TE:
+            raise NotModelled("HSCTLR.TE = 1 (exceptions taken in Thumb state) is not modelled")
+        if hsctlr & cp15.HSCTLR_EE:
+            new |= CPSR_E
+        self._set_cpsr(new)
+        st.spsr[MODE_HYP] = old_cpsr
+        st.elr_hyp = return_address
+        if hsr is not None:
+            st.sysregs["HSR"] = hsr
+        target = (st.sysregs["HVBAR"] & ~0x1F) + vector
+        self.record(events.EXCEPTION, VECTOR_NAMES[vector], hsr, pc=return_address,
+                    detail=f"-> {target:#x}")
+        self.uc.reg_write(UC_ARM_REG_PC, target)
+
+    # --- the trap handler -----------------------------------------------------------------------
+    def _on_invalid(self, uc, data) -> bool:
+        try:
+            self._trap()
+        except BaseException as exc:  # never lost: re-raised after emu_start
+            self._hook_error = exc
+            uc.emu_stop()
+        return True
+
+    def _trap(self) -> None:
+        self.stats.traps += 1
+        pc = self.uc.reg_read(UC_ARM_REG_PC)
+        pa = self._code_pa(pc)
+        if pa in self.sentinels and self.cur.mode == MODE_SVC:
+            self._stop = "returned"
+            self.uc.emu_stop()
+            return
+        word = self.patched.get(pa) or self.engine.read32(pa)
+        insn = decode(word)
+        handler = getattr(self, "_x_" + insn.op, None) if insn else None
+        if handler is None:
+            self._undefined(pc, f"undefined instruction {word:#010x}")
+            return
+        if insn.cond != 0xE and not condition_passed(insn.cond, self.cpsr()):
+            self.uc.reg_write(UC_ARM_REG_PC, pc + 4)
+            return
+        handler(insn, pc)
+
+    def _next(self, pc: int) -> None:
+        self.uc.reg_write(UC_ARM_REG_PC, pc + 4)
+
+    def _undefined(self, pc: int, detail: str) -> None:
+        """An undefined instruction: from HYP it is taken to HYP (vector 0x04, HSR EC 0x00, IL=1);
+        from PL1 it goes to PL1's own vectors, which hypemu does not model. Either way the flow did not
+        expect it: the run stops with a fault."""
+        hsr = None
+        if self.cur.mode == MODE_HYP:
+            hsr = syndrome.encode_hsr(syndrome.EC_UNKNOWN, 0)
+            self._take_hyp_exception(VEC_UNDEF, pc, hsr)
+        self._fault = FaultRecord(self.cur.id, "undefined", pc, None, None, None, hsr, detail)
+        self.uc.emu_stop()
+
+    # cp15 ------------------------------------------------------------------------------------------
+    def _sysreg(self, key: tuple, write: bool, pc: int) -> Optional[cp15.SysReg]:
+        row = cp15.lookup(key)
+        if row is None or (row.hyp_only and self.cur.mode != MODE_HYP):
+            return None
+        if (write and not row.writable) or (not write and not row.readable):
+            return None
+        return row
+
+    def _x_mcr(self, insn: Insn, pc: int) -> None:
+        row = self._sysreg(("c", insn.opc1, insn.crn, insn.crm, insn.opc2), True, pc)
+        if row is None:
+            return self._undefined(pc, f"MCR p15, {insn.opc1}, c{insn.crn}, c{insn.crm}, {insn.opc2}")
+        self.write_sysreg(row, self.reg(insn.rt), pc)
+        self._next(pc)
+
+    def _x_mrc(self, insn: Insn, pc: int) -> None:
+        row = self._sysreg(("c", insn.opc1, insn.crn, insn.crm, insn.opc2), False, pc)
+        if row is None:
+            return self._undefined(pc, f"MRC p15, {insn.opc1}, c{insn.crn}, c{insn.crm}, {insn.opc2}")
+        value = self.cur.sysregs[row.name]
+        if insn.rt == 15:   # MRC to APSR_nzcv: the flags take bits [31:28]
+            cpsr = self.uc.reg_read(UC_ARM_REG_CPSR)
+            self.uc.reg_write(UC_ARM_REG_CPSR, (cpsr & 0x0FFFFFFF) | (value & 0xF0000000))
+        else:
+            self.set_reg(insn.rt, value)
+        self._next(pc)
+
+    def _x_mcrr(self, insn: Insn, pc: int) -> None:
+        row = self._sysreg(("q", insn.opc1, insn.crm), True, pc)
+        if row is None:
+            return self._undefined(pc, f"MCRR p15, {insn.opc1}, c{insn.crm}")
+        self.write_sysreg(row, self.reg(insn.rt2) << 32 | self.reg(insn.rt), pc)
+        self._next(pc)
+
+    def _x_mrrc(self, insn: Insn, pc: int) -> None:
+        row = self._sysreg(("q", insn.opc1, insn.crm), False, pc)
+        if row is None:
+            return self._undefined(pc, f"MRRC p15, {insn.opc1}, c{insn.crm}")
+        value = self.cur.sysregs[row.name]
+        self.set_reg(insn.rt, value & 0xFFFFFFFF)
+        self.set_reg(insn.rt2, value >> 32)
+        self._next(pc)
+
+    def write_sysreg(self, row: cp15.SysReg, value: int, pc: int) -> None:
+        """A system-register write with its architectural effect, recorded as an event."""
+        st = self.cur
+        effect = row.effect
+        if effect.startswith("tlbi") or effect == cp15.EFFECT_BARRIER:
+            kind = events.BARRIER if effect == cp15.EFFECT_BARRIER else events.TLBI
+            self.record(kind, row.name, value, pc=pc)
+            self._maintain_tlb(effect, value)
+            return
+        if row.name == "HVBAR":
+            value &= ~0x1F  # bits [4:0] RES0
+        st.sysregs[row.name] = value
+        self.record(events.SYSREG, row.name, value, pc=pc)
+        if effect == cp15.EFFECT_REGIME:
+            st.regime = None
+            self.engine.flush_soft_tlb()
+
+    def _maintain_tlb(self, effect: str, value: int) -> None:
+        """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every CPU (inner shareable
+        domain = the whole board). Deviation: the model applies them at once; the hazard checks,
+        not the TLB, judge whether a DSB/ISB followed."""
+        targets = self.cpus if effect.endswith("_is") else [self.cur]
+        dropped = 0
+        for cpu in targets:
+            if effect.startswith("tlbi_all"):
+                dropped += cpu.tlb.invalidate_all()
+            elif effect.startswith("tlbi_va"):
+                dropped += cpu.tlb.invalidate_va(value & 0xFFFFF000)
+        if dropped:
+            self.engine.flush_soft_tlb()
+
+    # HVC / SMC / ERET ------------------------------------------------------------------------------
+    def _x_hvc(self, insn: Insn, pc: int) -> None:
+        """HVC: from PL1 to the HYP trap vector (0x14), from HYP to the HVC vector (0x08); HSR EC
+        0x12 with the immediate. UNDEFINED when HCR.HCD is set (ARM ARM B9.3.5)."""
+        self.stats.hvcs += 1
+        if self.cur.sysregs["HCR"] & (1 << 29):
+            return self._undefined(pc, "HVC with HCR.HCD set")
+        self.record(events.HVC, "hvc", insn.imm, pc=pc)
+        self._take_hyp_exception(VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm))
+
+    def _x_smc(self, insn: Insn, pc: int) -> None:
+        """No Security Extensions are modelled: SMC traps to HYP when HCR.TSC is set, else it is
+        UNDEFINED."""
+        if self.cur.mode != MODE_HYP and self.cur.sysregs["HCR"] & (1 << 19):
+            hsr = syndrome.encode_hsr(syndrome.EC_SMC, 0)
+            return self._take_hyp_exception(VEC_TRAP, pc, hsr)
+        self._undefined(pc, "SMC (no Security Extensions are modelled)")
+
+    def _x_eret(self, insn: Insn, pc: int) -> None:
+        """ERET in HYP: CPSR <- SPSR_hyp, PC <- ELR_hyp (ARM ARM B9.3.3)."""
+        st = self.cur
+        if st.mode != MODE_HYP:
+            raise NotModelled(f"cpu{st.id}: ERET from PL1 (an exception return to PL1) at {pc:#x}")
+        spsr, target = st.spsr[MODE_HYP], st.elr_hyp
+        if spsr & CPSR_T:
+            raise NotModelled(f"cpu{st.id}: ERET to Thumb state at {pc:#x}")
+        self.record(events.ERET, "eret", target, pc=pc,
+                    detail=f"to {MODE_NAMES.get(spsr & 0x1F, hex(spsr & 0x1F))}")
+        self._set_cpsr(spsr)
+        self.uc.reg_write(UC_ARM_REG_PC, target)
+
+    def _x_exception_return(self, insn: Insn, pc: int) -> None:
+        if self.cur.mode == MODE_HYP:   # SUBS PC, LR and friends are UNDEFINED in HYP (B9.3.19)
+            return self._undefined(pc, "exception return other than ERET in HYP mode")
+        raise NotModelled(f"cpu{self.cur.id}: exception return to PL1 at {pc:#x}")
+
+    # status registers --------------------------------------------------------------------------------
+    def _x_mrs(self, insn: Insn, pc: int) -> None:
+        if insn.r:
+            value = self.cur.spsr[self.cur.mode]
+        else:
+            value = self.cpsr()
+        self.set_reg(insn.rt, value)
+        self._next(pc)
+
+    def _x_msr(self, insn: Insn, pc: int) -> None:
+        self._write_psr(insn, self.reg(insn.rt), pc)
+
+    def _x_msr_imm(self, insn: Insn, pc: int) -> None:
+        self._write_psr(insn, insn.imm, pc)
+
+    def _write_psr(self, insn: Insn, value: int, pc: int) -> None:
+        fields = 0
+        for n in range(4):
+            if insn.mask & (1 << n):
+                fields |= 0xFF << (8 * n)
+        if insn.r:
+            old = self.cur.spsr[self.cur.mode]
+            self.cur.spsr[self.cur.mode] = (old & ~fields) | (value & fields)
+            self.record(events.SYSREG, f"SPSR_{MODE_NAMES[self.cur.mode]}",
+                        self.cur.spsr[self.cur.mode], pc=pc)
+        else:
+            self._write_cpsr_fields((self.cpsr() & ~fields) | (value & fields), pc)
+        self._next(pc)
+
+    def _write_cpsr_fields(self, new: int, pc: int) -> None:
+        """MSR/CPS to the CPSR. A mode change this way cannot enter or leave HYP (UNPREDICTABLE,
+        ARM ARM B9.1.?): hypemu keeps the mode and records the attempt as an UNPREDICTABLE event."""
+        if (new & 0x1F) != self.cur.mode:
+            self.record(events.UNPREDICTABLE, "mode change by MSR/CPS", new & 0x1F, pc=pc,
+                        detail="ignored: only exceptions and ERET change mode in hypemu")
+            new = (new & ~0x1F) | self.cur.mode
+        self._set_cpsr(new)
+
+    def _x_cps(self, insn: Insn, pc: int) -> None:
+        new = self.cpsr()
+        aif = insn.opc2 << 6
+        if insn.mask == 0b10:
+            new &= ~aif
+        elif insn.mask == 0b11:
+            new |= aif
+        if insn.r:
+            new = (new & ~0x1F) | insn.imm
+        self._write_cpsr_fields(new, pc)
+        self._next(pc)
+
+    def _x_mrs_banked(self, insn: Insn, pc: int) -> None:
+        self.set_reg(insn.rt, self._banked(insn, pc, None))
+        self._next(pc)
+
+    def _x_msr_banked(self, insn: Insn, pc: int) -> None:
+        self._banked(insn, pc, self.reg(insn.rt))
+        self._next(pc)
+
+    def _banked(self, insn: Insn, pc: int, value: Optional[int]) -> int:
+        """MRS/MSR (banked register). From PL1 only Monitor mode may reach the HYP bank and no mode
+        may name its own bank (UNPREDICTABLE, ARM ARM B9.3.9): hypemu performs the access and records
+        an UNPREDICTABLE event."""
+        where = BANKED.get((insn.r, insn.sysm))
+        if where is None:
+            raise NotModelled(f"banked register R={insn.r} SYSm={insn.sysm:#07b} at {pc:#x}")
+        kind, mode = where
+        st = self.cur
+        own = mode == st.mode and kind != "elr"
+        if own or (mode == MODE_HYP and st.mode != MODE_HYP):
+            self.record(events.UNPREDICTABLE, f"banked access to {kind}_{MODE_NAMES[mode]}",
+                        value, pc=pc, detail=f"from {MODE_NAMES[st.mode]} mode")
+        return self._banked_access(kind, mode, value, pc)
+
+    def _banked_access(self, kind: str, mode: int, value: Optional[int], pc: int) -> int:
+        st = self.cur
+        live = (kind == "sp" and mode == st.mode) or (kind == "lr" and mode == _bank_of_lr(st.mode))
+        if kind == "elr":
+            if value is not None:
+                st.elr_hyp = value
+            result = st.elr_hyp
+        elif live:
+            uc_reg = UC_ARM_REG_SP if kind == "sp" else UC_ARM_REG_LR
+            if value is not None:
+                self.uc.reg_write(uc_reg, value)
+            result = self.uc.reg_read(uc_reg)
+        else:
+            bank = getattr(st, kind)
+            if value is not None:
+                bank[mode] = value
+            result = bank[mode]
+        if value is not None:
+            self.record(events.SYSREG, f"{kind.upper()}_{MODE_NAMES[mode]}", value, pc=pc)
+        return result
+
+    # interrupts (SVC, BKPT ...) ----------------------------------------------------------------------
+    def _on_interrupt(self, uc, intno, data) -> None:
+        pc = uc.reg_read(UC_ARM_REG_PC)
+        what = {2: "SVC (supervisor call)", 7: "BKPT"}.get(intno, f"exception {intno}")
+        self._hook_error = NotModelled(f"cpu{self.cur.id}: {what} near {pc:#x} is not modelled")
+        uc.emu_stop()

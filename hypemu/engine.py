@@ -1,0 +1,136 @@
+"""The thin adapter around one Unicorn instance: memory by physical address, registers, the exact
+instruction counter of a counted ``emu_start``, and Unicorn's soft-TLB flush.
+
+Why a separate module: only this file and ``cpu.py`` speak Unicorn; everything above them uses plain
+integers and bytes. The instruction counter lives here because Unicorn keeps it internally without an
+API (see ``_counter_offset``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import struct
+
+from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH, UC_MODE_ARM,
+                     UC_TLB_VIRTUAL, Uc, UcError)
+from unicorn.arm_const import UC_CPU_ARM_CORTEX_A15
+
+PAGE = 4096
+# emu_start's `until`: an odd address that an ARM-state PC never equals. Runs end in a hook instead.
+NO_UNTIL = 0xFFFFFFFF
+
+
+class EngineError(RuntimeError):
+    """Unicorn could not do what the model asked (a bug or an unsupported Unicorn build)."""
+
+
+def new_uc() -> Uc:
+    """A Cortex-A15 Unicorn with 4 KiB pages and the virtual (hook-filled) TLB."""
+    uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+    uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_A15)
+    uc.ctl_set_page_size(PAGE)
+    uc.ctl_tlb_mode(UC_TLB_VIRTUAL)
+    return uc
+
+
+def _handle_address(uc: Uc) -> int:
+    handle = uc._uch  # the uc_engine pointer of the binding
+    return handle.value if hasattr(handle, "value") else int(handle)
+
+
+@functools.lru_cache(maxsize=1)
+def _counter_offset() -> int:
+    """Where Unicorn keeps the executed-instruction counter of a counted emu_start.
+
+    Unicorn 2.1 counts instructions for ``emu_start(count=N)`` (that is how the budget is enforced)
+    but exposes no API to read the count. It stores the counter next to the requested count in its
+    engine structure; we find that pair once per process by running two programs of known length
+    and looking for (executed, requested) side by side. If the layout is not found the Unicorn build
+    is not supported, and we say so rather than report invented numbers.
+    """
+    probes = ((37, 12345), (53, 23457))
+    candidates = None
+    for executed, requested in probes:
+        uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+        uc.ctl_set_page_size(PAGE)
+        uc.mem_map(0x10000, PAGE)
+        nop, branch_self = 0xE1A00000, 0xEAFFFFFE
+        uc.mem_write(0x10000, struct.pack(f"<{executed}II", *([nop] * executed), branch_self, 0))
+        uc.emu_start(0x10000, 0x10000 + 4 * executed, count=requested)
+        raw = ctypes.string_at(_handle_address(uc), 4096)
+        found = {off for off in range(0, len(raw) - 16, 8)
+                 if struct.unpack_from("<QQ", raw, off) == (executed, requested)}
+        candidates = found if candidates is None else candidates & found
+    if not candidates or len(candidates) != 1:
+        raise EngineError("cannot locate Unicorn's instruction counter: this Unicorn build is not "
+                          "supported (hypemu needs unicorn 2.1.x)")
+    return candidates.pop()
+
+
+class Engine:
+    """One Unicorn instance with RAM banks mapped by physical address."""
+
+    def __init__(self, banks: list[tuple[int, int]]):
+        self.uc = new_uc()
+        self.banks = sorted(banks)
+        for base, size in self.banks:
+            self.uc.mem_map(base, size)
+        self.scratch = self._map_scratch()
+        self._counter_addr = _handle_address(self.uc) + _counter_offset()
+
+    def _map_scratch(self) -> int:
+        """A page outside RAM, used to replay one faulting access (see cpu.Core._exact_data_va)."""
+        pa = (1 << 40) - PAGE
+        while self.is_ram(pa):
+            pa -= PAGE
+        self.uc.mem_map(pa, PAGE)
+        return pa
+
+    def is_ram(self, pa: int) -> bool:
+        for base, size in self.banks:
+            if base <= pa < base + size:
+                return True
+        return False
+
+    # --- memory by physical address ------------------------------------------------------------
+    def read(self, pa: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(pa, size))
+
+    def write(self, pa: int, data: bytes) -> None:
+        self.uc.mem_write(pa, bytes(data))
+
+    def read32(self, pa: int) -> int:
+        return int.from_bytes(self.uc.mem_read(pa, 4), "little")
+
+    def write32(self, pa: int, value: int) -> None:
+        self.uc.mem_write(pa, (value & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    def read64(self, pa: int) -> int:
+        return int.from_bytes(self.uc.mem_read(pa, 8), "little")
+
+    def write64(self, pa: int, value: int) -> None:
+        self.uc.mem_write(pa, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little"))
+
+    # --- engine control -------------------------------------------------------------------------
+    def flush_soft_tlb(self) -> None:
+        """Drop every translation Unicorn cached; the next access of each page asks the model."""
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    def flush_code_cache(self) -> None:
+        """Host writes do not invalidate translated code: call after loading or patching code."""
+        self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
+
+    def executed(self) -> int:
+        """Instructions the last counted emu_start executed (requested + 1 when the count ran out)."""
+        return ctypes.c_uint64.from_address(self._counter_addr).value
+
+    def start(self, pc: int, count: int) -> UcError | None:
+        """Run from ``pc`` for at most ``count`` instructions; the error, if Unicorn stopped on one."""
+        if count < 1:
+            raise EngineError("emu_start needs a positive instruction count (0 means unlimited)")
+        try:
+            self.uc.emu_start(pc, NO_UNTIL, count=count)
+        except UcError as err:
+            return err
+        return None
