@@ -1,0 +1,283 @@
+"""The HYP stage 1 translation table walk (long-descriptor format, 4 KiB granule).
+
+Follows the ARMv7 pseudocode ``TranslationTableWalkLD()`` for the Non-secure PL2 (HYP) regime
+(ARM DDI 0406C.c, B3 "Virtual Memory System Architecture", with LPAE and the Virtualization
+Extensions), in its order: input-range check and base address, the level loop, the address size
+and access flag checks, then the permission check. A walk returns a ``Translation`` or a ``Fault``,
+never raises one.
+
+Choices where ARMv7 leaves the behaviour open (each resolved as ARMv8's AArch32 pseudocode, ARM DDI
+0487, resolves it, so that the model agrees with later cores running this code):
+
+- HTTBR bits[63:40] non-zero: an address size fault at level 0 (see ``_start``). Deviation from
+  ARMv7.
+- Descriptor bits[47:40] non-zero: an address size fault at that level. Deviation from ARMv7.
+- HTTBR bits[x-1:3] non-zero (misaligned base): UNPREDICTABLE; the bits are treated as zero.
+- In HYP tables AP[1] = 0, nG = 1, PXN = 1, PXNTable = 1 and APTable[0] = 1 are UNPREDICTABLE in
+  ARMv7; they are ignored (HYP has a single privilege level, so only AP[2], XN, XNTable and
+  APTable[1] matter).
+Each UNPREDICTABLE case met on a walk is named in ``Translation.unpredictable`` so that a checker
+can report it as a hazard instead of the model silently picking one outcome.
+
+Deviation: descriptors are read little-endian whatever HSCTLR.EE says (the caller's ``read64``
+decides); the memory type comes from the upper nibble of the HMAIR byte alone, without flagging the
+encodings ARMv7 calls UNPREDICTABLE; and fetches from Device memory not marked XN are permitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .lpae import (
+    DESCRIPTOR_SIZE,
+    LEVEL_SIZE,
+    Descriptor,
+    LeafAttrs,
+    base_lower_bound,
+    bits,
+    decode,
+    input_size,
+    start_level,
+    table_index,
+)
+
+ACCESS_KINDS = ("read", "write", "fetch")
+FAULT_TYPES = ("translation", "access_flag", "permission", "address_size")
+
+ReadPhys = Callable[[int], int]
+"""Reads the little-endian 64-bit descriptor at a physical address."""
+
+
+@dataclass(frozen=True)
+class Regime:
+    """The HYP translation regime registers a walk depends on.
+
+    ``ttbr`` is the 64-bit HTTBR, ``t0sz`` HTCR.T0SZ, ``wxn`` HSCTLR.WXN and ``mair`` HMAIR1:HMAIR0
+    (HMAIR1 << 32 | HMAIR0), so that AttrIndx n selects byte n.
+    """
+
+    ttbr: int
+    t0sz: int = 0
+    wxn: bool = False
+    mair: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("ttbr", "mair"):
+            if not 0 <= getattr(self, name) < (1 << 64):
+                raise ValueError(f"{name} must be a 64-bit value, got {getattr(self, name)!r}")
+        input_size(self.t0sz)  # validates T0SZ
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A successful walk: what a TLB entry holds.
+
+    Permissions are resolved here, once, from the leaf and every table on the path, so that a TLB
+    hit is checked (``check_access``) without reading RAM again. ``descriptors`` lists the PA of
+    every descriptor read, in walk order, so that a later change to any of them can be detected.
+    """
+
+    va: int  # base of the VA range covered, aligned to size
+    pa: int  # output base
+    level: int
+    size: int  # 1 << 30, 1 << 21 or 1 << 12
+    attrs: LeafAttrs
+    mair_attr: int  # the HMAIR byte selected by AttrIndx
+    memtype: str  # 'device' (Device or Strongly-ordered) or 'normal'
+    readable: bool
+    writable: bool
+    executable: bool
+    descriptors: tuple[int, ...]
+    unpredictable: tuple[str, ...] = ()  # UNPREDICTABLE ARMv7 cases met on the walk, by name
+
+    def covers(self, va: int) -> bool:
+        """True if ``va`` lies in the range this translation maps."""
+        return self.va <= va < self.va + self.size
+
+    def pa_of(self, va: int) -> int:
+        """The physical address of ``va``, which must lie inside this translation."""
+        if not self.covers(va):
+            raise ValueError(f"VA {va:#x} is outside the translation {self.va:#x}+{self.size:#x}")
+        return self.pa + (va - self.va)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failed walk or access, named after the pseudocode's fault types.
+
+    ``level`` is the lookup level reported in the status code (0 only for an address size fault on
+    HTTBR itself); ``va`` is the exact faulting VA. ``s1ptw`` (a stage 2 fault on a stage 1 walk) is
+    always False in HYP, which has no stage 2.
+    """
+
+    type: str
+    level: int
+    va: int
+    access: str
+    s1ptw: bool = False
+    descriptors: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in FAULT_TYPES:
+            raise ValueError(f"fault type must be one of {FAULT_TYPES}, got {self.type!r}")
+        if self.access not in ACCESS_KINDS:
+            raise ValueError(f"access must be one of {ACCESS_KINDS}, got {self.access!r}")
+        if not 0 <= self.level <= 3:
+            raise ValueError(f"fault level must be 0..3, got {self.level!r}")
+
+
+@dataclass
+class _Path:
+    """What the level loop gathers on its way down: descriptor PAs and table restrictions."""
+
+    descriptors: list[int] = field(default_factory=list)
+    xn_table: bool = False
+    ro_table: bool = False  # APTable[1] somewhere on the path
+    notes: list[str] = field(default_factory=list)
+
+
+def _start(regime: Regime, va: int, access: str) -> tuple[int, int, list[str]] | Fault:
+    """Input-range check and base address: (start level, start table PA, notes) or a fault.
+
+    A VA with bits above 32-T0SZ set has no table: translation fault, reported at level 1 (ARMv7
+    TranslationTableWalkLD: ``if !basefound || disabled then level = 1; ... DAbort_Translation``).
+    Deviation: ARMv7 makes HTTBR bits[63:40] UNK/SBZP and walks from HTTBR<39:x> alone; here any of
+    them set is an address size fault at level 0 (LDFSC 0b000000), as ARMv8's AArch32 HTTBR defines
+    for bits[47:40] ("an Address size fault is generated"), extended to the RES0 bits[63:48]. The
+    check comes after the range check, in the pseudocode's order.
+    """
+    size = input_size(regime.t0sz)
+    if va >> size:
+        return Fault("translation", 1, va, access)
+    if bits(regime.ttbr, 63, 40):
+        return Fault("address_size", 0, va, access)
+    x = base_lower_bound(regime.t0sz)
+    notes = ["HTTBR base address misaligned (bits[x-1:3] non-zero, treated as zero)"] \
+        if bits(regime.ttbr, x - 1, 3) else []
+    return start_level(regime.t0sz), bits(regime.ttbr, 39, x) << x, notes
+
+
+def _table_step(desc: Descriptor, path: _Path) -> None:
+    """Accumulate a table descriptor's hierarchical attributes (stage 1, single privilege level).
+
+    XNTable and APTable[1] restrict the whole subtree. PXNTable and APTable[0] concern PL0/PL1 only:
+    in HYP tables they are UNPREDICTABLE if set (ARMv7) and are ignored, as ARMv8 does
+    (``pxn_table and ap_table[0] apply only in EL1&0 translation regimes``). NSTable is ignored: a
+    Non-secure walk is Non-secure throughout.
+    """
+    attrs = desc.table
+    path.xn_table |= attrs.xn_table
+    path.ro_table |= bool(attrs.ap_table & 0b10)
+    if attrs.ap_table & 0b01:
+        path.notes.append(f"APTable[0]=1 in a HYP level-{desc.level} table descriptor (ignored)")
+    if attrs.pxn_table:
+        path.notes.append(f"PXNTable=1 in a HYP level-{desc.level} table descriptor (ignored)")
+
+
+def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int, base: int,
+             path: _Path) -> Descriptor | Fault:
+    """The level loop: read descriptors until a block or page; faults on the way.
+
+    Invalid entries (bits[1:0] = x0) and 0b01 at level 3 give a translation fault at that level;
+    bits[47:40] non-zero in a valid descriptor give an address size fault at that level (Deviation:
+    ARMv7 treats them as SBZ and ignores them; this follows ARMv8's AArch32 walk, which faults).
+    """
+    while True:
+        slot = base + DESCRIPTOR_SIZE * table_index(va, level, regime.t0sz)
+        path.descriptors.append(slot)
+        desc = decode(read64(slot), level)
+        if not desc.valid:
+            return Fault("translation", level, va, access, descriptors=tuple(path.descriptors))
+        if desc.high_bits:
+            return Fault("address_size", level, va, access, descriptors=tuple(path.descriptors))
+        if desc.kind != "table":
+            return desc
+        _table_step(desc, path)
+        base, level = desc.address, level + 1
+
+
+def _leaf_notes(attrs: LeafAttrs, level: int) -> list[str]:
+    """UNPREDICTABLE leaf settings in a HYP table: AP[1]=0, PXN=1, nG=1 (all ignored)."""
+    checks = (("AP[1]=0", not attrs.ap & 0b01), ("PXN=1", attrs.pxn), ("nG=1", attrs.ng))
+    return [f"{name} in a HYP level-{level} leaf descriptor (ignored)"
+            for name, bad in checks if bad]
+
+
+def _memtype(mair_attr: int) -> str:
+    """Memory type from an HMAIR byte: 0b0000xxxx is Strongly-ordered or Device, the rest Normal."""
+    return "device" if mair_attr >> 4 == 0 else "normal"
+
+
+def _translation(regime: Regime, va: int, leaf: Descriptor, path: _Path) -> Translation:
+    """Build the TLB-entry view of a leaf: output range, attributes, resolved permissions.
+
+    HYP permissions (single privilege level): always readable; writable unless AP[2] or an
+    APTable[1] on the path; executable unless XN, an XNTable on the path, or HSCTLR.WXN with a
+    writable mapping. PXN does not apply in HYP.
+    """
+    attrs, size = leaf.leaf, LEVEL_SIZE[leaf.level]
+    writable = not attrs.ap & 0b10 and not path.ro_table
+    executable = not (attrs.xn or path.xn_table) and not (regime.wxn and writable)
+    mair_attr = bits(regime.mair, 8 * attrs.attr_indx + 7, 8 * attrs.attr_indx)
+    return Translation(va=va & ~(size - 1), pa=leaf.address, level=leaf.level, size=size,
+                       attrs=attrs, mair_attr=mair_attr, memtype=_memtype(mair_attr),
+                       readable=True, writable=writable, executable=executable,
+                       descriptors=tuple(path.descriptors),
+                       unpredictable=tuple(path.notes + _leaf_notes(attrs, leaf.level)))
+
+
+def _check_request(va: int, access: str) -> None:
+    if access not in ACCESS_KINDS:
+        raise ValueError(f"access must be one of {ACCESS_KINDS}, got {access!r}")
+    if not 0 <= va < (1 << 32):
+        raise ValueError(f"VA {va!r} is not a 32-bit address")
+
+
+def table_walk(read64: ReadPhys, regime: Regime, va: int,
+               access: str = "read") -> Translation | Fault:
+    """The walk up to, but not including, the permission check.
+
+    For callers that cache the translation whatever this access may do with it (a TLB fill): HYP
+    grants read to every valid mapping, so the result is what a TLB would hold. Returns translation,
+    address size or access flag faults. The access flag is checked on the leaf only; there is no
+    hardware access flag management in ARMv7 LPAE, so AF = 0 always faults.
+    """
+    _check_request(va, access)
+    start = _start(regime, va, access)
+    if isinstance(start, Fault):
+        return start
+    level, base, notes = start
+    path = _Path(notes=notes)
+    leaf = _descend(read64, regime, va, access, level, base, path)
+    if isinstance(leaf, Fault):
+        return leaf
+    if not leaf.leaf.af:
+        return Fault("access_flag", leaf.level, va, access, descriptors=tuple(path.descriptors))
+    return _translation(regime, va, leaf, path)
+
+
+def check_access(t: Translation, va: int, access: str) -> Fault | None:
+    """The permission check for one access through ``t`` (a fresh walk or a TLB hit).
+
+    A write to a read-only mapping or a fetch from an execute-never one is a permission fault at the
+    translation's level. Uses only what ``t`` cached: a TLB hit never re-reads the tables.
+    """
+    allowed = {"read": t.readable, "write": t.writable, "fetch": t.executable}.get(access)
+    if allowed is None:
+        raise ValueError(f"access must be one of {ACCESS_KINDS}, got {access!r}")
+    if allowed:
+        return None
+    return Fault("permission", t.level, va, access, descriptors=t.descriptors)
+
+
+def walk(read64: ReadPhys, regime: Regime, va: int, access: str = "read") -> Translation | Fault:
+    """Translate ``va`` for ``access`` ('read', 'write' or 'fetch') in the HYP regime.
+
+    ``table_walk`` followed by ``check_access``: the ARM ARM's order (walk faults, then access flag,
+    then permission). Returns the Translation or the first Fault; never raises a fault.
+    """
+    result = table_walk(read64, regime, va, access)
+    if isinstance(result, Fault):
+        return result
+    return check_access(result, va, access) or result
