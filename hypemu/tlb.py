@@ -1,0 +1,108 @@
+"""A per-CPU TLB for the HYP regime that keeps what it cached until it is invalidated.
+
+The model's point is staleness: entries are never re-validated against RAM, so after a descriptor
+or HTTBR change with no TLBIALLH/TLBIMVAH, ``lookup`` still returns the old translation, as
+hardware may.
+
+- The HYP regime has no ASID (HTTBR has no ASID field) and HYP entries carry no VMID, so entries are
+  keyed by VA range alone. nG is ignored in HYP (UNPREDICTABLE if set in ARMv7; ARMv8's AArch32 walk
+  forces it to 0 for single-privilege regimes), so every entry is global.
+- Inner-shareable broadcast (TLBIALLHIS, TLBIMVAHIS) is the caller's: apply the operation to the TLB
+  of every CPU in the domain.
+- Deviation: the Contiguous hint is not used to merge entries, and overlapping entries of different
+  sizes may coexist (hardware may report a TLB conflict or return either); ``lookup`` prefers the
+  smallest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .lpae import LEVEL_SIZE
+from .walker import Translation
+
+_SIZES = tuple(sorted(LEVEL_SIZE.values()))  # 4 KiB, 2 MiB, 1 GiB: smallest first
+TLBI_VA_MASK = 0xFFFF_F000
+"""TLBIMVAH takes the VA in its operand bits[31:12]; the low bits are ignored."""
+
+
+@dataclass
+class TLBStats:
+    """Counters for one TLB; ``invalidations`` counts entries dropped by TLBI, not operations."""
+
+    hits: int = 0
+    misses: int = 0
+    fills: int = 0
+    evictions: int = 0
+    invalidations: int = 0
+
+
+class TLB:
+    """Cached HYP translations of one CPU, keyed by (VA base, size).
+
+    ``capacity`` 0 keeps every entry until invalidated. With a capacity, a fill that would exceed it
+    evicts the oldest entry (FIFO by insertion order), so runs are deterministic.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        if capacity < 0:
+            raise ValueError(f"TLB capacity must be >= 0 (0 = unlimited), got {capacity!r}")
+        self.capacity = capacity
+        self.stats = TLBStats()
+        self._entries: dict[tuple[int, int], Translation] = {}  # insertion-ordered: FIFO
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self) -> list[Translation]:
+        """Every cached translation, oldest first."""
+        return list(self._entries.values())
+
+    def _covering_keys(self, va: int) -> list[tuple[int, int]]:
+        keys = ((va & ~(size - 1), size) for size in _SIZES)
+        return [key for key in keys if key in self._entries]
+
+    def lookup(self, va: int) -> Translation | None:
+        """The cached translation covering ``va`` (4 KiB entries first, then 2 MiB, then 1 GiB)."""
+        for size in _SIZES:
+            entry = self._entries.get((va & ~(size - 1), size))
+            if entry is not None:
+                self.stats.hits += 1
+                return entry
+        self.stats.misses += 1
+        return None
+
+    def fill(self, t: Translation) -> Translation | None:
+        """Cache ``t``; return the entry evicted to make room, if any.
+
+        Refilling a range already cached replaces that entry (it becomes the newest) and evicts
+        nothing.
+        """
+        key = (t.va, t.size)
+        self.stats.fills += 1
+        evicted = None
+        if key in self._entries:
+            del self._entries[key]
+        elif self.capacity and len(self._entries) >= self.capacity:
+            evicted = self._entries.pop(next(iter(self._entries)))
+            self.stats.evictions += 1
+        self._entries[key] = t
+        return evicted
+
+    def invalidate_all(self) -> int:
+        """TLBIALLH: drop every entry; return how many were dropped."""
+        dropped = len(self._entries)
+        self._entries.clear()
+        self.stats.invalidations += dropped
+        return dropped
+
+    def invalidate_va(self, va: int) -> int:
+        """TLBIMVAH: drop every entry whose range contains ``va`` (operand bits[31:12]).
+
+        Blocks are included: invalidating any VA inside a 2 MiB or 1 GiB block entry drops it.
+        """
+        keys = self._covering_keys(va & TLBI_VA_MASK)
+        for key in keys:
+            del self._entries[key]
+        self.stats.invalidations += len(keys)
+        return len(keys)
