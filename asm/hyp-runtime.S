@@ -81,6 +81,27 @@ hyp_sum_word:
 	pop	{r4, r5, r6}
 	bx	lr
 
+@ u32 hyp_touch(u8 *va, u32 pages, u32 rounds): load one word from each of `pages` 4 KiB pages,
+@ `rounds` times over; returns the sum (the benchmark suite's TLB-fill workload)
+	.global	hyp_touch
+hyp_touch:
+	push	{r4, r5, r6}
+	mov	r3, #0
+	mov	r12, #PAGE_SIZE
+hyp_touch_round:
+	mov	r4, r0
+	mov	r5, r1
+hyp_touch_page:
+	ldr	r6, [r4], r12
+	add	r3, r3, r6
+	subs	r5, r5, #1
+	bne	hyp_touch_page
+	subs	r2, r2, #1
+	bne	hyp_touch_round
+	mov	r0, r3
+	pop	{r4, r5, r6}
+	bx	lr
+
 @ u32 hyp_get_sp(void): this CPU's SP_hyp as the function sees it (after the dispatcher's pushes)
 	.global	hyp_get_sp
 hyp_get_sp:

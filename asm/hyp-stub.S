@@ -22,5 +22,16 @@ __hyp_stub_do_trap:
 	mcrne	p15, 4, r0, c12, c0, 0	@ HVBAR = r0
 	eret
 
+@ __hyp_stub_install: run in HYP (MMU off) when the CPU enters the kernel. Points HVBAR at the
+@ stub vectors, then drops to SVC with A/I/F masked, returning to LR.
+	.global	__hyp_stub_install
+__hyp_stub_install:
+	adr	r7, __hyp_stub_vectors
+	mcr	p15, 4, r7, c12, c0, 0	@ HVBAR = the stub vectors
+	mov	r7, #(PSR_MODE_SVC | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT)
+	msr	spsr_cxsf, r7		@ SPSR_hyp: SVC, masked
+	msr	ELR_hyp, lr		@ return address
+	eret
+
 	.global	__hyp_stub_end
 __hyp_stub_end:

@@ -336,6 +336,10 @@ class Core:
             return False
 
     def _fill(self, va: int, access: int, entry) -> bool:
+        if self._stop is not None or self._fault is not None:
+            # Unicorn fills the page of emu_start's `until` address while it winds down after
+            # emu_stop(): refuse quietly, no guest access is involved.
+            return False
         self.stats.tlb_fills += 1
         if va == self._lend_va:
             entry.paddr, entry.perms = self.engine.scratch, UC_PROT_READ | UC_PROT_WRITE

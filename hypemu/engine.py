@@ -56,7 +56,7 @@ def _counter_offset() -> int:
         uc.ctl_set_page_size(PAGE)
         uc.mem_map(0x10000, PAGE)
         nop, branch_self = 0xE1A00000, 0xEAFFFFFE
-        uc.mem_write(0x10000, struct.pack(f"<{executed}II", *([nop] * executed), branch_self, 0))
+        uc.mem_write(0x10000, struct.pack(f"<{executed + 1}I", *([nop] * executed), branch_self))
         uc.emu_start(0x10000, 0x10000 + 4 * executed, count=requested)
         raw = ctypes.string_at(_handle_address(uc), 4096)
         found = {off for off in range(0, len(raw) - 16, 8)

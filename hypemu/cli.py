@@ -1,0 +1,113 @@
+"""The ``hypemu`` command (DESIGN.md section 5).
+
+Exit status: 0 every scenario met its expectation, 1 one did not, 2 invalid input or usage. A user
+never sees a Python traceback for bad input: input errors are one line ``FILE:LINE: key: message``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .asm import AsmError
+from .layout import ConfigError
+from .machine import Result, run
+from .report import summary
+from .scenario import DEFAULT_SCENARIO, ScenarioError, from_mapping
+
+EXAMPLES = """examples:
+  hypemu run                          the built-in default scenario (1 CPU, 1 GiB, dual-step init)
+  hypemu run --json                   the same, as one JSON object (DESIGN.md section 6)
+  hypemu run --trace                  the same, with every HYP event the guest caused
+  hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
+  hypemu validate scenarios/*.yaml    check scenario files without running them
+"""
+
+
+class InputError(Exception):
+    """Invalid input or usage: exit status 2, one line, no traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hypemu", description="Simulate the Linux KVM/ARM HYP-mode bring-up on a Cortex-A15.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hypemu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run_p = sub.add_parser("run", help="run scenarios (default: the built-in one)", epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_p.add_argument("files", nargs="*", metavar="FILE", help="scenario files (YAML, format 1)")
+    run_p.add_argument("--json", action="store_true", help="print one JSON object per scenario")
+    run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
+    val_p = sub.add_parser("validate", help="check scenario files without running them")
+    val_p.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+def _load(path: str):
+    from .scenario import load_file  # file loading and validation (issue: scenario files)
+    return load_file(path)
+
+
+def _scenarios(files: Sequence[str]) -> list:
+    if not files:
+        return [from_mapping(DEFAULT_SCENARIO)]
+    return [_load(path) for path in files]
+
+
+def _run_one(scenario, args) -> Result:
+    try:
+        result = run(scenario)
+    except (ScenarioError, AsmError) as err:
+        raise InputError(str(err)) from None
+    except (ValueError, NotImplementedError) as err:
+        where = f"{scenario.file}: " if scenario.file else ""
+        raise InputError(f"{where}{err}") from None
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(summary(result))
+    if args.trace:
+        out = sys.stderr if args.json else sys.stdout
+        for event in result.events:
+            print("  " + event.format(), file=out)
+    return result
+
+
+def cmd_run(args) -> int:
+    scenarios = _scenarios(args.files)
+    results = [_run_one(s, args) for s in scenarios]
+    passed = sum(r.passed for r in results)
+    if not args.json and len(results) > 1:
+        print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if passed == len(results) else 1
+
+
+def cmd_validate(args) -> int:
+    for path in args.files:
+        _load(path)
+        print(f"{path}: ok")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"run": cmd_run, "validate": cmd_validate}[args.command](args)
+    except (InputError, ScenarioError, AsmError) as err:
+        print(f"hypemu: {err}", file=sys.stderr)
+        return 2
+    except ConfigError as err:  # pragma: no cover - run() turns these into outcomes
+        print(f"hypemu: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The kernel side (PL1, modelled in Python): what ``kvm_mmu_init()``, ``init_hyp_mode()`` and
+``cpu_init_hyp_mode()`` of Linux v3.10 do, on the simulated board.
+
+- places the image and allocates pages (``layout``), refusing impossible layouts with a reason;
+- loads the guest code of ``asm/`` (or the user's init code) into RAM;
+- builds the boot pgd (idmap of the init page + the trampoline) and the runtime pgd (trampoline +
+  HYP text, data and per-CPU stacks at their kernel VAs) as real LPAE descriptors with PAGE_HYP;
+- copies the init code to a bounce page when it crosses a page boundary;
+- runs the per-CPU init: the stub install (the CPU entered the kernel in HYP), the HVC that points
+  HVBAR at the init vectors, phase 1 and phase 2, in either call convention (DESIGN.md 3b).
+
+Deviation: the PL1 side runs flat (its MMU is off): the kernel's own code is called at its PA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import cp15, events, lpae
+from .asm import Program, assemble_file
+from .cpu import MODE_HYP, MODE_SVC, Core, FaultRecord, CPSR_A, CPSR_F, CPSR_I
+from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_trampoline, page_align_up, plan
+from .scenario import Scenario
+
+ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
+CALL_ABIS = {"seed": 0, "linux-3.10": 1}
+PROBE_VALUE = 0x4B564D21   # "KVM!": the kernel data word hyp_probe reads back
+STUB_OFFSET = 0x100        # the stub's place in the PL1 page
+SENTINEL_OFFSET = PAGE_SIZE - 4
+
+# The constants the kernel side predefines for every guest source (DESIGN.md 3b). One table.
+GUEST_CONSTANTS_DOC = {
+    "TRAMPOLINE_VA": "the trampoline VA (hyp.trampoline_va)",
+    "PAGE_SHIFT": "12", "PAGE_SIZE": "4096",
+    "HTCR_MASK": "0x3F03: HTCR fields the init code derives (T0SZ, IRGN0, ORGN0, SH0), as v3.10",
+    "TTBCR_T0SZ": "0x7",
+    "VTCR_MASK": "0x3FDF: VTCR fields the init code sets", "VTCR_HTCR_SH": "0x3F00",
+    "VTCR_SL0_L1": "0x40: stage-2 walks start at level 1",
+    "VTCR_T0SZ_40BIT": "0x18: T0SZ = -8 with its sign bit S: a 40-bit IPA",
+    "HSCTLR_MASK": "0x02281007: M A C I WXN FI EE", "HSCTLR_M/_A/_C/_I/_WXN/_FI/_EE": "bits",
+    "CALL_ABI": "0 (seed) or 1 (linux-3.10)", "CALL_ABI_SEED": "0", "CALL_ABI_LINUX": "1",
+    "HSR_EC_SHIFT": "26", "HSR_EC_HVC": "0x12",
+    "HYP_PROBE_VA": "HYP VA of the kernel data word that hyp_probe reads",
+    "PSR_MODE_SVC/_HYP, PSR_A_BIT/_I_BIT/_F_BIT": "CPSR mode numbers and mask bits",
+}
+
+
+def guest_constants(trampoline_va: int, call_abi: str, probe_va: int = 0) -> dict[str, int]:
+    return {
+        "TRAMPOLINE_VA": trampoline_va, "PAGE_SHIFT": 12, "PAGE_SIZE": PAGE_SIZE,
+        "HTCR_MASK": 0x3F03, "TTBCR_T0SZ": 0x7, "VTCR_MASK": 0x3FDF, "VTCR_HTCR_SH": 0x3F00,
+        "VTCR_SL0_L1": 0x40, "VTCR_T0SZ_40BIT": 0x18,
+        "HSCTLR_MASK": 0x02281007, "HSCTLR_M": cp15.HSCTLR_M, "HSCTLR_A": cp15.HSCTLR_A,
+        "HSCTLR_C": cp15.HSCTLR_C, "HSCTLR_I": cp15.HSCTLR_I, "HSCTLR_WXN": cp15.HSCTLR_WXN,
+        "HSCTLR_FI": cp15.HSCTLR_FI, "HSCTLR_EE": cp15.HSCTLR_EE,
+        "CALL_ABI": CALL_ABIS[call_abi], "CALL_ABI_SEED": 0, "CALL_ABI_LINUX": 1,
+        "HSR_EC_SHIFT": 26, "HSR_EC_HVC": 0x12, "HYP_PROBE_VA": probe_va,
+        "PSR_MODE_SVC": MODE_SVC, "PSR_MODE_HYP": MODE_HYP, "PSR_A_BIT": CPSR_A,
+        "PSR_I_BIT": CPSR_I, "PSR_F_BIT": CPSR_F,
+    }
+
+
+class GuestFault(Exception):
+    """The guest took an exception the init or call flow did not expect."""
+
+    def __init__(self, record: FaultRecord, during: str):
+        self.record, self.during = record, during
+        super().__init__(f"{record.kind} on cpu{record.cpu} at {record.pc:#x} during {during}")
+
+
+class BudgetExhausted(Exception):
+    """The step's instruction budget ran out (the ``timeout`` outcome)."""
+
+    def __init__(self, cpu: int, pc: int, during: str, budget: int, wfi: bool = False):
+        self.cpu, self.pc, self.during, self.budget = cpu, pc, during, budget
+        why = ("waits in WFI and no interrupt is modelled" if wfi
+               else f"ran out of its instruction budget ({budget})")
+        super().__init__(f"cpu{cpu} {why} at pc {pc:#x} during {during}")
+
+
+@dataclass
+class Budget:
+    """Instructions left in the current step (limits.instructions, counted exactly)."""
+
+    limit: int
+    used: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+
+@dataclass
+class GuestImage:
+    """The assembled guest programs, at their final addresses."""
+
+    pl1: Program
+    stub: Program
+    init: Program
+    runtime: Program
+
+
+def _init_source(scenario: Scenario) -> Path:
+    if scenario.code == "builtin":
+        return ASM_DIR / "hyp-init.S"
+    path = Path(scenario.code)
+    if not path.is_absolute() and scenario.base_dir:
+        path = Path(scenario.base_dir) / path
+    return path
+
+
+class Kernel:
+    """The PL1 kernel of the board: its memory plan, its HYP page tables and its init calls."""
+
+    def __init__(self, core: Core, scenario: Scenario):
+        if scenario.init != "dual-step":
+            raise NotImplementedError(f"hyp.init: {scenario.init!r} is not implemented yet "
+                                      f"(only dual-step is)")
+        self.core, self.scenario = core, scenario
+        self.budget = Budget(scenario.instructions)
+        self.layout = self._plan()
+        self.image = self._assemble()
+        self._load()
+        self.boot_pgd, self.runtime_pgd = self._build_tables()
+
+    # --- placement and loading ------------------------------------------------------------------
+    def _plan(self) -> Layout:
+        s = self.scenario
+        consts = guest_constants(s.trampoline_va, s.call_abi)
+        init = assemble_file(_init_source(s), 0, constants=consts)
+        runtime = assemble_file(ASM_DIR / "hyp-runtime.S", 0, constants=consts)
+        init_size = init.address("__kvm_hyp_init_end") - init.address("__kvm_hyp_init")
+        layout = plan(s.banks, s.page_offset, s.text_offset, s.hyp_idmap_offset, init_size,
+                      len(runtime.code), s.trampoline_va)
+        if layout.crosses_page() and s.bounce_page == "auto" and layout.init_size <= PAGE_SIZE:
+            layout.bounce_page = layout.alloc_page("the bounce page")
+        check_trampoline(layout)
+        for cpu in range(s.cpus):
+            layout.stacks.append(layout.alloc_page(f"cpu{cpu}'s HYP stack"))
+        return layout
+
+    def _assemble(self) -> GuestImage:
+        lay, s = self.layout, self.scenario
+        consts = guest_constants(s.trampoline_va, s.call_abi, lay.kva(lay.hyp_data))
+        init = assemble_file(_init_source(s), lay.idmap_start, constants=consts)
+        start = init.address("__kvm_hyp_init")
+        if start != lay.idmap_start:
+            raise ConfigError(f"__kvm_hyp_init must start the init code (found at +{start - init.base:#x})")
+        if start & 0x1F:
+            raise ConfigError(f"__kvm_hyp_init at {start:#x} is not 32-byte aligned (HVBAR[4:0] are RES0)")
+        return GuestImage(
+            pl1=assemble_file(ASM_DIR / "kvm-call.S", lay.pl1_text, constants=consts),
+            stub=assemble_file(ASM_DIR / "hyp-stub.S", lay.pl1_text + STUB_OFFSET, constants=consts),
+            init=init,
+            runtime=assemble_file(ASM_DIR / "hyp-runtime.S", lay.kva(lay.hyp_text), constants=consts))
+
+    def _load(self) -> None:
+        lay, img, core = self.layout, self.image, self.core
+        core.load_code(lay.pl1_text, img.pl1.code)
+        core.load_code(lay.pl1_text + STUB_OFFSET, img.stub.code)
+        core.add_sentinel(lay.pl1_text + SENTINEL_OFFSET)
+        init_code = img.init.code[:lay.init_size]
+        core.load_code(lay.idmap_start, init_code)
+        if lay.bounce_page is not None:
+            core.load_code(lay.init_pa, init_code)   # the kernel's memcpy to the bounce page
+        core.load_code(lay.hyp_text, img.runtime.code)
+        core.engine.write32(lay.hyp_data, PROBE_VALUE)
+
+    @property
+    def sentinel(self) -> int:
+        return self.layout.pl1_text + SENTINEL_OFFSET
+
+    def symbol(self, name: str) -> int:
+        """The HYP VA of a runtime HYP function (``fn:`` of a call step)."""
+        return self.image.runtime.address(name)
+
+    # --- HYP page tables ------------------------------------------------------------------------
+    def _build_tables(self) -> tuple[int, int]:
+        lay = self.layout
+        boot = lay.alloc_page("the boot HYP pgd")
+        runtime = lay.alloc_page("the runtime HYP pgd")
+        idmap_first = lay.init_pa & PAGE_MASK
+        idmap_last = page_align_up(lay.init_pa + lay.init_size)
+        self._map(boot, idmap_first, idmap_first, idmap_last - idmap_first, "the HYP idmap")
+        for pgd in (boot, runtime):
+            self._map(pgd, lay.trampoline_va, lay.trampoline_pa, PAGE_SIZE, "the trampoline")
+        self.map_kernel(runtime, lay.hyp_text, lay.hyp_text_size, "the HYP text")
+        self.map_kernel(runtime, lay.hyp_data, PAGE_SIZE, "the HYP data")
+        for cpu, stack in enumerate(lay.stacks):
+            self.map_kernel(runtime, stack, PAGE_SIZE, f"cpu{cpu}'s HYP stack")
+        return boot, runtime
+
+    def map_kernel(self, pgd: int, pa: int, size: int, what: str) -> None:
+        """create_hyp_mappings(): map a kernel object at its kernel VA (== its HYP VA)."""
+        va = self.layout.kva(pa & PAGE_MASK)
+        size = page_align_up(pa + size) - (pa & PAGE_MASK)
+        tramp = self.layout.trampoline_va
+        if va <= tramp < va + size:
+            raise ConfigError(f"{what} would be mapped at the trampoline VA {tramp:#x}")
+        if va + size > 1 << 32:
+            raise ConfigError(f"{what} at PA {pa:#x} has no 32-bit kernel VA "
+                              f"(page_offset {self.layout.page_offset:#x})")
+        self._map(pgd, va, pa & PAGE_MASK, size, what)
+
+    def _map(self, pgd: int, va: int, pa: int, size: int, what: str) -> None:
+        try:
+            lpae.map_range(self.core.engine, lambda: self._table_page(), pgd, va, pa, size,
+                           lpae.PAGE_HYP)
+        except ValueError as err:
+            raise ConfigError(f"cannot map {what}: {err}") from None
+
+    def _table_page(self) -> int:
+        pa = self.layout.alloc_page("a HYP page table")
+        self.layout.tables.append(pa)
+        self.core.engine.write(pa, bytes(PAGE_SIZE))
+        return pa
+
+    # --- per-CPU init -----------------------------------------------------------------------------
+    def _run_call(self, cpu: int, pc: int, during: str) -> int:
+        """Run the current CPU from ``pc`` until it returns to the sentinel in SVC."""
+        core = self.core
+        if self.budget.left < 1:
+            raise BudgetExhausted(cpu, pc, during, self.budget.limit)
+        result = core.run(pc, self.budget.left)
+        self.budget.used += result.instructions
+        if result.stop == "fault":
+            raise GuestFault(result.fault, during)
+        if result.stop in ("timeout", "wfi"):
+            raise BudgetExhausted(cpu, result.pc, during, self.budget.limit, result.stop == "wfi")
+        return core.reg(0)
+
+    def hvc(self, cpu: int, r0: int = 0, r1: int = 0, r2: int = 0, r3: int = 0,
+            during: str = "a HYP call") -> int:
+        """kvm_call_hyp(r0, r1, r2, r3) from SVC: the value HYP returns in r0."""
+        core = self.core
+        st = core.select(cpu)
+        if st.mode != MODE_SVC:
+            raise RuntimeError(f"cpu{cpu} is not in SVC (mode {st.mode:#x}): cannot make an HVC")
+        for n, value in enumerate((r0, r1, r2, r3)):
+            core.set_reg(n, value)
+        core.set_reg(14, self.sentinel)
+        return self._run_call(cpu, self.image.pl1.address("kvm_call_hyp"), during)
+
+    def install_stub(self, cpu: int) -> None:
+        """The CPU enters the kernel in HYP (MMU off): __hyp_stub_install points HVBAR at the stub
+        and drops to SVC."""
+        core = self.core
+        core.power_on(cpu)
+        core._set_cpsr(MODE_HYP | CPSR_A | CPSR_I | CPSR_F)
+        core.record(events.KERNEL, "enter kernel in HYP", pc=self.image.stub.address("__hyp_stub_install"))
+        core.set_reg(14, self.sentinel)
+        self._run_call(cpu, self.image.stub.address("__hyp_stub_install"), "the HYP stub install")
+
+    def init_cpu(self, cpu: int) -> None:
+        """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then phase 1 and
+        phase 2 in the scenario's call convention."""
+        lay = self.layout
+        vectors_pa = lay.init_pa + (self.image.init.address("__kvm_hyp_init") - lay.idmap_start)
+        self.hvc(cpu, vectors_pa, during="the HVC to the stub (set HVBAR)")
+        stack_top = lay.kva(lay.stacks[cpu]) + PAGE_SIZE
+        vectors = self.image.runtime.address("__kvm_hyp_vector")
+        for phase, pgd, stack, vec in ((1, self.boot_pgd, 0, 0),
+                                       (2, self.runtime_pgd, stack_top, vectors)):
+            during = f"HYP init phase {phase}"
+            if self.scenario.call_abi == "seed":
+                self.hvc(cpu, pgd & 0xFFFFFFFF, pgd >> 32, stack, vec, during=during)
+            else:
+                self.hvc(cpu, stack, vec, pgd & 0xFFFFFFFF, pgd >> 32, during=during)
+
+    def boot_cpu(self, cpu: int) -> None:
+        self.install_stub(cpu)
+        self.init_cpu(cpu)
+
+    def power_off(self, cpu: int) -> None:
+        """CPU hotplug off: the CPU loses its HYP state (registers and TLB) with its power."""
+        self.core.select(cpu)
+        self.core.record(events.KERNEL, "cpu off", pc=0)
+        self.core.cpus[cpu].online = False

@@ -1,0 +1,242 @@
+"""A board running a scenario: RAM, CPUs, the kernel side, the steps, and the Result.
+
+``Machine`` is the step-by-step API for other rigs (boot, call, hotplug, translate, physical memory);
+``run`` executes a whole scenario and turns what happened into a ``Result`` (DESIGN.md section 6).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
+
+from . import events
+from .cpu import MODE_HYP, Core, FaultRecord, NotModelled
+from .kvm import BudgetExhausted, GuestFault, Kernel
+from .layout import ConfigError
+from .scenario import Scenario, load_scenario
+from .walker import Fault, Regime, Translation, walk
+
+HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
+
+
+class Machine:
+    """One simulated board with the scenario's RAM, CPUs and kernel layout.
+
+    Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
+
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]]):
+        self.scenario = load_scenario(scenario)
+        s = self.scenario
+        self.core = Core([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
+        self.kernel = Kernel(self.core, s)
+        self.layout = self.kernel.layout
+        self.booted: set[int] = set()
+
+    # --- steps ----------------------------------------------------------------------------------
+    def boot(self, cpus: Union[str, list[int]] = "all") -> None:
+        """Bring CPUs up: stub install (the CPU enters the kernel in HYP), then the HYP init."""
+        for cpu in self._cpu_list(cpus):
+            self.kernel.boot_cpu(cpu)
+            self.booted.add(cpu)
+
+    def call(self, cpu: int, fn: Union[str, int], *args: int) -> int:
+        """An HVC into the runtime HYP code: ``fn`` (a global of the runtime code, or a HYP VA) with
+        up to three arguments; returns r0."""
+        if len(args) > 3:
+            raise ValueError(f"a HYP call takes at most 3 arguments (r1-r3), got {len(args)}")
+        self._check_cpu(cpu)
+        if cpu not in self.booted:
+            raise ValueError(f"cpu{cpu} has not been booted (or is offline): boot it first")
+        va = self.symbol(fn) if isinstance(fn, str) else fn
+        regs = list(args) + [0] * (3 - len(args))
+        return self.kernel.hvc(cpu, va, *regs, during=f"the call of {fn}")
+
+    def hotplug(self, cpu: int, state: str) -> None:
+        """CPU hotplug: ``off`` powers the CPU down (its HYP state is lost); ``on`` powers it up and
+        re-runs the HYP init against the kept boot tables."""
+        self._check_cpu(cpu)
+        if state == "off":
+            self.kernel.power_off(cpu)
+            self.booted.discard(cpu)
+        elif state == "on":
+            self.boot([cpu])
+        else:
+            raise ValueError(f"hotplug state must be 'on' or 'off', got {state!r}")
+
+    def map_hyp(self, pa: int, size: int) -> int:
+        """create_hyp_mappings() at runtime (as KVM does for its VM structures): map kernel memory at
+        its kernel VA in the runtime table; returns that HYP VA. Like the kernel, no TLB maintenance
+        is done: the range was not mapped before."""
+        self.kernel.map_kernel(self.kernel.runtime_pgd, pa, size, f"kernel memory at {pa:#x}")
+        return self.layout.kva(pa)
+
+    def symbol(self, name: str) -> int:
+        try:
+            return self.kernel.symbol(name)
+        except KeyError:
+            known = ", ".join(sorted(self.kernel.image.runtime.globals))
+            raise ValueError(f"no HYP function {name!r} in the runtime code (known: {known})") from None
+
+    # --- inspection -----------------------------------------------------------------------------
+    def translate(self, cpu: int, va: int, access: str = "read",
+                  pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
+        """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
+        model first, then a walk of its HTTBR; a plain PA when its HYP MMU is off); ``"boot"``,
+        ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR."""
+        self._check_cpu(cpu)
+        st = self.core.cpus[cpu]
+        regs = st.sysregs
+        if pgd is None:
+            if not regs["HSCTLR"] & 1:
+                return va
+            hit = st.tlb.lookup(va)
+            if hit is not None:
+                from .walker import check_access
+                return check_access(hit, va, access) or hit
+            ttbr = regs["HTTBR"]
+        else:
+            ttbr = {"boot": self.kernel.boot_pgd, "runtime": self.kernel.runtime_pgd}.get(pgd, pgd)
+        regime = Regime(ttbr=ttbr, t0sz=regs["HTCR"] & 7, wxn=bool(regs["HSCTLR"] & (1 << 19)),
+                        mair=regs["HMAIR1"] << 32 | regs["HMAIR0"])
+        return walk(self.core.engine.read64, regime, va, access)
+
+    def read_phys(self, pa: int, size: int) -> bytes:
+        return self.core.engine.read(pa, size)
+
+    def write_phys(self, pa: int, data: bytes) -> None:
+        self.core.engine.write(pa, data)
+
+    def read32(self, pa: int) -> int:
+        return self.core.engine.read32(pa)
+
+    def hyp_registers(self, cpu: int) -> dict[str, int]:
+        """The HYP registers of DESIGN.md section 6, plus the syndrome/return state."""
+        self._check_cpu(cpu)
+        st = self.core.cpus[cpu]
+        regs = {name: st.sysregs[name] for name in HYP_REGISTERS}
+        regs["SP_hyp"] = self.core.banked_sp(st, MODE_HYP)
+        regs.update(HSR=st.sysregs["HSR"], ELR_hyp=st.elr_hyp, SPSR_hyp=st.spsr[MODE_HYP])
+        return regs
+
+    def mode(self, cpu: int) -> str:
+        from .cpu import MODE_NAMES
+        return MODE_NAMES[self.core.cpus[cpu].mode]
+
+    @property
+    def events(self) -> list[events.Event]:
+        return self.core.events
+
+    def _cpu_list(self, cpus: Union[str, list[int]]) -> list[int]:
+        if cpus == "all":
+            return list(range(self.scenario.cpus))
+        for cpu in cpus:
+            self._check_cpu(cpu)
+        return list(cpus)
+
+    def _check_cpu(self, cpu: int) -> None:
+        if not 0 <= cpu < self.scenario.cpus:
+            raise ValueError(f"cpu {cpu} does not exist (the board has {self.scenario.cpus})")
+
+
+@dataclass
+class Result:
+    """What a scenario run produced (DESIGN.md section 6)."""
+
+    name: str
+    file: Optional[str]
+    outcome: str
+    expected: str
+    passed: bool = False
+    reason: Optional[str] = None
+    fault: Optional[dict] = None
+    hazards: list = field(default_factory=list)
+    cpus: list = field(default_factory=list)
+    layout: Optional[dict] = None
+    calls: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    mismatch: list = field(default_factory=list)   # why ``passed`` is False, one line each
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "file": self.file, "outcome": self.outcome,
+                "expected": self.expected, "passed": self.passed, "reason": self.reason,
+                "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
+                "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats)}
+
+
+def _layout_dict(m: Machine) -> dict:
+    lay = m.layout
+    return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
+            "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
+            "trampoline_va": lay.trampoline_va, "trampoline_pa": lay.trampoline_pa,
+            "bounce_page": lay.bounce_page}
+
+
+def _run_steps(m: Machine, result: Result) -> None:
+    for index, step in enumerate(m.scenario.steps):
+        m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
+        if "boot" in step:
+            m.boot(step["boot"])
+        elif "call" in step:
+            c = step["call"]
+            value = m.call(c.get("cpu", 0), c["fn"], *c.get("args", []))
+            result.calls.append({"cpu": c.get("cpu", 0), "fn": c["fn"], "r0": value})
+        elif "hotplug" in step:
+            m.hotplug(step["hotplug"]["cpu"], step["hotplug"]["state"])
+        else:
+            raise ValueError(f"steps[{index}]: unknown step {sorted(step)}")
+
+
+def _judge(result: Result, expect: dict) -> None:
+    """Compare the outcome with the expectation: outcome, partial fault match, hazard kinds."""
+    if result.outcome != result.expected:
+        result.mismatch.append(f"outcome {result.outcome}, expected {result.expected}")
+    want_fault = expect.get("fault")
+    if want_fault:
+        got = result.fault or {}
+        for key, value in want_fault.items():
+            if got.get(key) != value:
+                result.mismatch.append(f"fault.{key} is {got.get(key)!r}, expected {value!r}")
+    kinds = {h["kind"] for h in result.hazards}
+    for kind in expect.get("hazards") or []:
+        if kind not in kinds:
+            result.mismatch.append(f"hazard {kind!r} expected but not reported")
+    result.passed = not result.mismatch
+
+
+def run(scenario: Union[Scenario, Mapping[str, Any]]) -> Result:
+    """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
+    outcomes; invalid input raises (ScenarioError, ValueError, NotImplementedError)."""
+    s = load_scenario(scenario)
+    if s.inject:
+        raise NotImplementedError("inject: fault injection is not implemented yet")
+    started = time.perf_counter()
+    result = Result(s.name, s.file, "ok", s.expect.get("outcome", "ok"))
+    machine = None
+    try:
+        machine = Machine(s)
+        result.layout = _layout_dict(machine)
+        _run_steps(machine, result)
+    except ConfigError as err:
+        result.outcome, result.reason = "config_error", err.reason
+    except GuestFault as err:
+        result.outcome, result.fault = "fault", err.record.to_dict()
+        result.reason = f"{err.record.kind} during {err.during}: {err.record.detail}"
+    except BudgetExhausted as err:
+        result.outcome, result.reason = "timeout", str(err)
+    if machine is not None:
+        _collect(machine, result)
+    result.stats["seconds"] = round(time.perf_counter() - started, 6)
+    _judge(result, s.expect)
+    return result
+
+
+def _collect(m: Machine, result: Result) -> None:
+    for cpu in range(m.scenario.cpus):
+        result.cpus.append({"id": cpu, "online": cpu in m.booted, "mode": m.mode(cpu),
+                            "hyp": m.hyp_registers(cpu)})
+    st = m.core.stats
+    result.stats.update(instructions=st.instructions, tlb_fills=st.tlb_fills, walks=st.walks,
+                        hvcs=st.hvcs)
+    result.events = list(m.events)
