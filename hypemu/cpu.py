@@ -288,18 +288,19 @@ class Core:
             self.on_event(event)
 
     # --- running --------------------------------------------------------------------------------
-    def run(self, pc: int, budget: int) -> RunResult:
+    def run(self, pc: int, budget: Optional[int]) -> RunResult:
         """Run the current CPU from ``pc`` until it returns to a sentinel, faults, waits in WFI or
-        has executed ``budget`` instructions (counted exactly by Unicorn)."""
+        has executed ``budget`` instructions (counted exactly by Unicorn). ``budget`` None: uncounted
+        (benchmark decomposition only; the run's instructions are reported as 0)."""
         self._reset_run()
         err = self.engine.start(pc, budget)
-        executed = self.engine.executed()
+        executed = 0 if budget is None else self.engine.executed()
         if self._hook_error is not None:
             raise self._hook_error
         stop_pc = self.uc.reg_read(UC_ARM_REG_PC)
         if self._pending is not None:
             self._deliver_abort(stop_pc)
-        counted = min(executed, budget)
+        counted = executed if budget is None else min(executed, budget)
         self.stats.instructions += counted
         if self._fault is not None:
             return RunResult("fault", counted, stop_pc, self._fault)
@@ -307,7 +308,7 @@ class Core:
             return RunResult("returned", counted, stop_pc)
         if err is not None:
             raise NotModelled(f"cpu{self.cur.id}: Unicorn stopped at {stop_pc:#x}: {err}")
-        if executed > budget:
+        if budget is not None and executed > budget:
             return RunResult("timeout", counted, stop_pc)
         if is_wfi(self._read_code_word(stop_pc - 4)):
             return RunResult("wfi", counted, stop_pc)
@@ -336,10 +337,6 @@ class Core:
             return False
 
     def _fill(self, va: int, access: int, entry) -> bool:
-        if self._stop is not None or self._fault is not None:
-            # Unicorn fills the page of emu_start's `until` address while it winds down after
-            # emu_stop(): refuse quietly, no guest access is involved.
-            return False
         self.stats.tlb_fills += 1
         if va == self._lend_va:
             entry.paddr, entry.perms = self.engine.scratch, UC_PROT_READ | UC_PROT_WRITE

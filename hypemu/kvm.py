@@ -82,14 +82,15 @@ class BudgetExhausted(Exception):
 
 @dataclass
 class Budget:
-    """Instructions left in the current step (limits.instructions, counted exactly)."""
+    """Instructions left in the current step (limits.instructions, counted exactly). ``limit`` None
+    runs uncounted: only the benchmark suite does that, to measure the budget's own cost."""
 
-    limit: int
+    limit: Optional[int]
     used: int = 0
 
     @property
-    def left(self) -> int:
-        return self.limit - self.used
+    def left(self) -> Optional[int]:
+        return None if self.limit is None else self.limit - self.used
 
 
 @dataclass
@@ -221,7 +222,7 @@ class Kernel:
     def _run_call(self, cpu: int, pc: int, during: str) -> int:
         """Run the current CPU from ``pc`` until it returns to the sentinel in SVC."""
         core = self.core
-        if self.budget.left < 1:
+        if self.budget.left is not None and self.budget.left < 1:
             raise BudgetExhausted(cpu, pc, during, self.budget.limit)
         result = core.run(pc, self.budget.left)
         self.budget.used += result.instructions
