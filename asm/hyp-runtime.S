@@ -102,6 +102,29 @@ hyp_touch_page:
 	pop	{r4, r5, r6}
 	bx	lr
 
+@ TLB maintenance on request of the kernel side (tests and scenarios use them to show that the
+@ TLB keeps what it cached until told otherwise). Each returns 0.
+	.global	hyp_tlbi_va
+hyp_tlbi_va:				@ (u32 va): TLBIMVAH on this CPU
+	mcr	p15, 4, r0, c8, c7, 1
+	b	hyp_tlbi_done
+	.global	hyp_tlbi_va_is
+hyp_tlbi_va_is:				@ (u32 va): TLBIMVAHIS, every CPU
+	mcr	p15, 4, r0, c8, c3, 1
+	b	hyp_tlbi_done
+	.global	hyp_tlbi_all
+hyp_tlbi_all:				@ TLBIALLH on this CPU
+	mcr	p15, 4, r0, c8, c7, 0
+	b	hyp_tlbi_done
+	.global	hyp_tlbi_all_is
+hyp_tlbi_all_is:			@ TLBIALLHIS, every CPU
+	mcr	p15, 4, r0, c8, c3, 0
+hyp_tlbi_done:
+	dsb	ish
+	isb
+	mov	r0, #0
+	bx	lr
+
 @ u32 hyp_get_sp(void): this CPU's SP_hyp as the function sees it (after the dispatcher's pushes)
 	.global	hyp_get_sp
 hyp_get_sp:

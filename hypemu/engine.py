@@ -29,7 +29,7 @@ def new_uc() -> Uc:
     uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
     uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_A15)
     uc.ctl_set_page_size(PAGE)
-    uc.ctl_tlb_mode(UC_TLB_VIRTUAL)
+    uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
     # Runs end in a hook (sentinel, fault) or on the count, never at an `until` address. With
     # `until`, Unicorn translates that address's page (through our fill hook!) at start and stop;
     # an empty exit list switches that off.
