@@ -114,7 +114,7 @@ class CpuState:
     spsr: dict = field(default_factory=lambda: {MODE_SVC: 0, MODE_HYP: 0})
     elr_hyp: int = 0
     context: object = None                 # Unicorn register context while switched out
-    online: bool = True
+    online: bool = False                   # powered on (see Core.power_on)
     regime: Optional[Regime] = None        # cached HYP regime, rebuilt after a regime write
 
     def __post_init__(self) -> None:

@@ -27,6 +27,10 @@ from .scenario import Scenario
 ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
 CALL_ABIS = {"seed": 0, "linux-3.10": 1}
 PROBE_VALUE = 0x4B564D21   # "KVM!": the kernel data word hyp_probe reads back
+# Fill for the parts of the kernel image that hold no modelled code (UDF #0xDEAD). A real kernel has
+# other code there; hypemu makes a stray jump into it (what a missing bounce page causes) show up
+# as an undefined instruction at the address it landed on, instead of sliding through zeros.
+IMAGE_POISON = 0xE7FDEAF0
 STUB_OFFSET = 0x100        # the stub's place in the PL1 page
 SENTINEL_OFFSET = PAGE_SIZE - 4
 
@@ -159,6 +163,8 @@ class Kernel:
 
     def _load(self) -> None:
         lay, img, core = self.layout, self.image, self.core
+        fill = IMAGE_POISON.to_bytes(4, "little") * ((lay.image_end - lay.image_base) // 4)
+        core.engine.write(lay.image_base, fill)
         core.load_code(lay.pl1_text, img.pl1.code)
         core.load_code(lay.pl1_text + STUB_OFFSET, img.stub.code)
         core.add_sentinel(lay.pl1_text + SENTINEL_OFFSET)

@@ -76,10 +76,9 @@ class Layout:
 
     @property
     def init_pa(self) -> int:
-        """Where the init code runs: the bounce page when there is one, else in the image."""
-        if self.bounce_page is None:
-            return self.idmap_start
-        return self.bounce_page + (self.idmap_start & ~PAGE_MASK)
+        """Where the init code runs: the start of the bounce page when there is one (the kernel
+        copies it there), else in the image."""
+        return self.idmap_start if self.bounce_page is None else self.bounce_page
 
     @property
     def init_size(self) -> int:

@@ -234,7 +234,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]]) -> Result:
 
 def _collect(m: Machine, result: Result) -> None:
     for cpu in range(m.scenario.cpus):
-        result.cpus.append({"id": cpu, "online": cpu in m.booted, "mode": m.mode(cpu),
+        result.cpus.append({"id": cpu, "online": m.core.cpus[cpu].online, "mode": m.mode(cpu),
                             "hyp": m.hyp_registers(cpu)})
     st = m.core.stats
     result.stats.update(instructions=st.instructions, tlb_fills=st.tlb_fills, walks=st.walks,
