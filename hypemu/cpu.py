@@ -407,18 +407,23 @@ class Core:
     def _exact_data_va(self, pc: int, page_va: int) -> int:
         """The fill hook only sees the page of a data access. Replay the one faulting instruction
         with that page lent to a scratch frame and a memory hook, which sees exact addresses; then
-        restore registers and the scratch frame (DESIGN.md section 2, reference: HDFAR)."""
+        restore registers and the scratch frame (DESIGN.md section 2, reference: HDFAR). An access
+        that straddles into the page from below reports the page's first byte."""
         saved_regs = self.uc.context_save()
         saved_frame = self.engine.read(self.engine.scratch, 4096)
         seen: list[int] = []
 
+        scratch = self.engine.scratch
+
         def on_access(uc, access, address, size, value, data):
-            if address & ~0xFFF == page_va or (address + size - 1) & ~0xFFF == page_va:
-                seen.append(max(address, page_va))
+            # With UC_TLB_VIRTUAL the hook is given the *physical* address: the lent frame's.
+            if scratch <= address < scratch + 4096:
+                seen.append(page_va + address - scratch)
 
         hook = self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, on_access)
         self._lend_va = page_va
         self.engine.flush_soft_tlb()
+        self.engine.flush_code_cache()   # memory hooks are compiled into translated code
         try:
             self.engine.start(pc, 1)
         finally:
@@ -427,6 +432,7 @@ class Core:
             self.uc.context_restore(saved_regs)
             self.engine.write(self.engine.scratch, saved_frame)
             self.engine.flush_soft_tlb()
+            self.engine.flush_code_cache()
             self._pending = None
         return seen[0] if seen else page_va
 

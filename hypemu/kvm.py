@@ -27,7 +27,7 @@ from .scenario import Scenario
 ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
 CALL_ABIS = {"seed": 0, "linux-3.10": 1}
 PROBE_VALUE = 0x4B564D21   # "KVM!": the kernel data word hyp_probe reads back
-# Fill for the parts of the kernel image that hold no modelled code (UDF #0xDEAD). A real kernel has
+# Fill for the parts of the kernel image that hold no modelled code (UDF #0xDEA0). A real kernel has
 # other code there; hypemu makes a stray jump into it (what a missing bounce page causes) show up
 # as an undefined instruction at the address it landed on, instead of sliding through zeros.
 IMAGE_POISON = 0xE7FDEAF0

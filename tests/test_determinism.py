@@ -1,0 +1,23 @@
+"""The same scenario gives the same event log and the same result, every time."""
+
+from __future__ import annotations
+
+import hypemu
+from conftest import scenario
+
+
+def _strip_seconds(result) -> dict:
+    d = result.to_dict()
+    d["stats"] = {k: v for k, v in d["stats"].items() if k != "seconds"}
+    return d
+
+
+def test_two_runs_are_identical():
+    s = scenario(machine={"cpus": 3},
+                 steps=[{"boot": "all"}, {"call": {"cpu": 2, "fn": "hyp_probe"}},
+                        {"hotplug": {"cpu": 1, "state": "off"}}, {"hotplug": {"cpu": 1, "state": "on"}},
+                        {"call": {"cpu": 1, "fn": "hyp_probe"}}])
+    first, second = hypemu.run(s), hypemu.run(s)
+    assert first.outcome == "ok"
+    assert first.events == second.events and len(first.events) > 50
+    assert _strip_seconds(first) == _strip_seconds(second)
