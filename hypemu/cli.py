@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   hypemu run --trace                  the same, with every HYP event the guest caused
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
+  hypemu bench                        the benchmark suite
 """
 
 
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
     val_p.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_parser("bench", help="run the benchmark suite (ratios against bare Unicorn)")
     return parser
 
 
@@ -87,10 +89,22 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """Check every file (not only up to the first bad one): one line each, exit 2 if any is bad."""
+    bad = 0
     for path in args.files:
-        _load(path)
-        print(f"{path}: ok")
-    return 0
+        try:
+            _load(path)
+        except (ScenarioError, AsmError) as err:
+            print(f"hypemu: {err}", file=sys.stderr)
+            bad += 1
+        else:
+            print(f"{path}: ok")
+    return 2 if bad else 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+    return bench_main()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -100,7 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"run": cmd_run, "validate": cmd_validate}[args.command](args)
+        return {"run": cmd_run, "validate": cmd_validate, "bench": cmd_bench}[args.command](args)
     except (InputError, ScenarioError, AsmError) as err:
         print(f"hypemu: {err}", file=sys.stderr)
         return 2

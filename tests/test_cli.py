@@ -1,0 +1,101 @@
+"""The command line as a user runs it: a subprocess, exit codes, output, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+BAD = ROOT / "tests" / "bad"
+
+
+def hypemu(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hypemu.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_default_run_prints_a_summary():
+    proc = hypemu("run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "PASS default: outcome ok" in out
+    for word in ("boot pgd", "runtime pgd", "idmap", "trampoline 0xffff0000 ->", "bounce page",
+                 "HTTBR=", "HSCTLR=", "SP_hyp=", "hyp_probe -> r0=0x4b564d21", "instructions"):
+        assert word in out
+
+
+def test_default_run_json_is_the_result_object():
+    proc = hypemu("run", "--json")
+    assert proc.returncode == 0
+    result = json.loads(proc.stdout)
+    assert set(result) == {"name", "file", "outcome", "expected", "passed", "reason", "fault",
+                           "hazards", "cpus", "layout", "calls", "stats"}
+    assert result["outcome"] == "ok" and result["passed"] is True
+    assert set(result["cpus"][0]["hyp"]) >= {"HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR",
+                                             "SP_hyp"}
+    assert result["cpus"][0]["hyp"]["HTTBR"] == result["layout"]["runtime_pgd"]
+    assert set(result["stats"]) >= {"instructions", "tlb_fills", "walks", "hvcs", "seconds"}
+
+
+def test_trace_prints_one_line_per_event():
+    proc = hypemu("run", "--trace")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("  cpu0 ")]
+    assert any("sysreg    HTTBR" in line for line in lines)
+    assert any("tlbi      TLBIALLH" in line for line in lines)
+
+
+def test_run_files_reports_each_and_a_total():
+    files = [str(SCENARIOS / "default.yaml"), str(SCENARIOS / "trampoline-in-lowmem.yaml")]
+    proc = hypemu("run", *files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "2 passed, 0 failed"
+
+
+def test_unmet_expectation_exits_1(tmp_path):
+    path = tmp_path / "wrong.yaml"
+    path.write_text("name: wrong\nhyp:\n  trampoline_va: 0xC0100000\nexpect:\n  outcome: ok\n")
+    proc = hypemu("run", str(path))
+    assert proc.returncode == 1
+    assert "FAIL wrong: outcome config_error (expected ok)" in proc.stdout
+
+
+def test_invalid_file_exits_2_with_file_line_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nmachine:\n  cpus: 9\n")
+    for command in ("run", "validate"):
+        proc = hypemu(command, str(path))
+        assert proc.returncode == 2
+        assert f"{path}:3: machine.cpus:" in proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_validate_accepts_the_library():
+    proc = hypemu("validate", *map(str, sorted(SCENARIOS.glob("*.yaml"))))
+    assert proc.returncode == 0 and proc.stdout.count(": ok") >= 12
+
+
+def test_every_bad_fixture_is_reported_without_traceback():
+    paths = sorted(BAD.glob("*.yaml"))
+    proc = hypemu("validate", *map(str, paths))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == len(paths)
+    for path, line in zip(paths, lines):
+        assert line.startswith(f"hypemu: {path}:"), line
+
+
+def test_version_and_help():
+    proc = hypemu("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("hypemu ")
+    proc = hypemu("run", "--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout
+
+
+def test_usage_error_exits_2():
+    proc = hypemu("frobnicate")
+    assert proc.returncode == 2
+    proc = hypemu()
+    assert proc.returncode == 2
