@@ -14,7 +14,7 @@ from . import events
 from .cpu import MODE_HYP, Core, FaultRecord, NotModelled
 from .kvm import BudgetExhausted, GuestFault, Kernel
 from .layout import ConfigError
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario
 from .walker import Fault, Regime, Translation, walk
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
@@ -175,17 +175,28 @@ def _layout_dict(m: Machine) -> dict:
 
 def _run_steps(m: Machine, result: Result) -> None:
     for index, step in enumerate(m.scenario.steps):
-        m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
-        if "boot" in step:
-            m.boot(step["boot"])
-        elif "call" in step:
-            c = step["call"]
-            value = m.call(c.get("cpu", 0), c["fn"], *c.get("args", []))
-            result.calls.append({"cpu": c.get("cpu", 0), "fn": c["fn"], "r0": value})
-        elif "hotplug" in step:
-            m.hotplug(step["hotplug"]["cpu"], step["hotplug"]["state"])
-        else:
-            raise ValueError(f"steps[{index}]: unknown step {sorted(step)}")
+        try:
+            _run_step(m, step, result)
+        except ValueError as err:   # e.g. a call of a function the runtime code does not have
+            s = m.scenario
+            line = s.step_lines[index] if index < len(s.step_lines) else None
+            key = f"steps[{index}].{next(iter(step))}"
+            raise ScenarioError(key, str(err), s.file, line if s.file else None) from None
+
+
+def _run_step(m: Machine, step: dict, result: Result) -> None:
+    """One step with a fresh instruction budget (limits.instructions is per step)."""
+    m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
+    if "boot" in step:
+        m.boot(step["boot"])
+    elif "call" in step:
+        c = step["call"]
+        value = m.call(c.get("cpu", 0), c["fn"], *c.get("args", []))
+        result.calls.append({"cpu": c.get("cpu", 0), "fn": c["fn"], "r0": value})
+    elif "hotplug" in step:
+        m.hotplug(step["hotplug"]["cpu"], step["hotplug"]["state"])
+    else:
+        raise ValueError(f"unknown step {sorted(step)}")
 
 
 def _judge(result: Result, expect: dict) -> None:

@@ -99,3 +99,11 @@ def test_usage_error_exits_2():
     assert proc.returncode == 2
     proc = hypemu()
     assert proc.returncode == 2
+
+
+def test_unknown_function_is_an_input_error_with_the_step_line(tmp_path):
+    path = tmp_path / "nofn.yaml"
+    path.write_text("name: nofn\nsteps:\n  - boot: all\n  - call: {fn: hyp_nonexistent}\n")
+    proc = hypemu("run", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{path}:4: steps[1].call: no HYP function 'hyp_nonexistent'" in proc.stderr
