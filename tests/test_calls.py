@@ -85,3 +85,39 @@ def test_tlbiallhis_reaches_the_other_cpu(booted2):
     m.call(0, "hyp_tlbi_all_is")
     assert len(m.core.cpus[1].tlb) == 0
     assert m.call(1, "hyp_probe") == 0x77778888
+
+
+def test_guest_changes_its_own_descriptor_tlb_stays_stale_until_tlbimvah(booted):
+    """Within one HYP run (one emu_start): the guest rewrites the level-3 descriptor of the data
+    page. Without a TLBI the old translation is still used (the model and Unicorn's soft TLB agree);
+    after TLBIMVAH the next load walks the new descriptor. If Unicorn's TLB kept a translation the
+    model dropped, the last load would still see the old page."""
+    from hypemu.asm import assemble
+    m = booted
+    lay = m.layout
+    data_va = lay.kva(lay.hyp_data)
+    desc_pa = m.translate(0, data_va, pgd="runtime").descriptors[-1]   # the level-3 entry
+    desc_va = m.map_hyp(desc_pa & ~0xFFF, 4096) + (desc_pa & 0xFFF)
+    new_pa = _other_page(m, 0x99990000)
+    new_desc = lpae.encode_page(new_pa, lpae.PAGE_HYP)
+    assert new_desc >> 32 == m.read32(desc_pa + 4)        # only the low word changes
+    code_pa = lay.banks[0].base + (40 << 20)
+    code_va = m.map_hyp(code_pa, 4096)
+    m.core.load_code(code_pa, assemble("""
+        push    {r4, r5, r6}
+        ldr     r4, [r0]            @ caches the translation
+        str     r2, [r1]            @ the new descriptor
+        dsb     ish
+        ldr     r5, [r0]            @ no TLBI yet: the old page
+        mcr     p15, 4, r0, c8, c7, 1   @ TLBIMVAH
+        dsb     ish
+        isb
+        ldr     r6, [r0]            @ the new page
+        cmp     r4, r5
+        moveq   r0, r6
+        movne   r0, #0
+        pop     {r4, r5, r6}
+        bx      lr
+    """, code_va, filename="stale.S").code)
+    assert m.call(0, code_va, data_va, desc_va, new_desc & 0xFFFFFFFF) == 0x99990000
+    assert m.read32(desc_pa) == new_desc & 0xFFFFFFFF
