@@ -10,12 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
-from . import events
-from .cpu import MODE_HYP, Core, FaultRecord, NotModelled
+from .events import Event
+from .cpu import MODE_HYP, MODE_NAMES, Core
 from .kvm import BudgetExhausted, GuestFault, Kernel
 from .layout import ConfigError
 from .scenario import Scenario, ScenarioError, load_scenario
-from .walker import Fault, Regime, Translation, walk
+from .walker import Fault, Regime, Translation, check_access, walk
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
 
@@ -92,7 +92,6 @@ class Machine:
                 return va
             hit = st.tlb.lookup(va)
             if hit is not None:
-                from .walker import check_access
                 return check_access(hit, va, access) or hit
             ttbr = regs["HTTBR"]
         else:
@@ -120,11 +119,11 @@ class Machine:
         return regs
 
     def mode(self, cpu: int) -> str:
-        from .cpu import MODE_NAMES
+        """The CPU's modelled mode: "svc" or "hyp"."""
         return MODE_NAMES[self.core.cpus[cpu].mode]
 
     @property
-    def events(self) -> list[events.Event]:
+    def events(self) -> list[Event]:
         return self.core.events
 
     def _cpu_list(self, cpus: Union[str, list[int]]) -> list[int]:
