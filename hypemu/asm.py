@@ -267,13 +267,17 @@ _TOKEN_RE = re.compile(r"""\s*(?:
     (?P<num>0[xX][0-9a-fA-F]+|0[bB][01]+|\d+)
   | (?P<char>'\\?.'?)
   | (?P<name>[A-Za-z_$][A-Za-z0-9_.$]*|\.(?![0-9])[A-Za-z0-9_.$]*)
-  | (?P<op><<|>>|[-+*/%&|^~!()])
+  | (?P<op><<|>>|==|!=|<>|<=|>=|&&|\|\||[-+*/%&|^~!()<>])
 )""", re.VERBOSE)
 # Binding strength of binary operators. GNU as (its manual, "Infix Operators") and keystone 0.9.2
 # (measured: `.word 1 + 2 << 3` gives 24, `.word 1 | 6 & 4` gives 4) disagree, so an expression is
 # accepted only when both readings give the same tree; otherwise the user must add parentheses.
-_GNU_RANKS = {"*": 3, "/": 3, "%": 3, "<<": 3, ">>": 3, "|": 2, "&": 2, "^": 2, "+": 1, "-": 1}
+# Comparisons (true is -1, as in GNU as) and && || exist only in .if conditions, which keystone never
+# sees.
+_GNU_RANKS = {"*": 4, "/": 4, "%": 4, "<<": 4, ">>": 4, "|": 3, "&": 3, "^": 3, "+": 2, "-": 2,
+              "==": 2, "!=": 2, "<>": 2, "<": 2, "<=": 2, ">": 2, ">=": 2, "&&": 1, "||": 1}
 _KEYSTONE_RANKS = {"*": 4, "/": 4, "%": 4, "+": 3, "-": 3, "<<": 2, ">>": 2, "|": 1, "&": 1, "^": 1}
+_CONDITION_ONLY = {"==", "!=", "<>", "<", "<=", ">", ">=", "&&", "||"}
 
 
 class _ExprError(Exception):
@@ -322,7 +326,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _parse_expr(text: str):
+def _parse_expr(text: str, condition: bool = False):
     """Parse to a tree: ('num', n) | ('sym', name) | (op, a) | (op, a, b), with GNU as precedence.
 
     Raises _Ambiguous when keystone's precedence would group the operators differently."""
@@ -330,6 +334,10 @@ def _parse_expr(text: str):
     gnu, pos = _parse_binary(toks, 0, 1, _GNU_RANKS)
     if pos != len(toks):
         raise _ExprError(f"unexpected {toks[pos][1]!r} in expression {text.strip()!r}")
+    if condition:
+        return gnu
+    if any(kind == "op" and tok in _CONDITION_ONLY for kind, tok in toks):
+        raise _ExprError(f"comparisons and && || are only supported in .if: {text.strip()!r}")
     if _parse_binary(toks, 0, 1, _KEYSTONE_RANKS)[0] != gnu:
         raise _Ambiguous(f"GNU as and keystone group the operators of {text.strip()!r} "
                          "differently: add parentheses")
@@ -392,8 +400,16 @@ def _evaluate(tree, lookup: Callable[[str], int]) -> int:
         return abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)   # C: truncate toward zero
     if op == "%":
         return a - b * _evaluate(("/", ("num", a), ("num", b)), lookup)
-    return {"*": a * b, "<<": a << b, ">>": a >> b, "|": a | b, "&": a & b, "^": a ^ b,
-            "+": a + b, "-": a - b}[op]
+    return _OPERATIONS[op](a, b)
+
+
+_OPERATIONS = {"*": lambda a, b: a * b, "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
+               "|": lambda a, b: a | b, "&": lambda a, b: a & b, "^": lambda a, b: a ^ b,
+               "+": lambda a, b: a + b, "-": lambda a, b: a - b,
+               "==": lambda a, b: -(a == b), "!=": lambda a, b: -(a != b), "<>": lambda a, b: -(a != b),
+               "<": lambda a, b: -(a < b), "<=": lambda a, b: -(a <= b), ">": lambda a, b: -(a > b),
+               ">=": lambda a, b: -(a >= b), "&&": lambda a, b: int(bool(a and b)),
+               "||": lambda a, b: int(bool(a or b))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -491,6 +507,21 @@ class _Block:
 
 
 @dataclass
+class _Cond:
+    """One open .if: whether its enclosing code is assembled, its current branch, any branch taken."""
+
+    line: int
+    outer: bool
+    active: bool
+    taken: bool
+    seen_else: bool = False
+
+
+class _ExitMacro(Exception):
+    """.exitm: stop expanding the current macro."""
+
+
+@dataclass
 class _Macro:
     name: str
     params: list[tuple[str, str | None, str]]      # (name, default, qualifier: "", "req", "vararg")
@@ -515,6 +546,10 @@ _DATA_SIZES = {".word": 4, ".long": 4, ".int": 4, ".4byte": 4, ".quad": 8, ".8by
                ".short": 2, ".hword": 2, ".2byte": 2, ".byte": 1}
 _STRINGS = {".ascii", ".asciz", ".string"}
 _BLOCK_END = {".macro": ".endm", ".rept": ".endr", ".irp": ".endr", ".irpc": ".endr"}
+_IF_ZERO_TESTS = {".if": "!=", ".ifne": "!=", ".ifeq": "==", ".ifgt": ">", ".ifge": ">=",
+                  ".iflt": "<", ".ifle": "<="}
+_IF_OPENERS = {*_IF_ZERO_TESTS, ".ifdef", ".ifndef", ".ifc", ".ifnc", ".ifb", ".ifnb"}
+_CONDITIONALS = {*_IF_OPENERS, ".elseif", ".else", ".endif"}
 _KERNEL_MACROS = ("ENTRY", "ENDPROC", "END", "W", "ARM", "THUMB", "ARM_BE8")
 _LABEL_RE = re.compile(rf"\s*({_IDENT}|\d+):(?!:)")
 _LOCAL_REF_RE = re.compile(r"(?<![\w.$])(\d+)([bf])(?![\w.$])")
@@ -634,6 +669,7 @@ class _Preprocessor:
         self.predefined = frozenset(constants)
         self.macros: dict[str, _Macro] = {}
         self.blocks: list[_Block] = []
+        self.conds: list[_Cond] = []
         self.local_counts: dict[str, int] = {}
         self.forward_refs: dict[str, tuple[int, str]] = {}    # generated name -> (line, "1f")
         self.expansions = 0
@@ -657,6 +693,8 @@ class _Preprocessor:
         if self.blocks:
             block = self.blocks[0]
             raise self._error(block.line, f"{block.kind} without {_BLOCK_END[block.kind]}")
+        if self.conds:
+            raise self._error(self.conds[0].line, ".if without .endif")
         for name, (line, ref) in self.forward_refs.items():
             if name not in self.labels:
                 raise self._error(line, f"local label {ref} has no definition after it")
@@ -680,7 +718,13 @@ class _Preprocessor:
             self._collect(text)
             return
         text = text.strip()
-        if not text or self._kernel_macro(line, text, where):
+        m = _DIRECTIVE_RE.match(text)
+        if m and m.group(1).lower() in _CONDITIONALS:
+            self._conditional(line, m.group(1).lower(), m.group(2).strip(), where)
+            return
+        if not text or (self.conds and not self.conds[-1].active):
+            return
+        if self._kernel_macro(line, text, where):
             return
         while (m := _LABEL_RE.match(text)) is not None:
             self._define_label(line, m.group(1), where)
@@ -778,6 +822,8 @@ class _Preprocessor:
             self.blocks.append(_Block(name, line, args, where))
         elif name == ".purgem":
             self.macros.pop(args.lower(), None)
+        elif name == ".exitm" and self.depth:
+            raise _ExitMacro
         elif name in (".endm", ".endr", ".exitm"):
             raise self._error(line, f"{name} outside a .macro/.rept block", where)
         else:
@@ -834,10 +880,11 @@ class _Preprocessor:
         imm = _Imm(tree, "set", len(self.stmts))
         self._emit(_Stmt(line, text, f".set {symbol}, {_MARK}0{_MARK}", where, "equ", imms=(imm,)))
 
-    def _constant(self, line: int, expr: str, what: str, where: str) -> int:
+    def _constant(self, line: int, expr: str, what: str, where: str, condition: bool = False) -> int:
         """Evaluate an argument that must be a constant known at this point of the source."""
+        lookup = _Lookup(self.equs, self.labels, None, len(self.stmts))
         try:
-            return _evaluate(_parse_expr(expr), _Lookup(self.equs, self.labels, None, len(self.stmts)))
+            return _evaluate(_parse_expr(expr, condition), lookup)
         except _Undefined as e:
             raise self._error(line, f"undefined symbol {e.name!r} in {what} (it must be a constant "
                                     "defined above)", where) from None
@@ -898,6 +945,40 @@ class _Preprocessor:
         self._emit(_Stmt(line, text, f"{label}:", where, "label", label, checks=checks))
         return label
 
+    # -- conditional assembly
+
+    def _conditional(self, line: int, name: str, args: str, where: str) -> None:
+        if name in _IF_OPENERS:
+            outer = not self.conds or self.conds[-1].active
+            value = outer and self._condition(line, name, args, where)
+            self.conds.append(_Cond(line, outer, value, value))
+            return
+        if not self.conds:
+            raise self._error(line, f"{name} without .if", where)
+        cond = self.conds[-1]
+        if name == ".endif":
+            self.conds.pop()
+            return
+        if cond.seen_else:
+            raise self._error(line, f"{name} after .else", where)
+        cond.seen_else = name == ".else"
+        cond.active = (cond.outer and not cond.taken
+                       and (name == ".else" or self._condition(line, ".if", args, where)))
+        cond.taken = cond.taken or cond.active
+
+    def _condition(self, line: int, name: str, args: str, where: str) -> bool:
+        if name in (".ifdef", ".ifndef"):
+            defined = args in self.labels or args in self.equs
+            return defined == (name == ".ifdef")
+        if name in (".ifb", ".ifnb"):
+            return (not args) == (name == ".ifb")
+        if name in (".ifc", ".ifnc"):
+            first, _, second = args.partition(",")
+            same = first.strip().strip("'") == second.strip().strip("'")
+            return same == (name == ".ifc")
+        value = self._constant(line, args, name, where, condition=True)
+        return bool(_OPERATIONS[_IF_ZERO_TESTS[name]](value, 0))
+
     # -- .macro / .rept / .irp / .irpc
 
     def _collect(self, text: str) -> None:
@@ -955,7 +1036,11 @@ class _Preprocessor:
         values = self._macro_arguments(line, macro, rest.strip(), where)
         self.expansions += 1
         values["@"] = str(self.expansions)
-        self._replay(macro.body, values, line, where or f" (in macro {macro.name!r})", macro=True)
+        conds = len(self.conds)
+        try:
+            self._replay(macro.body, values, line, where or f" (in macro {macro.name!r})")
+        except _ExitMacro:
+            del self.conds[conds:]
 
     def _macro_arguments(self, line: int, macro: _Macro, rest: str, where: str) -> dict[str, str]:
         args = [a.strip() for a in _split_outside_strings(rest, ",")] if rest else []
@@ -982,21 +1067,21 @@ class _Preprocessor:
                 values[name] = default or ""
         return values
 
-    def _replay(self, body: list[str], values: dict[str, str], line: int, where: str,
-                macro: bool = False) -> None:
+    def _replay(self, body: list[str], values: dict[str, str], line: int, where: str) -> None:
         """Feed a block body again, with \\name, \\@ and \\() substituted."""
         def substitute(m: re.Match) -> str:
             return "" if m.group(1) == "()" else values.get(m.group(1), m.group(0))
         self.depth += 1
+        conds = len(self.conds)
         try:
             for text in body:
                 expanded = re.sub(r"\\(\(\)|@|[A-Za-z_][A-Za-z0-9_]*)", substitute, text)
-                if macro and not self.blocks and expanded.strip().lower() == ".exitm":
-                    break
                 for statement in _split_outside_strings(expanded, ";"):
                     self.statement(line, statement, where)
         finally:
             self.depth -= 1
+        if len(self.conds) != conds:
+            raise self._error(line, "an .if in this expansion has no .endif", where)
 
     # -- instructions
 
