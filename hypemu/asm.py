@@ -4,10 +4,11 @@
 Keystone does the instruction encoding; this module does everything around it that keystone gets wrong
 or lacks, each measured on keystone 0.9.2 (probes run in a child process, see tests/test_asm.py):
 
-- It can crash the process: SIGSEGV on `.text` and on some malformed instructions (`strd.w {r0-r3, pc},
-  [pc, #-8]`), and it hangs forever on others (`movss =x, r0`, `.fill UNDEF`, `.fill (. & 3)`). So keystone
-  never runs in this process: a child process (`_KeystoneWorker`, a fresh `Ks` per request) does the
-  encoding under a timeout, and a crash or hang becomes an `AsmError` at the statement that caused it.
+- It can crash the process: SIGSEGV on `.text` and, depending on what the process did before, on
+  some malformed instructions (`strd.w {r0-r3, pc}, [pc, #-8]`); it hangs forever on others (`movss =x,
+  r0`, `.fill UNDEF`, `.fill (. & 3)`). So keystone never runs in this process: a fork server
+  (`_KeystoneWorker`) runs each request in a fresh fork under a timeout, which also makes the result
+  independent of history; a crash or hang becomes an `AsmError` at the statement that caused it.
 - It drops sections silently (`.section .text` or `.pushsection` give empty output) and rejects `.type`,
   `.size`: the preprocessor drops text-section and metadata directives and rejects everything else that
   is not on a short whitelist, before keystone sees it.
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -611,7 +613,7 @@ def _strip_comments(source: str) -> Iterator[tuple[int, str]]:
                 quoted = c != '"'
             elif c == '"':
                 quoted = True
-            elif c == "'":
+            elif c == "'" or line.startswith("\\@", i):   # 'c constant; \@ in a macro body
                 out.append(line[i:i + 2])
                 i += 2
                 continue
@@ -887,7 +889,7 @@ class _Preprocessor:
             return _evaluate(_parse_expr(expr, condition), lookup)
         except _Undefined as e:
             raise self._error(line, f"undefined symbol {e.name!r} in {what} (it must be a constant "
-                                    "defined above)", where) from None
+                                    "expression of symbols defined above this line)", where) from None
         except _NeedsAddresses:
             raise self._error(line, f"{what} must be a constant, not a label address", where) from None
         except _ExprError as e:
@@ -1323,18 +1325,19 @@ class _Builder:
         """Decode keystone's encoding and compare where it points with what the source says."""
         address = addresses[stmt.label]
         target = _pc_relative_target(_word_at(code, address - self.base), address)
-        if target is None:
-            raise self._error(stmt, f"keystone did not encode {stmt.source!r} as a PC-relative "
-                                    "instruction")
+        if target is None and check[0] == "literal":
+            raise self._error(stmt, f"keystone did not encode {stmt.source!r} as a PC-relative load")
         try:
             lookup = _Lookup(self.unit.equs, self.unit.labels, addresses, pos, stmt.label)
             expected: int | None = _evaluate(check[1], lookup) & 0xFFFFFFFF
         except (_Undefined, _ExprError, _NeedsAddresses):
             expected = None       # keystone resolved something this module cannot: trust it
         if check[0] == "target":
-            if expected is not None and target != expected:
-                raise self._error(stmt, f"target {expected:#x} is out of range or not encodable in "
-                                        f"{stmt.source!r} (keystone encoded {target:#x})")
+            if target is None or expected is not None and target != expected:
+                got = "something else" if target is None else f"{target:#x}"
+                shown = "the target" if expected is None else f"target {expected:#x}"
+                raise self._error(stmt, f"{shown} is out of range or not encodable in "
+                                        f"{stmt.source!r} (keystone encoded {got})")
             return
         loaded = _word_at(code, target - self.base)
         if loaded is None or expected is not None and loaded != expected:
@@ -1440,8 +1443,11 @@ _WORKER_BOOT = ("import runpy, sys; del sys.path[0]; "
 
 
 class _KeystoneWorker:
-    """One long-lived child running `_worker_main`; replaced after any error, crash or hang (some
-    hangs only happen after earlier failed statements in the same process)."""
+    """A fork server for keystone: the child imports keystone once and never assembles; each
+    request runs in a fresh fork of it and exits. So every request meets keystone in the same
+    pristine state (measured: after a few successful requests in one process, `strd.w {r0-r3, pc},
+    [pc, #-8]` segfaults, in a fresh process it is an ordinary error), and a crash kills only the
+    fork. A hang is killed with the whole process group after `_KS_TIMEOUT` seconds."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -1468,10 +1474,10 @@ class _KeystoneWorker:
     def _ensure(self) -> subprocess.Popen:
         if self._proc is not None and self._owner == os.getpid() and self._proc.poll() is None:
             return self._proc
-        self._proc, self._owner, self._buffer = None, os.getpid(), b""   # a forked child starts afresh
+        self._proc, self._owner, self._buffer = None, os.getpid(), b""   # a forked parent: anew
         proc = subprocess.Popen([sys.executable, "-c", _WORKER_BOOT, os.path.abspath(__file__)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, close_fds=True)
+                                stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
         self._proc = proc
         line = self._read_line(proc, max(_KS_TIMEOUT, 60.0))
         hello = json.loads(line) if line else {"fatal": "it exited at start-up"}
@@ -1486,19 +1492,17 @@ class _KeystoneWorker:
             self.stop()
             return _KsResult(None, f"keystone did not finish within {_KS_TIMEOUT:g} s (killed)")
         if not line:
-            code = proc.wait()
-            self._proc = None
-            how = signal.Signals(-code).name if code < 0 else f"exit status {code}"
-            return _KsResult(None, f"keystone crashed ({how})")
+            self.stop()
+            return _KsResult(None, "the keystone process died")
         reply = json.loads(line)
         if "code" in reply:
             return _KsResult(bytes.fromhex(reply["code"]))
-        self.stop()   # a failed statement can leave keystone's global state bad: next time, a new child
+        if "crash" in reply:
+            return _KsResult(None, f"keystone crashed ({reply['crash']})")
         return _KsResult(None, f"keystone: {reply['error']}")
 
     def _read_line(self, proc: subprocess.Popen, timeout: float) -> bytes | None:
         """One line from the child: b"" at end of file, None after `timeout` seconds."""
-        import time
         deadline = time.monotonic() + timeout
         fd = proc.stdout.fileno()
         while b"\n" not in self._buffer:
@@ -1517,11 +1521,15 @@ class _KeystoneWorker:
         if proc is None or self._owner != os.getpid():
             return
         try:
-            proc.stdin.close()
-            proc.wait(timeout=1)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)    # the server and a fork that may be hanging
+        except OSError:
+            pass
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 _WORKER = _KeystoneWorker()
@@ -1529,11 +1537,8 @@ atexit.register(_WORKER.stop)
 
 
 def _worker_main() -> None:
-    """The child: one JSON request per line on stdin, one JSON reply per line on the original stdout.
-
-    A fresh Ks per request (a reused one can be left corrupted by a failed statement); no symbol
-    resolver (installing one makes keystone drop literal-pool words: `.set X, 0xFFFF0000` then
-    `ldr r1, =X` loses its word); keystone's own prints go to stderr, never into the replies."""
+    """The fork server: one JSON request per line on stdin, one JSON reply per line on the
+    original stdout; keystone's own prints go to stderr, never into the replies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
@@ -1544,14 +1549,34 @@ def _worker_main() -> None:
         return
     print(json.dumps({"ready": True}), file=replies, flush=True)
     for line in sys.stdin:
-        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _assemble_and_exit(keystone, json.loads(line), replies)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            crash = signal.Signals(os.WTERMSIG(status)).name
+            print(json.dumps({"crash": crash}), file=replies, flush=True)
+        elif os.WEXITSTATUS(status):
+            print(json.dumps({"crash": f"exit status {os.WEXITSTATUS(status)}"}), file=replies,
+                  flush=True)
+
+
+def _assemble_and_exit(keystone, request: dict, replies) -> None:
+    """In a fork of the server: one keystone run, one reply, exit. No symbol resolver: installing
+    one makes keystone drop literal-pool words (after `.set X, 4294901760`, `ldr r1, =X`)."""
+    status = 1
+    try:
         ks = keystone.Ks(keystone.KS_ARCH_ARM, keystone.KS_MODE_ARM)
         try:
             code, _ = ks.asm(request["source"], request["base"], True)
             reply = {"code": (code or b"").hex()}
         except keystone.KsError as e:
             reply = {"error": str(e)}
-        print(json.dumps(reply), file=replies, flush=True)
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+        status = 0
+    finally:
+        os._exit(status)
 
 
 if __name__ == "__hypemu_keystone_worker__":
