@@ -179,7 +179,9 @@ class Core:
     def load_code(self, pa: int, code: bytes) -> None:
         """Write guest code at ``pa``. Privileged instructions that would not trap in Unicorn's User
         mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
-        model emulates them where they stand (DESIGN.md section 2)."""
+        model emulates them where they stand (DESIGN.md section 2). Reads of such a word by the guest
+        return the marker. Deviation: the scan cannot tell code from data, so a literal that happens
+        to encode one of these instructions is patched too (and still reads back as the marker)."""
         code = bytearray(code)
         for off in range(0, len(code) - len(code) % 4, 4):
             word = int.from_bytes(code[off:off + 4], "little")
