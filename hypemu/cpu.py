@@ -14,7 +14,7 @@ How the work is split:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
@@ -258,17 +258,11 @@ class Core:
         self.uc.context_restore(saved)
         return sp
 
-    def enter_pl1(self, cpu_id: int) -> CpuState:
-        """Put a CPU in SVC (the kernel's mode) with interrupts masked, as after a reset or a
-        power-on of a secondary. The HYP state (registers, TLB) is kept: see ``power_on``."""
+    def power_on(self, cpu_id: int, mode: int = MODE_SVC) -> CpuState:
+        """A CPU powered (back) on: cp15 registers at reset values, TLB empty, in ``mode`` (SVC, or
+        HYP when the boot loader enters the kernel in HYP) with A/I/F masked."""
         st = self.select(cpu_id)
-        self._set_cpsr(RESET_CPSR)
-        return st
-
-    def power_on(self, cpu_id: int) -> CpuState:
-        """A CPU powered (back) on: cp15 registers at reset values, TLB empty, SVC mode."""
-        st = self.select(cpu_id)
-        self._set_cpsr(RESET_CPSR)
+        self._set_cpsr(mode | CPSR_A | CPSR_I | CPSR_F)
         st.sysregs = cp15.reset_values(cpu_id)
         st.regime = None
         st.sp.update({MODE_HYP: 0})
@@ -318,16 +312,20 @@ class Core:
 
     # --- translation ----------------------------------------------------------------------------
     def translate(self, va: int, access: str = "read", cpu: Optional[CpuState] = None,
-                  use_tlb: bool = True) -> Translation | Fault | int:
-        """Translate through the model: an int PA for a flat regime, else a Translation or a Fault.
-        ``use_tlb`` answers from the TLB model first (what the CPU would use); otherwise walks."""
+                  ttbr: Optional[int] = None, hyp: bool = False) -> Translation | Fault | int:
+        """Translate through the model: a plain PA when the regime is flat, else a Translation or a
+        Fault. By default: the current regime of the CPU (PL1 is flat). ``hyp``: the CPU's HYP
+        regime whatever its mode (flat when HSCTLR.M is 0). Both answer from the TLB model first, as
+        the CPU would. ``ttbr``: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR.WXN."""
         st = cpu or self.cur
-        if not st.mmu_on:
+        if ttbr is not None:
+            return walk(self.engine.read64, replace(st.hyp_regime(), ttbr=ttbr), va, access)
+        enabled = st.sysregs["HSCTLR"] & cp15.HSCTLR_M if hyp else st.mmu_on
+        if not enabled:
             return va
-        if use_tlb:
-            hit = st.tlb.lookup(va)
-            if hit is not None:
-                return check_access(hit, va, access) or hit
+        hit = st.tlb.lookup(va)
+        if hit is not None:
+            return check_access(hit, va, access) or hit
         return walk(self.engine.read64, st.hyp_regime(), va, access)
 
     def _on_tlb_fill(self, uc, va, access, entry, data) -> bool:

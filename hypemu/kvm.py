@@ -213,12 +213,13 @@ class Kernel:
 
     def _map(self, pgd: int, va: int, pa: int, size: int, what: str) -> None:
         try:
-            lpae.map_range(self.core.engine, lambda: self._table_page(), pgd, va, pa, size,
+            lpae.map_range(self.core.engine, self.alloc_table, pgd, va, pa, size,
                            lpae.PAGE_HYP)
         except ValueError as err:
             raise ConfigError(f"cannot map {what}: {err}") from None
 
-    def _table_page(self) -> int:
+    def alloc_table(self) -> int:
+        """A zeroed page for a HYP page table (the kernel's pte/pmd allocation)."""
         pa = self.layout.alloc_page("a HYP page table")
         self.layout.tables.append(pa)
         self.core.engine.write(pa, bytes(PAGE_SIZE))
@@ -254,8 +255,7 @@ class Kernel:
         """The CPU enters the kernel in HYP (MMU off): __hyp_stub_install points HVBAR at the stub
         and drops to SVC."""
         core = self.core
-        core.power_on(cpu)
-        core._set_cpsr(MODE_HYP | CPSR_A | CPSR_I | CPSR_F)
+        core.power_on(cpu, MODE_HYP)
         core.record(events.KERNEL, "enter kernel in HYP", pc=self.image.stub.address("__hyp_stub_install"))
         core.set_reg(14, self.sentinel)
         self._run_call(cpu, self.image.stub.address("__hyp_stub_install"), "the HYP stub install")

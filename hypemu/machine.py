@@ -15,7 +15,7 @@ from .cpu import MODE_HYP, MODE_NAMES, Core
 from .kvm import BudgetExhausted, GuestFault, Kernel
 from .layout import ConfigError
 from .scenario import Scenario, ScenarioError, load_scenario
-from .walker import Fault, Regime, Translation, check_access, walk
+from .walker import Fault, Translation
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
 
@@ -85,20 +85,8 @@ class Machine:
         model first, then a walk of its HTTBR; a plain PA when its HYP MMU is off); ``"boot"``,
         ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR."""
         self._check_cpu(cpu)
-        st = self.core.cpus[cpu]
-        regs = st.sysregs
-        if pgd is None:
-            if not regs["HSCTLR"] & 1:
-                return va
-            hit = st.tlb.lookup(va)
-            if hit is not None:
-                return check_access(hit, va, access) or hit
-            ttbr = regs["HTTBR"]
-        else:
-            ttbr = {"boot": self.kernel.boot_pgd, "runtime": self.kernel.runtime_pgd}.get(pgd, pgd)
-        regime = Regime(ttbr=ttbr, t0sz=regs["HTCR"] & 7, wxn=bool(regs["HSCTLR"] & (1 << 19)),
-                        mair=regs["HMAIR1"] << 32 | regs["HMAIR0"])
-        return walk(self.core.engine.read64, regime, va, access)
+        ttbr = {"boot": self.kernel.boot_pgd, "runtime": self.kernel.runtime_pgd}.get(pgd, pgd)
+        return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
 
     def read_phys(self, pa: int, size: int) -> bytes:
         return self.core.engine.read(pa, size)

@@ -19,7 +19,7 @@ def _hyp_code(m, source: str, attrs=lpae.PAGE_HYP) -> int:
     va = m.layout.kva(pa)
     code = assemble(source, va, filename="snippet.S").code
     m.core.load_code(pa, code)
-    lpae.map_range(m.core.engine, m.kernel._table_page, m.kernel.runtime_pgd, va, pa, 4096, attrs)
+    lpae.map_range(m.core.engine, m.kernel.alloc_table, m.kernel.runtime_pgd, va, pa, 4096, attrs)
     return va
 
 
@@ -74,7 +74,7 @@ def test_write_to_a_read_only_page_is_a_permission_fault_with_wnr(booted):
     pa = m.layout.banks[0].base + SCRATCH_OFFSET
     va = m.layout.kva(pa)
     ro = lpae.LeafAttrs(attr_indx=7, ap=0b11, sh=3, af=True)   # AP[2] = 1: read-only
-    lpae.map_range(m.core.engine, m.kernel._table_page, m.kernel.runtime_pgd, va, pa, 4096, ro)
+    lpae.map_range(m.core.engine, m.kernel.alloc_table, m.kernel.runtime_pgd, va, pa, 4096, ro)
     m.write_phys(pa + 0x10, (0xABCD).to_bytes(4, "little"))
     assert m.call(0, "hyp_read", va + 0x10) == 0xABCD          # reads are allowed
     fault = _fault(m, 0, "hyp_write", va + 0x12, 1)
@@ -87,7 +87,7 @@ def test_access_flag_fault(booted):
     pa = m.layout.banks[0].base + SCRATCH_OFFSET
     va = m.layout.kva(pa)
     old = lpae.LeafAttrs(attr_indx=7, ap=0b01, sh=3, af=False)
-    lpae.map_range(m.core.engine, m.kernel._table_page, m.kernel.runtime_pgd, va, pa, 4096, old)
+    lpae.map_range(m.core.engine, m.kernel.alloc_table, m.kernel.runtime_pgd, va, pa, 4096, old)
     fault = _fault(m, 0, "hyp_read", va + 8)
     assert (fault.fsc, fault.level, fault.hsr) == ("access_flag", 3, 0x9600000B)   # DFSC 0b001011
 
