@@ -13,7 +13,6 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .asm import AsmError
-from .layout import ConfigError
 from .machine import Result, run
 from .report import summary
 from .scenario import DEFAULT_SCENARIO, ScenarioError, from_mapping
@@ -118,9 +117,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (InputError, ScenarioError, AsmError) as err:
         print(f"hypemu: {err}", file=sys.stderr)
         return 2
-    except ConfigError as err:  # pragma: no cover - run() turns these into outcomes
-        print(f"hypemu: {err}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":
