@@ -1,40 +1,47 @@
 """Assemble hypemu's guest code: GNU-as style ARM (A32) sources, on keystone-engine 0.9.2.
 
 `assemble(source, base)` turns a source into a `Program` (bytes at `base`, label addresses, globals).
-Keystone does the instruction encoding; this module does everything around it that keystone gets wrong
-or lacks, each measured on keystone 0.9.2 (probes run in a child process, see tests/test_asm.py):
+Keystone only encodes instructions; everything around them is done here, because keystone 0.9.2 was
+measured (tests/test_asm.py, TestKeystoneQuirks, in child processes) to:
 
-- It can crash the process: SIGSEGV on `.text` and, depending on what the process did before, on
-  some malformed instructions (`strd.w {r0-r3, pc}, [pc, #-8]`); it hangs forever on others (`movss =x,
-  r0`, `.fill UNDEF`, `.fill (. & 3)`). So keystone never runs in this process: a fork server
-  (`_KeystoneWorker`) runs each request in a fresh fork under a timeout, which also makes the result
-  independent of history; a crash or hang becomes an `AsmError` at the statement that caused it.
-- It drops sections silently (`.section .text` or `.pushsection` give empty output) and rejects `.type`,
-  `.size`: the preprocessor drops text-section and metadata directives and rejects everything else that
-  is not on a short whitelist, before keystone sees it.
-- It fails *silently* -- success with empty output -- on `mov r0, #UNDEF`, on a forward `.equ` used in an
-  immediate, on label arithmetic in an immediate (`#(end - start)`), on `.word 0x100000000` and
-  `.short 0x10000`; it encodes `movw r0, #:lower16:label` as 0 and treats `.space UNDEF` as 0. So every
-  `#immediate` and `:lower16:`/`:upper16:` operand that names a symbol is evaluated here (a second pass
-  supplies label addresses), directive sizes are evaluated here, and the output must end with a sentinel
-  word: when it does not, the failing statement is found by bisection.
-- It has no numeric local labels (`1:`, `b 1b`), no ERET/HVC/SMC, no banked MSR/MRS (ELR_hyp, SP_hyp,
-  SPSR_hyp...): local labels are renamed, those instructions are encoded here as `.word`s.
-- Keystone's own `.macro` would hide macro bodies from the rewriting above, so `.macro`, `.rept`, `.irp`
-  and `.irpc` are expanded here.
+- crash (SIGSEGV on `.text`; on some malformed instructions, depending on what the process ran before)
+  and hang forever (`.fill UNDEF`, `.ascii ,`, `movss =x, r0`, statements starting with `>>` or `*/`).
+  So keystone never runs in this process: each request runs in a fresh fork of a server process that
+  has only imported keystone (`_KeystoneWorker`), under a timeout. A crash or a hang becomes an
+  AsmError at the statement found by bisection, and results never depend on history.
+- mishandle GNU-as sources: it swallows code after `.section .text` or `.pushsection`, rejects `.type`
+  and `.size`, has no numeric local labels, no ERET/HVC/SMC, no banked MSR/MRS (ELR_hyp, SP_hyp,
+  SPSR_hyp...), and its `.macro` would hide macro bodies from the rewriting done here. So the
+  preprocessor handles comments, sections, `.macro/.rept/.irp/.irpc`, `.if...`, local labels and the
+  kernel's ENTRY/ENDPROC/W/ARM/THUMB, encodes those instructions as `.word`s, and rejects any
+  directive not on its whitelist.
+- fail silently: empty output for `mov r0, #UNDEF`, for a forward `.equ` or label arithmetic in an
+  immediate; `movw r0, #:lower16:label` encoded as 0; `.short 0x10000` dropped; an unencodable ADR, a
+  far branch or a literal pool out of reach encoded as garbage; with a symbol resolver installed,
+  literal-pool words dropped. So every `#expression`, `:lower16:`/`:upper16:` operand, data value,
+  `.set` value and directive size is evaluated here (labels come from a first pass, every ARM
+  instruction being 4 bytes) and reaches keystone as a plain number; the output must end with a
+  sentinel word; and each `ldr rX, =expr` and each B/BL/ADR/load naming a label is decoded afterwards
+  and checked against what the source says.
+- read expressions with C-like precedence where GNU as does not (`1 + 2 << 3`: GNU as 17, keystone
+  24): an expression the two would group differently is refused until parenthesised.
 
 Deviations from GNU as (written down here, once):
 - Every text section lands in one contiguous blob, in source order; other sections are errors.
 - `.align`/`.balign` with an explicit fill of 0 pads with NOPs (keystone ignores a zero fill value); a
   partial word of padding holds bytes of `mov r0, r0` where GNU as writes zeros.
-- `.global` names must be labels defined in the same source (there is no linker).
+- `.global` names must be labels defined in the same source (there is no linker); a `.set`/`.equ` must
+  be evaluable (no undefined symbols, no '.'), even when it is never used.
 - `.set`/`.equ` read in an immediate take the last definition above the use, or the first one below.
+- Comparisons and `&&`/`||` are accepted only in `.if` conditions.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -53,11 +60,12 @@ from typing import Callable, Iterator, Mapping
 __all__ = ["AsmError", "Program", "assemble", "assemble_file", "cache_info", "clear_memory_cache"]
 
 _FORMAT = "asm-1"                 # bump when the same input could assemble differently
-_KS_TIMEOUT = 10.0                # seconds one keystone request may take before it counts as a hang
+_KS_TIMEOUT = 5.0                 # seconds one keystone request may take before it counts as a hang
 _MAX_BYTES = 16 << 20             # largest program, and largest single .space/.fill
 _MAX_STATEMENTS = 500_000         # after macro and .rept expansion
 _MAX_MACRO_DEPTH = 64
 _MAX_ALIGN_POWER = 16
+_MAX_EXPRESSION_TOKENS = 200
 _GENERATED = "__hypemu_"          # prefix of every name this module makes up
 _SENTINEL = 0x4B534E44            # last word of every keystone request; missing = keystone failed quietly
 _PLACEHOLDER = 4                  # pass-1 stand-in for an immediate that needs label addresses
@@ -176,6 +184,7 @@ def _cache_key(source: str, base: int, constants: dict[str, int]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
 def _keystone_version() -> str:
     from importlib import metadata
     try:
@@ -244,17 +253,19 @@ class _Cache:
     def _write_disk(self, key: str, program: Program) -> None:
         entry = {"key": key, "code": program.code.hex(), "base": program.base,
                  "symbols": dict(program.symbols), "globals": sorted(program.globals)}
+        directory = self._directory()
         try:
-            directory = self._directory()
             directory.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as f:
-                json.dump(entry, f)
-            os.replace(f.name, directory / f"{key}.json")
+            fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
         except OSError:
-            try:
-                os.unlink(f.name)  # type: ignore[possibly-undefined]
-            except (OSError, NameError):
-                pass
+            return
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(entry, f)
+            os.replace(temporary, directory / f"{key}.json")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 _CACHE = _Cache()
@@ -301,11 +312,13 @@ class _NeedsAddresses(Exception):
 
 
 def _parse_number(text: str) -> int:
-    if text[:2] in ("0x", "0X", "0b", "0B"):
-        return int(text, 0)
-    if len(text) > 1 and text[0] == "0":
-        return int(text, 8)
-    return int(text)
+    """GNU as integers: 0x hex, 0b binary, a leading 0 for octal, else decimal."""
+    try:
+        if text[:2] in ("0x", "0X", "0b", "0B"):
+            return int(text, 0)
+        return int(text, 8) if len(text) > 1 and text[0] == "0" else int(text)
+    except ValueError:
+        raise _ExprError(f"bad number {text!r}") from None
 
 
 def _char_value(text: str) -> int:
@@ -333,6 +346,8 @@ def _parse_expr(text: str, condition: bool = False):
 
     Raises _Ambiguous when keystone's precedence would group the operators differently."""
     toks = _tokens(text)
+    if len(toks) > _MAX_EXPRESSION_TOKENS:
+        raise _ExprError(f"expression longer than {_MAX_EXPRESSION_TOKENS} tokens")
     gnu, pos = _parse_binary(toks, 0, 1, _GNU_RANKS)
     if pos != len(toks):
         raise _ExprError(f"unexpected {toks[pos][1]!r} in expression {text.strip()!r}")
@@ -374,6 +389,10 @@ def _parse_unary(toks, pos, ranks):
     if kind == "name":
         return ("sym", text), pos + 1
     raise _ExprError(f"unexpected {text!r} in expression")
+
+
+def _reason(error: Exception) -> str:
+    return "constants nested too deeply" if isinstance(error, RecursionError) else str(error)
 
 
 def _symbols_of(tree) -> set[str]:
@@ -504,7 +523,7 @@ class _Block:
     line: int
     header: str
     where: str
-    body: list[str] = dataclasses.field(default_factory=list)
+    body: list[tuple[int, str]] = dataclasses.field(default_factory=list)   # (line, text)
     depth: int = 0
 
 
@@ -527,7 +546,7 @@ class _ExitMacro(Exception):
 class _Macro:
     name: str
     params: list[tuple[str, str | None, str]]      # (name, default, qualifier: "", "req", "vararg")
-    body: list[str]
+    body: list[tuple[int, str]]                     # (line, text)
 
 
 @dataclass
@@ -560,6 +579,7 @@ _ASSIGN_RE = re.compile(rf"({_IDENT})\s*=(?!=)\s*(.*)$", re.S)
 _WORD_RE = re.compile(r"(\S+)\s*(.*)$", re.S)
 _PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|ldrb|str|strb|ldrh|ldrsh|ldrsb|ldrd|strh|strd)"
                              r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?")
+_MNEMONIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z0-9]+)*")
 _IMM_START_RE = re.compile(r"#\s*(?::(lower16|upper16):)?|:(lower16|upper16):")
 
 
@@ -625,6 +645,33 @@ def _strip_comments(source: str) -> Iterator[tuple[int, str]]:
             out.append(c)
             i += 1
         yield number, "".join(out)
+
+
+_ESCAPES = {"n": 10, "t": 9, "r": 13, "b": 8, "f": 12, "v": 11, "a": 7, "e": 27}
+
+
+def _unescape(body: str) -> bytes:
+    """GNU as string escapes: \\n \\t..., \\NNN octal, \\xHH hex; any other \\c is c."""
+    out, i = bytearray(), 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\" or i + 1 == len(body):
+            out += c.encode()
+            i += 1
+            continue
+        nxt = body[i + 1]
+        octal = re.match(r"[0-7]{1,3}", body[i + 1:])
+        hexa = re.match(r"[xX]([0-9a-fA-F]+)", body[i + 1:])
+        if octal:
+            out.append(int(octal.group(0), 8) & 0xFF)
+            i += 1 + octal.end()
+        elif hexa:
+            out.append(int(hexa.group(1), 16) & 0xFF)
+            i += 1 + hexa.end()
+        else:
+            out += bytes([_ESCAPES[nxt]]) if nxt in _ESCAPES else nxt.encode()
+            i += 2
+    return bytes(out)
 
 
 def _take_call(text: str, name: str) -> tuple[str, str] | None:
@@ -717,7 +764,7 @@ class _Preprocessor:
     def statement(self, line: int, text: str, where: str) -> None:
         """Process one statement (one line, or one `;`-separated part of a line)."""
         if self.blocks:
-            self._collect(text)
+            self._collect(line, text)
             return
         text = text.strip()
         m = _DIRECTIVE_RE.match(text)
@@ -892,8 +939,8 @@ class _Preprocessor:
                                     "expression of symbols defined above this line)", where) from None
         except _NeedsAddresses:
             raise self._error(line, f"{what} must be a constant, not a label address", where) from None
-        except _ExprError as e:
-            raise self._error(line, f"{what}: {e}", where) from None
+        except (_ExprError, RecursionError) as e:
+            raise self._error(line, f"{what}: {_reason(e)}", where) from None
 
     def _align(self, line: int, name: str, args: str, text: str, where: str) -> None:
         parts = [p.strip() for p in args.split(",")] if args else ["2"]
@@ -925,8 +972,11 @@ class _Preprocessor:
             raise self._error(line, f"{name} needs a value", where)
         if name in _STRINGS or _DATA_SIZES[name] % 4:
             self.unaligned = True
-        if name in _STRINGS:
-            self._emit(_Stmt(line, text, f"{name} {args}", where, "data", directive=name))
+        if name in _STRINGS:    # keystone hangs on some malformed ones ('.ascii ,'): bytes from here
+            data = self._strings(line, name, args, where)
+            if data:
+                self._emit(_Stmt(line, text, f".byte {', '.join(map(str, data))}", where, "data",
+                                 directive=name))
             return
         size, trees = _DATA_SIZES[name], []
         for value in _split_outside_strings(self._rename_local_refs(line, args, where), ","):
@@ -938,6 +988,16 @@ class _Preprocessor:
         imms = tuple(_Imm(t, str(size), len(self.stmts), anchor, i * size) for i, t in enumerate(trees))
         marks = ", ".join(f"{_MARK}{i}{_MARK}" for i in range(len(imms)))
         self._emit(_Stmt(line, text, f"{name} {marks}", where, "data", imms=imms, directive=name))
+
+    def _strings(self, line: int, name: str, args: str, where: str) -> bytes:
+        """The bytes of `.ascii "..." [, "..."]` (`.asciz`/`.string`: each with a NUL)."""
+        out = bytearray()
+        for part in _split_outside_strings(args, ","):
+            m = re.fullmatch(r'\s*"((?:\\.|[^"\\])*)"\s*', part)
+            if not m:
+                raise self._error(line, f"{name} needs string literals, not {part.strip()!r}", where)
+            out += _unescape(m.group(1)) + (b"" if name == ".ascii" else b"\0")
+        return bytes(out)
 
     def _anchor(self, line: int, text: str, where: str, checks: tuple, trees: list) -> str | None:
         """Put a label before the next statement when it has checks or an expression uses '.'."""
@@ -983,7 +1043,7 @@ class _Preprocessor:
 
     # -- .macro / .rept / .irp / .irpc
 
-    def _collect(self, text: str) -> None:
+    def _collect(self, line: int, text: str) -> None:
         block = self.blocks[-1]
         body = text.strip()
         while (m := _LABEL_RE.match(body)) is not None:
@@ -997,7 +1057,7 @@ class _Preprocessor:
                 self._close_block(block)
                 return
             block.depth -= 1
-        block.body.append(text)
+        block.body.append((line, text))
 
     def _close_block(self, block: _Block) -> None:
         if block.kind == ".macro":
@@ -1007,7 +1067,7 @@ class _Preprocessor:
             if not 0 <= count <= _MAX_STATEMENTS:
                 raise self._error(block.line, f".rept {count}: count out of range", block.where)
             for _ in range(count):
-                self._replay(block.body, {}, block.line, block.where)
+                self._replay(block.body, {}, block.where)
         else:
             param, _, rest = block.header.partition(",")
             if not _IDENT_RE.fullmatch(param.strip()):
@@ -1017,7 +1077,7 @@ class _Preprocessor:
             else:
                 values = list(rest.strip())
             for value in values:
-                self._replay(block.body, {param.strip(): value}, block.line, block.where)
+                self._replay(block.body, {param.strip(): value}, block.where)
 
     def _define_macro(self, block: _Block) -> None:
         words = re.sub(r"\s*=\s*", "=", block.header).replace(",", " ").split()
@@ -1040,7 +1100,7 @@ class _Preprocessor:
         values["@"] = str(self.expansions)
         conds = len(self.conds)
         try:
-            self._replay(macro.body, values, line, where or f" (in macro {macro.name!r})")
+            self._replay(macro.body, values, where, (line, macro.name))
         except _ExitMacro:
             del self.conds[conds:]
 
@@ -1069,17 +1129,23 @@ class _Preprocessor:
                 values[name] = default or ""
         return values
 
-    def _replay(self, body: list[str], values: dict[str, str], line: int, where: str) -> None:
-        """Feed a block body again, with \\name, \\@ and \\() substituted."""
+    def _replay(self, body: list[tuple[int, str]], values: dict[str, str], where: str,
+                macro: tuple[int, str] | None = None) -> None:
+        """Feed a block body again, with \\name, \\@ and \\() substituted. Statements of a .rept or
+        .irp keep their own lines; those of a macro get the line of the (outermost) invocation."""
         def substitute(m: re.Match) -> str:
             return "" if m.group(1) == "()" else values.get(m.group(1), m.group(0))
         self.depth += 1
         conds = len(self.conds)
+        line = body[-1][0] if body else 0
         try:
-            for text in body:
+            for line, text in body:
+                inner = where
+                if macro is not None:
+                    line, inner = macro[0], where or f" (in macro {macro[1]!r}, line {line})"
                 expanded = re.sub(r"\\(\(\)|@|[A-Za-z_][A-Za-z0-9_]*)", substitute, text)
                 for statement in _split_outside_strings(expanded, ";"):
-                    self.statement(line, statement, where)
+                    self.statement(line, statement, inner)
         finally:
             self.depth -= 1
         if len(self.conds) != conds:
@@ -1089,6 +1155,8 @@ class _Preprocessor:
 
     def _instruction(self, line: int, text: str, where: str) -> None:
         mnemonic, operands = _WORD_RE.match(text).groups()
+        if not _MNEMONIC_RE.fullmatch(mnemonic):   # keystone hangs on statements like '>> ~' or '*/'
+            raise self._error(line, f"expected an instruction or a directive, not {text!r}", where)
         operands = self._rename_local_refs(line, operands.strip(), where)
         checks: list[tuple] = []
         if self.unaligned:   # data of odd size came before: check that this instruction is aligned
@@ -1105,7 +1173,9 @@ class _Preprocessor:
             self._check_expr(line, expr, where)
             try:
                 tree = _parse_expr(expr)
-            except _ExprError:
+            except _ExprError as e:
+                if half:     # keystone gets :lower16: wrong anyway, and hangs on some of these
+                    raise self._error(line, f":{half}: {e}", where) from None
                 continue     # not ours to judge: keystone will accept or reject it
             if half or not (tree[0] == "num" or tree[0] == "-" and tree[1][0] == "num"):
                 found.append((tree, half or "#"))   # keystone misreads e.g. #(1 << 12) - 1
@@ -1205,6 +1275,8 @@ class _Lookup:
         pos, tree, _ = before[-1] if before else defs[0]
         if (name, pos) in self.active:
             raise _ExprError(f"{name} is defined in terms of itself")
+        if len(self.active) > 100:
+            raise _ExprError(f"{name}: constants defined through more than 100 others")
         saved = self.pos
         self.active.append((name, pos))
         self.pos = pos
@@ -1267,8 +1339,8 @@ class _Builder:
                     value, needs = _PLACEHOLDER, True
                 except _Undefined as e:
                     raise self._error(stmt, f"undefined symbol {e.name!r} in {stmt.source!r}") from None
-                except _ExprError as e:
-                    raise self._error(stmt, f"{e} in {stmt.source!r}") from None
+                except (_ExprError, RecursionError) as e:
+                    raise self._error(stmt, f"{_reason(e)} in {stmt.source!r}") from None
                 text = text.replace(f"{_MARK}{index}{_MARK}", self._format(stmt, imm, value))
             texts.append(text)
         return texts, needs
@@ -1300,7 +1372,7 @@ class _Builder:
         trailer = 4 * (len(self.labels) + 1)
         if result.code is None or len(result.code) < trailer or not result.code.endswith(
                 _SENTINEL.to_bytes(4, "little")):
-            raise self._locate(texts)
+            raise self._locate(texts, result)
         code = result.code[:-trailer]
         words = result.code[-trailer:-4]
         addresses = {label: int.from_bytes(words[4 * i:4 * i + 4], "little")
@@ -1330,7 +1402,7 @@ class _Builder:
         try:
             lookup = _Lookup(self.unit.equs, self.unit.labels, addresses, pos, stmt.label)
             expected: int | None = _evaluate(check[1], lookup) & 0xFFFFFFFF
-        except (_Undefined, _ExprError, _NeedsAddresses):
+        except (_Undefined, _ExprError, _NeedsAddresses, RecursionError):
             expected = None       # keystone resolved something this module cannot: trust it
         if check[0] == "target":
             if target is None or expected is not None and target != expected:
@@ -1348,7 +1420,7 @@ class _Builder:
 
     # -- keystone said no: find the statement
 
-    def _locate(self, texts: list[str]) -> AsmError:
+    def _locate(self, texts: list[str], failure: _KsResult) -> AsmError:
         """Bisect for the shortest failing prefix; later labels and .set lines stay defined."""
         def attempt(k: int) -> _KsResult | None:
             result = _WORKER.assemble(self._request(texts, k), self.base)
@@ -1356,8 +1428,7 @@ class _Builder:
             return None if ok else result
 
         low, high = 0, len(texts)          # attempt(low) succeeds, attempt(high) fails
-        failure = attempt(high)
-        if failure is None or attempt(0) is not None:
+        if attempt(0) is not None:
             stmt = self.unit.stmts[-1] if self.unit.stmts else _Stmt(1, "", "")
             return self._error(stmt, "keystone failed on this source and the failing statement "
                                      "could not be isolated")

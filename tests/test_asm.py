@@ -369,6 +369,11 @@ def test_data_out_of_range(source, message):
     assert message in error_of(source).message
 
 
+def test_string_escapes():
+    program = assemble(r'.ascii "a\n\t\101\x42\"\\\q", "é"' + "\n" + r'.asciz "z"' + "\n.string \"\"", 0)
+    assert program.code == b'a\n\tAB"\\q' + "é".encode() + b"z\0\0"
+
+
 def test_instruction_after_odd_sized_data_must_be_aligned():
     err = error_of("nop\n.byte 1\nnop")
     assert err.line == 3 and "unaligned" in err.message
@@ -499,6 +504,14 @@ def test_error_attributes_and_format():
     (".if 1\nnop", 1, ".if without .endif"),
     (".else", 1, ".else without .if"),
     ("nop\n.word 1 == 1", 2, "only supported in .if"),
+    ("nop\n*/ nop", 2, "expected an instruction or a directive"),
+    (">> ~", 1, "expected an instruction or a directive"),
+    (".ascii -", 1, ".ascii needs string literals"),
+    (".asciz \"open", 1, ".asciz needs string literals"),
+    ("movw r0, #:lower16:(x", 1, ":lower16:"),
+    (".word 09", 1, "bad number '09'"),
+    (".word " + "-" * 300 + "1", 1, "longer than 200 tokens"),
+    ("nop\nmovss =x, r0", 2, "cannot parse expression"),
 ])
 def test_errors_point_at_the_line(source, line, message):
     err = error_of(source)
@@ -514,7 +527,12 @@ def test_keystone_message_comes_with_the_source_text():
 def test_errors_inside_macros_name_the_invocation_line_and_macro():
     err = error_of(".macro load reg\nldr \\reg, =nowhere\n.endm\nnop\nload r0")
     assert err.line == 5 and "undefined symbol 'nowhere'" in err.message
-    assert err.message.endswith("(in macro 'load')")
+    assert err.message.endswith("(in macro 'load', line 2)")
+
+
+def test_errors_inside_rept_name_the_body_line():
+    err = error_of("nop\n.rept 2\nnop\nfrobnicate\n.endr")
+    assert err.line == 4 and "Invalid mnemonic" in err.message
 
 
 def test_macro_argument_errors():
@@ -660,6 +678,33 @@ def test_conditional_assembly():
     assert words(assemble(source, 0, constants={"ABI": 7})) == [0xE3A00003, NOP]
 
 
+_LINES = ["mov r1, #4", "ldr r2, =0x12345678", "ldr r3, =L1", "b L0", "bne 1f", "1: nop", "adr r0, L2",
+          "movw r0, #:lower16:L1", "mov r0, #(L2 - L0)", ".word L1, 5", ".short 7", ".byte 1",
+          ".align 3", ".ltorg", "eret", "hvc #3", "msr ELR_hyp, r0", "mrs r1, SPSR_hyp", ".ascii \"x\"",
+          ".set C, 3 + 4", ".if C > 3", ".endif", ".rept 2", ".endr", ".macro m a", ".endm", "m r0",
+          "mcr p15, 4, r0, c12, c0, 0", "ldr r0, [r1, #8]", "push {r0, lr}", "pop {r0, pc}", "bx lr"]
+_MUTATIONS = ["", "#", ",", "=", "[", "]", "{", "}", "!", ":lower16:", "(", ")", "@", ";", "\\", "'",
+              '"', "1b", "2f", ".", "-", "<<", "0x", "r16", "ELR_hyp", "UNDEF", "09", "*/", "\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_LINES), min_size=1, max_size=12), st.integers(0, 10_000),
+       st.sampled_from(_MUTATIONS), st.integers(0, 3))
+def test_any_source_gives_a_program_or_an_asm_error(lines, where, mutation, cut):
+    source = "\n".join(["L0: nop", "L1: nop", *lines, "L2: nop"])
+    where %= len(source) + 1
+    source = source[:where] + mutation + source[where + cut:]
+    saved, asm._KS_TIMEOUT = asm._KS_TIMEOUT, 2.0
+    try:
+        program = assemble(source, 0x1000)
+    except AsmError as e:
+        assert e.line >= 1 and e.message
+    else:
+        assert all(program.base <= a <= program.end for a in program.symbols.values())
+    finally:
+        asm._KS_TIMEOUT = saved
+
+
 # ------------------------------------------------------------------------------------------------
 # Never crash, never hang: checked from a child process, so that a regression cannot take pytest down
 
@@ -705,13 +750,15 @@ def test_a_crash_kills_only_its_fork():
 
 
 def test_every_request_meets_a_pristine_keystone():
-    """Keystone's state leaks between runs in one process (this statement can segfault after a
-    few successful runs, and is an ordinary error in a fresh process): each run is a fresh fork."""
+    """Keystone's state leaks between runs in one process: this statement is an ordinary error in a
+    fresh process and can segfault after a few other runs (which one it is also depends on the
+    memory layout). Each run is a fresh fork, so the answer never depends on what ran before."""
+    source = "nop\nnop\nstrd.w {r0-r3, pc}, [pc, #-8]"
+    first = asm._WORKER.assemble(source, 0x1000)
+    assert first.code is None
     for _ in range(5):
-        assert asm._WORKER.assemble("nop", 0x1000).code is not None
-    for _ in range(3):
-        result = asm._WORKER.assemble("nop\nnop\nstrd.w {r0-r3, pc}, [pc, #-8]", 0x1000)
-        assert result.error == "keystone: Invalid operand (KS_ERR_ASM_INVALIDOPERAND)"
+        assert asm._WORKER.assemble("mov r0, #1\nldr r1, =2", 0x1000).code is not None
+        assert asm._WORKER.assemble(source, 0x1000) == first
 
 
 # ------------------------------------------------------------------------------------------------
