@@ -59,7 +59,6 @@ from typing import Callable, Iterator, Mapping
 
 __all__ = ["AsmError", "Program", "assemble", "assemble_file", "cache_info", "clear_memory_cache"]
 
-_FORMAT = "asm-1"                 # bump when the same input could assemble differently
 _KS_TIMEOUT = 5.0                 # seconds one keystone request may take before it counts as a hang
 _MAX_BYTES = 16 << 20             # largest program, and largest single .space/.fill
 _MAX_STATEMENTS = 500_000         # after macro and .rept expansion
@@ -180,17 +179,19 @@ def _check_constants(constants: Mapping[str, int]) -> dict[str, int]:
 
 
 def _cache_key(source: str, base: int, constants: dict[str, int]) -> str:
-    blob = json.dumps([_FORMAT, _keystone_version(), source, base, sorted(constants.items())])
+    blob = json.dumps([_module_version(), source, base, sorted(constants.items())])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=None)
-def _keystone_version() -> str:
+def _module_version() -> str:
+    """This file's own hash and keystone's version: any change to either invalidates the cache."""
     from importlib import metadata
     try:
-        return metadata.version("keystone-engine")
+        keystone = metadata.version("keystone-engine")
     except metadata.PackageNotFoundError:
-        return "unknown"
+        keystone = "unknown"
+    return f"{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}/keystone-{keystone}"
 
 
 class _Cache:
@@ -1447,6 +1448,8 @@ class _Builder:
         unknown = self._unknown_names(stmt)
         if unknown and (not failure.error or "SYMBOL" in failure.error):
             return f"undefined symbol {unknown[0]!r} {shown}"
+        if "MISSINGFEATURE" in failure.error:
+            return f"{failure.error} {shown} (keystone's word for an operand ARMv7-A cannot encode)"
         if failure.error:
             return f"{failure.error} {shown}"
         if stmt.directive in _DATA_SIZES:

@@ -487,6 +487,7 @@ def test_error_attributes_and_format():
     (".pushsection .bss", 1, "sections other than text are not supported"),
     ("nop\nnop\nnop\nmov r0, r1,\nnop", 4, "Invalid operand"),
     ("nop\nfrobnicate r0", 2, "Invalid mnemonic"),
+    ("tst r0, #-1", 1, "an operand ARMv7-A cannot encode"),
     ("b nowhere", 1, "undefined symbol 'nowhere'"),
     ("nop\nldr r0, =nowhere", 2, "undefined symbol 'nowhere'"),
     ("nop\n.word 4, nowhere", 2, "undefined symbol 'nowhere'"),
