@@ -1530,7 +1530,7 @@ class _KeystoneWorker:
         self._buffer = b""
 
     def assemble(self, source: str, base: int) -> _KsResult:
-        request = (json.dumps({"source": source, "base": base}) + "\n").encode()
+        request = (json.dumps({"source": source, "base": base, "timeout": _KS_TIMEOUT}) + "\n").encode()
         with self._lock:
             for retry in (False, True):
                 proc = self._ensure()
@@ -1639,7 +1639,8 @@ def _assemble_and_exit(keystone, request: dict, replies) -> None:
     """In a fork of the server: one keystone run, one reply, exit. No symbol resolver: installing
     one makes keystone drop literal-pool words (after `.set X, 4294901760`, `ldr r1, =X`)."""
     status = 1
-    try:
+    try:   # should the parent die while keystone hangs, nobody would kill this fork: it does itself
+        signal.alarm(int(request.get("timeout", 60)) + 2)
         ks = keystone.Ks(keystone.KS_ARCH_ARM, keystone.KS_MODE_ARM)
         try:
             code, _ = ks.asm(request["source"], request["base"], True)

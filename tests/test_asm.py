@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import capstone
@@ -742,6 +743,36 @@ def test_a_hanging_keystone_is_killed_and_replaced(monkeypatch):
     result = asm._WORKER.assemble("movss =x, r0", 0)     # raw keystone: this hangs forever
     assert result.code is None and "did not finish within 1 s" in result.error
     assert assemble("nop", 0).code == NOP.to_bytes(4, "little")
+
+
+def test_a_hang_does_not_outlive_a_killed_parent():
+    """A process killed while keystone hangs leaves no spinning fork behind (it arms an alarm)."""
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        from hypemu import asm
+        asm._KS_TIMEOUT = 1.0
+        print(asm._WORKER._ensure().pid, flush=True)
+        asm._WORKER.assemble("movss =x, r0", 0)
+        """)], stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    server = int(child.stdout.readline())
+    time.sleep(0.5)
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and _alive_in_group(server):
+        time.sleep(0.2)
+    assert not _alive_in_group(server)
+
+
+def _alive_in_group(group: int) -> bool:
+    """Whether a live (not zombie) process of process group `group` exists."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False
 
 
 def test_a_crash_kills_only_its_fork():
