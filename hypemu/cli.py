@@ -15,6 +15,7 @@ from . import __version__
 from .asm import AsmError
 from .machine import Result, run
 from .report import summary
+from .trace import lines as trace_lines
 from .scenario import DEFAULT_SCENARIO, ScenarioError, from_mapping
 
 EXAMPLES = """examples:
@@ -73,8 +74,8 @@ def _run_one(scenario, args) -> Result:
         print(summary(result))
     if args.trace:
         out = sys.stderr if args.json else sys.stdout
-        for event in result.events:
-            print("  " + event.format(), file=out)
+        for line in trace_lines(result.events):
+            print("  " + line, file=out)
     return result
 
 

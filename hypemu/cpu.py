@@ -154,6 +154,8 @@ class Core:
         self.on_event: Optional[Callable[[Event], None]] = None
         self._reset_run()
         self._lend_va: Optional[int] = None
+        self._trap_pc: Optional[int] = None
+        self._trap_word: Optional[int] = None
         for cpu in self.cpus:
             self._init_context(cpu)
         self.uc.context_restore(self.cpus[0].context)
@@ -278,7 +280,8 @@ class Core:
                detail: str = "") -> None:
         if pc is None:
             pc = self.uc.reg_read(UC_ARM_REG_PC)
-        event = Event(self.cur.id, pc, kind, name, value, detail)
+        insn = self._trap_word if pc == self._trap_pc else None
+        event = Event(self.cur.id, pc, kind, name, value, detail, insn)
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
@@ -479,6 +482,7 @@ class Core:
             self.uc.emu_stop()
             return
         word = self.patched.get(pa) or self.engine.read32(pa)
+        self._trap_pc, self._trap_word = pc, word   # events of this instruction carry its word
         insn = decode(word)
         handler = getattr(self, "_x_" + insn.op, None) if insn else None
         if handler is None:

@@ -33,12 +33,15 @@ class Event:
     name: str
     value: Optional[int] = None
     detail: str = ""
+    insn: Optional[int] = None   # the trapped instruction's word, when a guest instruction did it
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def format(self) -> str:
-        """One readable line, as `hypemu run --trace` prints it."""
+    def format(self, disassembly: str = "") -> str:
+        """One readable line, as `hypemu run --trace` prints it (``trace.format_event`` adds the
+        disassembly of the instruction)."""
         value = "" if self.value is None else f" = {self.value:#x}"
         detail = f"  ({self.detail})" if self.detail else ""
-        return f"cpu{self.cpu} {self.pc:#010x} {self.kind:<9} {self.name}{value}{detail}"
+        return (f"cpu{self.cpu} {self.pc:#010x} {disassembly:<34} {self.kind:<9} "
+                f"{self.name}{value}{detail}")

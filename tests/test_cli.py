@@ -45,6 +45,10 @@ def test_trace_prints_one_line_per_event():
     lines = [line for line in proc.stdout.splitlines() if line.startswith("  cpu0 ")]
     assert any("sysreg    HTTBR" in line for line in lines)
     assert any("tlbi      TLBIALLH" in line for line in lines)
+    # each line names the guest instruction that did it, disassembled
+    httbr = [line for line in lines if "HTTBR = " in line]
+    assert httbr and all("mcrr p15, #4, r0, r1, c2" in line for line in httbr)
+    assert any("0xffff00" in line and "mcr p15, #4, r0, c8, c7, #0" in line for line in lines)
 
 
 def test_run_files_reports_each_and_a_total():
