@@ -696,7 +696,7 @@ def test_any_source_gives_a_program_or_an_asm_error(lines, where, mutation, cut)
     source = "\n".join(["L0: nop", "L1: nop", *lines, "L2: nop"])
     where %= len(source) + 1
     source = source[:where] + mutation + source[where + cut:]
-    saved, asm._KS_TIMEOUT = asm._KS_TIMEOUT, 2.0
+    saved, asm.worker._KS_TIMEOUT = asm.worker._KS_TIMEOUT, 2.0
     try:
         program = assemble(source, 0x1000)
     except AsmError as e:
@@ -704,7 +704,7 @@ def test_any_source_gives_a_program_or_an_asm_error(lines, where, mutation, cut)
     else:
         assert all(program.base <= a <= program.end for a in program.symbols.values())
     finally:
-        asm._KS_TIMEOUT = saved
+        asm.worker._KS_TIMEOUT = saved
 
 
 # ------------------------------------------------------------------------------------------------
@@ -739,7 +739,7 @@ def test_crashing_and_hanging_inputs_become_errors_in_a_child():
 
 
 def test_a_hanging_keystone_is_killed_and_replaced(monkeypatch):
-    monkeypatch.setattr(asm, "_KS_TIMEOUT", 1.0)
+    monkeypatch.setattr(asm.worker, "_KS_TIMEOUT", 1.0)
     result = asm._WORKER.assemble("movss =x, r0", 0)     # raw keystone: this hangs forever
     assert result.code is None and "did not finish within 1 s" in result.error
     assert assemble("nop", 0).code == NOP.to_bytes(4, "little")
@@ -749,7 +749,7 @@ def test_a_hang_does_not_outlive_a_killed_parent():
     """A process killed while keystone hangs leaves no spinning fork behind (it arms an alarm)."""
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         from hypemu import asm
-        asm._KS_TIMEOUT = 1.0
+        asm.worker._KS_TIMEOUT = 1.0
         print(asm._WORKER._ensure().pid, flush=True)
         asm._WORKER.assemble("movss =x, r0", 0)
         """)], stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})

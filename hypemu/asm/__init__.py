@@ -1,0 +1,53 @@
+"""Assemble hypemu's guest code: GNU-as style ARM (A32) sources, on keystone-engine 0.9.2.
+
+`assemble(source, base)` turns a source into a `Program` (bytes at `base`, label addresses, globals).
+Keystone only encodes instructions; everything around them is done here, because keystone 0.9.2 was
+measured (tests/test_asm.py, TestKeystoneQuirks, in child processes) to:
+
+- crash (SIGSEGV on `.text`; on some malformed instructions, depending on what the process ran before)
+  and hang forever (`.fill UNDEF`, `.ascii ,`, `movss =x, r0`, statements starting with `>>` or `*/`).
+  So keystone never runs in this process: each request runs in a fresh fork of a server process that
+  has only imported keystone (`_KeystoneWorker`), under a timeout. A crash or a hang becomes an
+  AsmError at the statement found by bisection, and results never depend on history.
+- mishandle GNU-as sources: it swallows code after `.section .text` or `.pushsection`, rejects `.type`
+  and `.size`, has no numeric local labels, no ERET/HVC/SMC, no banked MSR/MRS (ELR_hyp, SP_hyp,
+  SPSR_hyp...), and its `.macro` would hide macro bodies from the rewriting done here. So the
+  preprocessor handles comments, sections, `.macro/.rept/.irp/.irpc`, `.if...`, local labels and the
+  kernel's ENTRY/ENDPROC/W/ARM/THUMB, encodes those instructions as `.word`s, and rejects any
+  directive not on its whitelist.
+- fail silently: empty output for `mov r0, #UNDEF`, for a forward `.equ` or label arithmetic in an
+  immediate; `movw r0, #:lower16:label` encoded as 0; `.short 0x10000` dropped; an unencodable ADR, a
+  far branch or a literal pool out of reach encoded as garbage; with a symbol resolver installed,
+  literal-pool words dropped. So every `#expression`, `:lower16:`/`:upper16:` operand, data value,
+  `.set` value and directive size is evaluated here (labels come from a first pass, every ARM
+  instruction being 4 bytes) and reaches keystone as a plain number; the output must end with a
+  sentinel word; and each `ldr rX, =expr` and each B/BL/ADR/load naming a label is decoded afterwards
+  and checked against what the source says.
+- read expressions with C-like precedence where GNU as does not (`1 + 2 << 3`: GNU as 17, keystone
+  24): an expression the two would group differently is refused until parenthesised.
+
+Deviations from GNU as (written down here, once):
+- Every text section lands in one contiguous blob, in source order; other sections are errors.
+- `.align`/`.balign` with an explicit fill of 0 pads with NOPs (keystone ignores a zero fill value); a
+  partial word of padding holds bytes of `mov r0, r0` where GNU as writes zeros.
+- `.global` names must be labels defined in the same source (there is no linker); a `.set`/`.equ` must
+  be evaluable (no undefined symbols, no '.'), even when it is never used.
+- `.set`/`.equ` read in an immediate take the last definition above the use, or the first one below.
+- Comparisons and `&&`/`||` are accepted only in `.if` conditions.
+
+The package, one concept a module: `api` (the entry points), `program` (Program, AsmError),
+`cache`, `source` (comments, statements, strings), `preprocess` (statements, labels) with its
+mixins `directives`, `conditionals`, `macros` and `instructions`, `encode` (what keystone cannot
+encode), `expr` (expressions), `unit` (the statements handed to the builder), `build` (keystone
+passes, failures located), `check` (keystone's output checked) and `worker` (keystone itself, the
+only module that imports it).
+"""
+
+from __future__ import annotations
+
+from .api import assemble, assemble_file, cache_info, clear_memory_cache
+from .encode import _BANKED      # noqa: F401 - read by tests/test_asm.py
+from .program import AsmError, Program
+from .worker import _WORKER     # noqa: F401 - read by tests/test_asm.py
+
+__all__ = ["AsmError", "Program", "assemble", "assemble_file", "cache_info", "clear_memory_cache"]

@@ -1,0 +1,67 @@
+"""The entry points: `assemble` and `assemble_file` check their arguments, look in the cache and
+build on a miss; `cache_info` and `clear_memory_cache` report on and reset the cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Mapping
+
+from .build import _build
+from .cache import _CACHE, _cache_key
+from .expr import _IDENT_RE
+from .program import AsmError, Program
+from .unit import _GENERATED
+
+
+def assemble(source: str, base: int, *, constants: Mapping[str, int] | None = None,
+             filename: str = "<string>") -> Program:
+    """Assemble `source` (GNU-as ARM syntax) so that its first byte lies at `base`.
+
+    `constants` are predefined as `.equ NAME, value`. Raises AsmError for any problem in the source,
+    ValueError for a bad `base` or constant."""
+    _check_base(base)
+    consts = _check_constants(constants or {})
+    key = _cache_key(source, base, consts)
+    program = _CACHE.get(key)
+    if program is None:
+        program = _build(source, base, consts, filename)
+        _CACHE.put(key, program)
+    return dataclasses.replace(program, filename=filename)
+
+
+def assemble_file(path: str | os.PathLike, base: int, *,
+                  constants: Mapping[str, int] | None = None) -> Program:
+    """Assemble the UTF-8 source file at `path` (see `assemble`)."""
+    name = os.fspath(path)
+    raw = Path(name).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise AsmError(name, raw.count(b"\n", 0, e.start) + 1, "source is not valid UTF-8") from None
+    return assemble(text, base, constants=constants, filename=name)
+
+
+def cache_info() -> dict:
+    """Counters since the last `clear_memory_cache()`: hits (memory_hits + disk_hits), misses, entries."""
+    return _CACHE.info()
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-memory cache and reset the counters (the disk cache stays)."""
+    _CACHE.clear()
+
+
+def _check_base(base: int) -> None:
+    if not isinstance(base, int) or not 0 <= base < 1 << 32 or base % 4:
+        raise ValueError(f"base must be a word-aligned 32-bit address, not {base!r}")
+
+
+def _check_constants(constants: Mapping[str, int]) -> dict[str, int]:
+    for name, value in constants.items():
+        if not isinstance(name, str) or not _IDENT_RE.fullmatch(name) or name.startswith(_GENERATED):
+            raise ValueError(f"constant name {name!r} is not a valid symbol name")
+        if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 31) <= value < 1 << 32:
+            raise ValueError(f"constant {name} = {value!r} is not a 32-bit integer")
+    return dict(sorted(constants.items()))

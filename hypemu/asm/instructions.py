@@ -1,0 +1,132 @@
+"""Instructions: immediates taken out to be evaluated here, checks planned for PC-relative ones,
+and ERET/HVC/SMC/banked MSR/MRS turned into `.word`s."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from .encode import (_BANKED, _COND_AL, _CONDITIONS, _REGISTERS, _SPECIAL_RE, _encode_eret,
+                     _encode_hvc, _encode_mrs_banked, _encode_msr_banked, _encode_smc)
+from .expr import _ExprError, _parse_expr
+from .source import _WORD_RE, _split_outside_strings
+from .unit import _MARK, _Imm, _Stmt
+
+
+_PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|ldrb|str|strb|ldrh|ldrsh|ldrsb|ldrd|strh|strd)"
+                             r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?")
+_MNEMONIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z0-9]+)*")
+_IMM_START_RE = re.compile(r"#\s*(?::(lower16|upper16):)?|:(lower16|upper16):")
+
+
+def _find_immediates(operands: str) -> Iterator[tuple[int, int, str, str]]:
+    """Yield (start, end, half, expression) for each #expr, #:lower16:expr or :upper16:expr."""
+    pos = 0
+    while (m := _IMM_START_RE.search(operands, pos)) is not None:
+        end, depth = m.end(), 0
+        while end < len(operands):
+            c = operands[end]
+            if c == "'":
+                end += 2
+                continue
+            if c in "()":
+                depth += 1 if c == "(" else -1
+            elif c in ",]}!" and depth <= 0:
+                break
+            end += 1
+        end = min(end, len(operands))
+        yield m.start(), end, m.group(1) or m.group(2) or "", operands[m.end():end]
+        pos = max(end, m.end() + 1)
+
+
+class _Instructions:
+    """The instructions of `_Preprocessor` (a mixin: the state lives there)."""
+
+    def _instruction(self, line: int, text: str, where: str) -> None:
+        mnemonic, operands = _WORD_RE.match(text).groups()
+        if not _MNEMONIC_RE.fullmatch(mnemonic):   # keystone hangs on statements like '>> ~' or '*/'
+            raise self._error(line, f"expected an instruction or a directive, not {text!r}", where)
+        operands = self._rename_local_refs(line, operands.strip(), where)
+        checks: list[tuple] = []
+        if self.unaligned:   # data of odd size came before: check that this instruction is aligned
+            checks.append(("aligned",))
+            self.unaligned = False
+        word = self._special(line, mnemonic.lower(), operands, where)
+        if word is not None:
+            self._anchor(line, text, where, tuple(checks), [])
+            self._emit(_Stmt(line, text, f".word {word:#010x}", where))
+            return
+        checks += self._pc_relative_checks(line, mnemonic.lower(), operands, where)
+        template, found = operands, []
+        for start, end, half, expr in reversed(list(_find_immediates(operands))):
+            self._check_expr(line, expr, where)
+            try:
+                tree = _parse_expr(expr)
+            except _ExprError as e:
+                if half:     # keystone gets :lower16: wrong anyway, and hangs on some of these
+                    raise self._error(line, f":{half}: {e}", where) from None
+                continue     # not ours to judge: keystone will accept or reject it
+            if half or not (tree[0] == "num" or tree[0] == "-" and tree[1][0] == "num"):
+                found.append((tree, half or "#"))   # keystone misreads e.g. #(1 << 12) - 1
+                template = f"{template[:start]}{_MARK}{len(found) - 1}{_MARK}{template[end:]}"
+        anchor = self._anchor(line, text, where, tuple(checks), [t for t, _ in found])
+        imms = tuple(_Imm(tree, form, len(self.stmts), anchor) for tree, form in found)
+        self._emit(_Stmt(line, text, f"{mnemonic} {template}".strip(), where, imms=imms))
+
+    def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list:
+        """What to verify in keystone's encoding of a PC-relative instruction: it encodes an
+        out-of-range branch or an unencodable ADR offset as garbage, without an error."""
+        m = _PC_RELATIVE_RE.fullmatch(mnemonic)
+        if not m or not operands:
+            return []
+        last = _split_outside_strings(operands, ",")[-1].strip()
+        if last.startswith("="):
+            self._check_expr(line, last[1:], where)
+            kind = "literal" if m.group(1) == "ldr" else None
+        else:
+            kind = "target" if not last.startswith(("[", "#", "{")) else None
+        if kind is None or last.lower() in _REGISTERS:
+            return []
+        try:
+            return [(kind, _parse_expr(last.removeprefix("=")))]
+        except _ExprError:
+            return []
+
+    def _special(self, line: int, mnemonic: str, operands: str, where: str) -> int | None:
+        """The encoding of ERET, HVC, SMC or a banked MSR/MRS; None for any other instruction."""
+        m = _SPECIAL_RE.fullmatch(mnemonic)
+        if not m:
+            return None
+        op, cond = m.group(1), _CONDITIONS[m.group(2)] if m.group(2) else _COND_AL
+        args = [a.strip() for a in operands.split(",")] if operands else []
+        if op in ("mrs", "msr"):
+            return self._banked(line, op, cond, args, where)
+        if op == "eret":
+            if args:
+                raise self._error(line, "eret takes no operands", where)
+            return _encode_eret(cond)
+        if op == "hvc" and m.group(2):
+            raise self._error(line, f"{mnemonic}: HVC cannot be conditional (ARM ARM B9.3.4)", where)
+        if len(args) != 1:
+            raise self._error(line, f"{op} needs one immediate operand", where)
+        imm = self._constant(line, args[0].removeprefix("#"), f"{op} immediate", where)
+        limit = 0xFFFF if op == "hvc" else 0xF
+        if not 0 <= imm <= limit:
+            raise self._error(line, f"{op} immediate {imm:#x} is out of range 0..{limit:#x}", where)
+        return _encode_hvc(imm) if op == "hvc" else _encode_smc(cond, imm)
+
+    def _banked(self, line: int, op: str, cond: int, args: list[str], where: str) -> int | None:
+        if len(args) != 2:
+            return None
+        reg, banked = (args[0], args[1]) if op == "mrs" else (args[1], args[0])
+        if banked.lower() not in _BANKED:
+            return None      # CPSR/SPSR forms: keystone knows them
+        number = _REGISTERS.get(reg.lower())
+        if number is None:
+            raise self._error(line, f"{op} {banked}: {reg!r} is not a core register", where)
+        if number == 15:
+            raise self._error(line, f"{op} {banked} with the PC is UNPREDICTABLE", where)
+        r, sysm = _BANKED[banked.lower()]
+        if op == "mrs":
+            return _encode_mrs_banked(cond, number, r, sysm)
+        return _encode_msr_banked(cond, r, sysm, number)

@@ -1,0 +1,58 @@
+"""What assembling yields: a `Program` (bytes at `base`, label addresses, globals), or an
+`AsmError` located at `file:line`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
+
+class AsmError(Exception):
+    """A problem in the user's source, located at `file:line`."""
+
+    def __init__(self, file: str, line: int, message: str):
+        super().__init__(f"{file}:{line}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
+
+class _FrozenMap(Mapping):
+    """A read-only, picklable name -> address mapping."""
+
+    def __init__(self, items: Mapping[str, int]):
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> int:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(f'{k!r}: {v:#x}' for k, v in self._items.items())}}}"
+
+
+@dataclass(frozen=True)
+class Program:
+    """Assembled code: `code` starts at `base`; `symbols` maps every user label to its address."""
+
+    code: bytes
+    base: int
+    symbols: Mapping[str, int]
+    globals: frozenset[str]
+    filename: str
+
+    def address(self, name: str) -> int:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise KeyError(f"{self.filename}: no label {name!r} (labels: "
+                           f"{', '.join(sorted(self.symbols)) or 'none'})") from None
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.code)

@@ -1,0 +1,47 @@
+"""What the preprocessor hands the builder: keystone statements (`_Stmt`), each tied to a user
+line, with the expressions evaluated here (`_Imm`), gathered in a `_Unit`; and the conventions and
+limits both sides share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_MAX_BYTES = 16 << 20             # largest program, and largest single .space/.fill
+_MAX_STATEMENTS = 500_000         # after macro and .rept expansion
+_GENERATED = "__hypemu_"          # prefix of every name this package makes up
+_MARK = "\x00"                    # brackets the index of an immediate inside a statement template
+
+
+@dataclass
+class _Imm:
+    """An expression evaluated here rather than by keystone, and how to write its value back."""
+
+    tree: tuple
+    form: str            # "#" immediate, "lower16"/"upper16" (#:lower16:), "1"/"2"/"4"/"8" data bytes,
+                         # "set" for a .set/.equ value
+    pos: int             # index of its statement: decides which .set definition applies
+    dot: str | None = None   # the anchor label of its statement, when the expression uses '.'
+    offset: int = 0      # '.' = anchor + offset (the element's offset in a data directive)
+
+
+@dataclass
+class _Stmt:
+    line: int            # user line (0 for predefined constants)
+    source: str          # the user's text, for messages
+    text: str            # keystone text; _MARK i _MARK stands for imms[i]
+    where: str = ""      # " (in macro 'x')" for statements that come from an expansion
+    kind: str = "insn"   # insn | label | equ | data | other
+    label: str | None = None
+    imms: tuple[_Imm, ...] = ()
+    directive: str = ""
+    checks: tuple[tuple, ...] = ()   # on an anchor label: what to verify in the instruction after it
+
+
+@dataclass
+class _Unit:
+    """A preprocessed source."""
+
+    stmts: list[_Stmt]
+    labels: dict[str, int]                           # every label (generated ones too) -> line
+    globals: dict[str, int]                          # name -> line of its .global
+    equs: dict[str, list[tuple[int, tuple, int]]]    # name -> [(stmt index, tree, line)]
