@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .asm import AsmError
+from .cpu import NotModelled
 from .machine import Result, run
 from .report import summary
 from .trace import lines as trace_lines
@@ -65,9 +66,11 @@ def _run_one(scenario, args) -> Result:
         result = run(scenario)
     except (ScenarioError, AsmError) as err:
         raise InputError(str(err)) from None
-    except (ValueError, NotImplementedError) as err:
+    except (ValueError, NotImplementedError, NotModelled) as err:
+        # NotModelled: the guest did something hypemu does not model (an error, not an outcome)
         where = f"{scenario.file}: " if scenario.file else ""
-        raise InputError(f"{where}{err}") from None
+        kind = "not modelled: " if isinstance(err, NotModelled) else ""
+        raise InputError(f"{where}{kind}{err}") from None
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

@@ -111,3 +111,14 @@ def test_unknown_function_is_an_input_error_with_the_step_line(tmp_path):
     proc = hypemu("run", str(path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{path}:4: steps[1].call: no HYP function 'hyp_nonexistent'" in proc.stderr
+
+
+def test_guest_behaviour_hypemu_does_not_model_is_an_error_not_a_traceback(tmp_path):
+    (tmp_path / "svc.S").write_text(
+        ".align 5\n.global __kvm_hyp_init\n__kvm_hyp_init:\n b .\n b .\n b .\n b .\n b .\n"
+        " b go\n b .\n b .\ngo:\n svc #0\n.global __kvm_hyp_init_end\n__kvm_hyp_init_end:\n")
+    path = tmp_path / "svc.yaml"
+    path.write_text("name: svc\nhyp:\n  code: svc.S\n")
+    proc = hypemu("run", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not modelled: cpu0: SVC (supervisor call)" in proc.stderr
