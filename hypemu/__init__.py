@@ -1,7 +1,7 @@
 """hypemu: a simulator of the Linux KVM/ARM HYP-mode bring-up on Unicorn, with a Python-modelled HYP.
 
 Public API (DESIGN.md section 6): ``load_scenario``, ``run``, ``Machine``, ``Result``, ``ConfigError``,
-``ScenarioError``. They are imported on first use, so that ``import hypemu.lpae`` (or the walker, the
+``ScenarioError``, ``NotModelled``. They are imported on first use, so that ``import hypemu.lpae`` (or the walker, the
 TLB model...) does not start Unicorn or keystone.
 """
 
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _API = {
     "ConfigError": "layout", "Machine": "machine", "Result": "machine", "run": "machine",
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "scenario",
-    "load_scenario": "scenario",
+    "load_scenario": "scenario", "NotModelled": "cpu",
 }
 __all__ = [*_API, "__version__"]
 

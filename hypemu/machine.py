@@ -205,7 +205,8 @@ def _judge(result: Result, expect: dict) -> None:
 
 def run(scenario: Union[Scenario, Mapping[str, Any]]) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
-    outcomes; invalid input raises (ScenarioError, ValueError, NotImplementedError)."""
+    outcomes; invalid input raises (ScenarioError, ValueError, NotImplementedError), and a guest doing
+    something hypemu does not model raises NotModelled."""
     s = load_scenario(scenario)
     if s.inject:
         raise NotImplementedError("inject: fault injection is not implemented yet")
