@@ -15,7 +15,7 @@ How the work is split:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
+from typing import Optional
 
 from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ
@@ -151,7 +151,6 @@ class Core:
         self.stats = Stats()
         self.patched: dict[int, int] = {}     # PA -> original word of a non-trapping instruction
         self.sentinels: set[int] = set()      # PAs where a PL1 call returns
-        self.on_event: Optional[Callable[[Event], None]] = None
         self._reset_run()
         self._lend_va: Optional[int] = None
         self._trap_pc: Optional[int] = None
@@ -283,8 +282,6 @@ class Core:
         insn = self._trap_word if pc == self._trap_pc else None
         event = Event(self.cur.id, pc, kind, name, value, detail, insn)
         self.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
 
     # --- running --------------------------------------------------------------------------------
     def run(self, pc: int, budget: Optional[int]) -> RunResult:
