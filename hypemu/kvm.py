@@ -108,12 +108,8 @@ class GuestImage:
 
 
 def _init_source(scenario: Scenario) -> Path:
-    if scenario.code == "builtin":
-        return ASM_DIR / "hyp-init.S"
-    path = Path(scenario.code)
-    if not path.is_absolute() and scenario.base_dir:
-        path = Path(scenario.base_dir) / path
-    return path
+    """The init source: built-in, or the user's (the scenario loader resolved it to an absolute path)."""
+    return ASM_DIR / "hyp-init.S" if scenario.code == "builtin" else Path(scenario.code)
 
 
 class Kernel:

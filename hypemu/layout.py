@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .lpae import PAGE_SIZE
 from .scenario import Bank
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = ~(PAGE_SIZE - 1)
 # The kernel's lowmem ends where the vmalloc area must start at the latest (arch/arm/mm/mmu.c,
 # vmalloc_min = VMALLOC_END - 240 MiB - VMALLOC_OFFSET).
