@@ -1,7 +1,8 @@
 """hypemu: a simulator of the Linux KVM/ARM HYP-mode bring-up on Unicorn, with a Python-modelled HYP.
 
 Public API (DESIGN.md section 6): ``load_scenario``, ``run``, ``Machine``, ``Result``, ``ConfigError``,
-``ScenarioError``, ``NotModelled``. They are imported on first use, so that ``import hypemu.lpae`` (or the walker, the
+``ScenarioError``, ``NotModelled``, and for step-by-step use ``GuestFault`` (the guest took an
+exception the flow did not expect; ``.record`` holds the fault) and ``BudgetExhausted``. They are imported on first use, so that ``import hypemu.lpae`` (or the walker, the
 TLB model...) does not start Unicorn or keystone.
 """
 
@@ -15,7 +16,8 @@ __version__ = "0.1.0"
 _API = {
     "ConfigError": "layout", "Machine": "machine", "Result": "machine", "run": "machine",
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "scenario",
-    "load_scenario": "scenario", "NotModelled": "cpu",
+    "load_scenario": "scenario", "NotModelled": "cpu", "GuestFault": "kvm",
+    "BudgetExhausted": "kvm",
 }
 __all__ = [*_API, "__version__"]
 
