@@ -264,15 +264,27 @@ class Core:
         HYP when the boot loader enters the kernel in HYP) with A/I/F masked."""
         st = self.select(cpu_id)
         self._set_cpsr(mode | CPSR_A | CPSR_I | CPSR_F)
-        st.sysregs = cp15.reset_values(cpu_id)
+        self._reset_hyp_state(st)
+        st.online = True
+        return st
+
+    def power_off(self, cpu_id: int) -> CpuState:
+        """A CPU powered off: its HYP registers go back to their reset values (HYP MMU off, HVBAR
+        and HTTBR at reset), its TLB is empty and it runs nothing until ``power_on``."""
+        st = self.select(cpu_id)
+        self.record(events.KERNEL, "cpu off", pc=0, detail="HYP registers at reset, TLB empty")
+        self._reset_hyp_state(st)
+        st.online = False
+        return st
+
+    def _reset_hyp_state(self, st: CpuState) -> None:
+        st.sysregs = cp15.reset_values(st.id)
         st.regime = None
         st.sp.update({MODE_HYP: 0})
         st.spsr.update({MODE_HYP: 0})
         st.elr_hyp = 0
         st.tlb.invalidate_all()
-        st.online = True
         self.engine.flush_soft_tlb()
-        return st
 
     # --- events ---------------------------------------------------------------------------------
     def record(self, kind: str, name: str, value: Optional[int] = None, pc: Optional[int] = None,
@@ -566,10 +578,10 @@ class Core:
             self.engine.flush_soft_tlb()
 
     def _maintain_tlb(self, effect: str, value: int) -> None:
-        """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every CPU (inner shareable
-        domain = the whole board). Deviation: the model applies them at once; the hazard checks,
+        """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every online CPU (the inner
+        shareable domain is the whole board; a powered-off CPU's TLB is empty anyway). Deviation: the model applies them at once; the hazard checks,
         not the TLB, judge whether a DSB/ISB followed."""
-        targets = self.cpus if effect.endswith("_is") else [self.cur]
+        targets = [c for c in self.cpus if c.online] if effect.endswith("_is") else [self.cur]
         dropped = 0
         for cpu in targets:
             if effect.startswith("tlbi_all"):

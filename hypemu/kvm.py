@@ -7,7 +7,12 @@
   HYP text, data and per-CPU stacks at their kernel VAs) as real LPAE descriptors with PAGE_HYP;
 - copies the init code to a bounce page when it crosses a page boundary;
 - runs the per-CPU init: the stub install (the CPU entered the kernel in HYP), the HVC that points
-  HVBAR at the init vectors, phase 1 and phase 2, in either call convention (DESIGN.md 3b).
+  HVBAR at the init vectors, phase 1 and phase 2, in either call convention (DESIGN.md 3b);
+- CPU hotplug: a CPU powered off loses its HYP state; powered on, it runs the stub and the init again
+  against the tables the kernel still has;
+- the single-step design that dual-step replaced (Linux v3.9): one HYP table holding the idmap and
+  the runtime mappings, one init HVC, and the idmap removed from that table once the boot CPUs are
+  up (``remove_idmap``), which is what breaks a later hotplug.
 
 Deviation: the PL1 side runs flat (its MMU is off): the kernel's own code is called at its PA.
 """
@@ -21,7 +26,8 @@ from typing import Optional
 from . import cp15, events, lpae
 from .asm import Program, assemble_file
 from .cpu import MODE_HYP, MODE_SVC, Core, FaultRecord, CPSR_A, CPSR_F, CPSR_I
-from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_trampoline, page_align_up, plan
+from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, check_trampoline
+from .layout import page_align_up, plan
 from .scenario import Scenario
 
 ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
@@ -107,19 +113,24 @@ class GuestImage:
     runtime: Program
 
 
+BUILTIN_INIT = {"dual-step": "hyp-init.S", "single-step": "hyp-init-single.S"}
+
+
 def _init_source(scenario: Scenario) -> Path:
-    """The init source: built-in, or the user's (the scenario loader resolved it to an absolute path)."""
-    return ASM_DIR / "hyp-init.S" if scenario.code == "builtin" else Path(scenario.code)
+    """The init source: built-in for the scenario's design, or the user's (the scenario loader
+    resolved it to an absolute path)."""
+    if scenario.code == "builtin":
+        return ASM_DIR / BUILTIN_INIT[scenario.init]
+    return Path(scenario.code)
 
 
 class Kernel:
     """The PL1 kernel of the board: its memory plan, its HYP page tables and its init calls."""
 
     def __init__(self, core: Core, scenario: Scenario):
-        if scenario.init != "dual-step":
-            raise NotImplementedError(f"hyp.init: {scenario.init!r} is not implemented yet "
-                                      f"(only dual-step is)")
         self.core, self.scenario = core, scenario
+        self.single_step = scenario.init == "single-step"
+        self.idmap_removed = False
         self.budget = Budget(scenario.instructions)
         self.layout = self._plan()
         self.image = self._assemble()
@@ -135,9 +146,12 @@ class Kernel:
         init_size = init.address("__kvm_hyp_init_end") - init.address("__kvm_hyp_init")
         layout = plan(s.banks, s.page_offset, s.text_offset, s.hyp_idmap_offset, init_size,
                       len(runtime.code), s.trampoline_va)
-        if layout.crosses_page() and s.bounce_page == "auto" and layout.init_size <= PAGE_SIZE:
-            layout.bounce_page = layout.alloc_page("the bounce page")
-        check_trampoline(layout)
+        if self.single_step:   # no trampoline, so nothing to bounce: the idmap covers every page
+            check_idmap(layout)
+        else:
+            if layout.crosses_page() and s.bounce_page == "auto" and layout.init_size <= PAGE_SIZE:
+                layout.bounce_page = layout.alloc_page("the bounce page")
+            check_trampoline(layout)
         for cpu in range(s.cpus):
             layout.stacks.append(layout.alloc_page(f"cpu{cpu}'s HYP stack"))
         return layout
@@ -180,27 +194,79 @@ class Kernel:
         return self.image.runtime.address(name)
 
     # --- HYP page tables ------------------------------------------------------------------------
-    def _build_tables(self) -> tuple[int, int]:
+    @property
+    def idmap_range(self) -> tuple[int, int]:
+        """The pages the HYP idmap covers: [first, end)."""
         lay = self.layout
+        return lay.init_pa & PAGE_MASK, page_align_up(lay.init_pa + lay.init_size)
+
+    def _build_tables(self) -> tuple[int, int]:
+        """Dual-step: the boot pgd (idmap + trampoline) and the runtime pgd (trampoline + kernel
+        mappings). Single-step: one pgd with the idmap and the kernel mappings (returned twice)."""
+        lay = self.layout
+        first, end = self.idmap_range
+        if self.single_step:
+            pgd = lay.alloc_page("the HYP pgd")
+            self._map(pgd, first, first, end - first, "the HYP idmap")
+            self._map_runtime(pgd)
+            self._check_idmap_alone(pgd)
+            return pgd, pgd
         boot = lay.alloc_page("the boot HYP pgd")
         runtime = lay.alloc_page("the runtime HYP pgd")
-        idmap_first = lay.init_pa & PAGE_MASK
-        idmap_last = page_align_up(lay.init_pa + lay.init_size)
-        self._map(boot, idmap_first, idmap_first, idmap_last - idmap_first, "the HYP idmap")
+        self._map(boot, first, first, end - first, "the HYP idmap")
         for pgd in (boot, runtime):
             self._map(pgd, lay.trampoline_va, lay.trampoline_pa, PAGE_SIZE, "the trampoline")
+        self._map_runtime(runtime)
+        return boot, runtime
+
+    def _map_runtime(self, runtime: int) -> None:
+        lay = self.layout
         self.map_kernel(runtime, lay.hyp_text, lay.hyp_text_size, "the HYP text")
         self.map_kernel(runtime, lay.hyp_data, PAGE_SIZE, "the HYP data")
         for cpu, stack in enumerate(lay.stacks):
             self.map_kernel(runtime, stack, PAGE_SIZE, f"cpu{cpu}'s HYP stack")
-        return boot, runtime
+
+    def _idmap_l1_slots(self) -> range:
+        """The level-1 entries (1 GiB each) that the idmap lives under."""
+        first, end = self.idmap_range
+        return range(first >> 30, ((end - 1) >> 30) + 1)
+
+    def _check_idmap_alone(self, pgd: int) -> None:
+        """v3.9's teardown clears whole level-1 entries (pud_clear): refuse a layout where a runtime
+        mapping shares one with the idmap, since the teardown would unmap it too."""
+        first, end = self.idmap_range
+        for slot in self._idmap_l1_slots():
+            lo, hi = slot << 30, (slot + 1) << 30
+            for what, pa, size in self._runtime_objects():
+                va = self.layout.kva(pa & PAGE_MASK)
+                if va < hi and va + size > lo:
+                    raise ConfigError(f"single-step: {what} (HYP VA {va:#x}) shares the level-1 entry "
+                                      f"[{lo:#x}, {hi:#x}) with the HYP idmap [{first:#x}, {end:#x}): "
+                                      f"removing the idmap after boot would unmap it too")
+
+    def _runtime_objects(self) -> list[tuple[str, int, int]]:
+        lay = self.layout
+        objs = [("the HYP text", lay.hyp_text, lay.hyp_text_size), ("the HYP data", lay.hyp_data, PAGE_SIZE)]
+        objs += [(f"cpu{n}'s HYP stack", pa, PAGE_SIZE) for n, pa in enumerate(lay.stacks)]
+        return objs
+
+    def remove_idmap(self) -> None:
+        """The single-step design's teardown once the boot CPUs are up (v3.9's kvm_clear_hyp_idmap):
+        clear the level-1 entries holding the idmap in the one HYP table. From PL1 no HYP TLB
+        maintenance is possible, so CPUs that cached idmap translations keep them."""
+        for slot in self._idmap_l1_slots():
+            self.core.engine.write64(self.runtime_pgd + 8 * slot, 0)
+        first, end = self.idmap_range
+        self.idmap_removed = True
+        self.core.record(events.KERNEL, "remove the HYP idmap", pc=0,
+                         detail=f"[{first:#x}, {end:#x}) cleared from the HYP pgd {self.runtime_pgd:#x}")
 
     def map_kernel(self, pgd: int, pa: int, size: int, what: str) -> None:
         """create_hyp_mappings(): map a kernel object at its kernel VA (== its HYP VA)."""
         va = self.layout.kva(pa & PAGE_MASK)
         size = page_align_up(pa + size) - (pa & PAGE_MASK)
         tramp = self.layout.trampoline_va
-        if va <= tramp < va + size:
+        if not self.single_step and va <= tramp < va + size:
             raise ConfigError(f"{what} would be mapped at the trampoline VA {tramp:#x}")
         if va + size > 1 << 32:
             raise ConfigError(f"{what} at PA {pa:#x} has no 32-bit kernel VA "
@@ -257,16 +323,22 @@ class Kernel:
         self._run_call(cpu, self.image.stub.address("__hyp_stub_install"), "the HYP stub install")
 
     def init_cpu(self, cpu: int) -> None:
-        """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then phase 1 and
-        phase 2 in the scenario's call convention."""
+        """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then the init HVCs
+        in the scenario's call convention: phase 1 (boot pgd, no stack) and phase 2 (runtime pgd,
+        stack, vectors) for dual-step; one HVC with the one pgd for single-step."""
         lay = self.layout
         vectors_pa = lay.init_pa + (self.image.init.address("__kvm_hyp_init") - lay.idmap_start)
         self.hvc(cpu, vectors_pa, during="the HVC to the stub (set HVBAR)")
         stack_top = lay.kva(lay.stacks[cpu]) + PAGE_SIZE
         vectors = self.image.runtime.address("__kvm_hyp_vector")
-        for phase, pgd, stack, vec in ((1, self.boot_pgd, 0, 0),
-                                       (2, self.runtime_pgd, stack_top, vectors)):
-            during = f"HYP init phase {phase}"
+        if self.single_step:
+            calls = (("HYP init (single-step)", self.runtime_pgd, stack_top, vectors),)
+        else:
+            calls = (("HYP init phase 1", self.boot_pgd, 0, 0),
+                     ("HYP init phase 2", self.runtime_pgd, stack_top, vectors))
+        for during, pgd, stack, vec in calls:
+            self.core.record(events.KERNEL, during, pgd, pc=self.image.pl1.address("kvm_call_hyp"),
+                             detail=f"pgd {pgd:#x} stack {stack:#x} vectors {vec:#x}")
             if self.scenario.call_abi == "seed":
                 self.hvc(cpu, pgd & 0xFFFFFFFF, pgd >> 32, stack, vec, during=during)
             else:
@@ -278,6 +350,4 @@ class Kernel:
 
     def power_off(self, cpu: int) -> None:
         """CPU hotplug off: the CPU loses its HYP state (registers and TLB) with its power."""
-        self.core.select(cpu)
-        self.core.record(events.KERNEL, "cpu off", pc=0)
-        self.core.cpus[cpu].online = False
+        self.core.power_off(cpu)

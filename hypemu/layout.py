@@ -142,11 +142,16 @@ def check_trampoline(layout: Layout) -> None:
     if layout.init_size > PAGE_SIZE:
         raise ConfigError(f"HYP init code is {layout.init_size:#x} bytes: more than a page, it "
                           f"cannot be bounced or mapped at the trampoline")
+    check_idmap(layout)
     init_end = layout.init_pa + layout.init_size
-    if init_end > FOUR_GIB:
-        raise ConfigError(f"HYP init code at PA {layout.init_pa:#x} is above 4 GiB: a 32-bit HYP VA "
-                          f"cannot identity-map it")
     first, last = layout.init_pa & PAGE_MASK, (init_end - 1) & PAGE_MASK
     if first <= va <= last:
         raise ConfigError(f"the HYP idmap [{layout.init_pa:#x}, {init_end:#x}) overlaps the "
                           f"trampoline page at {va:#x}: RAM reaches the top of the 4 GiB space")
+
+
+def check_idmap(layout: Layout) -> None:
+    """The init code must have a 32-bit PA for HYP (32-bit VAs) to run it through an identity map."""
+    if layout.init_pa + layout.init_size > FOUR_GIB:
+        raise ConfigError(f"HYP init code at PA {layout.init_pa:#x} is above 4 GiB: a 32-bit HYP VA "
+                          f"cannot identity-map it")

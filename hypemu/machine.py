@@ -35,10 +35,19 @@ class Machine:
 
     # --- steps ----------------------------------------------------------------------------------
     def boot(self, cpus: Union[str, list[int]] = "all") -> None:
-        """Bring CPUs up: stub install (the CPU enters the kernel in HYP), then the HYP init."""
-        for cpu in self._cpu_list(cpus):
+        """Bring CPUs up, one at a time, in ascending id order for ``"all"`` and in the listed order
+        otherwise: each is powered on in HYP, runs the HYP stub install, then the HYP init.
+        Single-step design: once the first boot is done the kernel removes the idmap from the HYP
+        table, so any later bring-up (a second ``boot`` or a hotplug) runs init without it."""
+        todo = self._cpu_list(cpus)
+        for cpu in todo:
+            if self.core.cpus[cpu].online:
+                raise ValueError(f"cpu {cpu} is already online")
+        for cpu in todo:
             self.kernel.boot_cpu(cpu)
             self.booted.add(cpu)
+        if self.kernel.single_step and not self.kernel.idmap_removed:
+            self.kernel.remove_idmap()
 
     def call(self, cpu: int, fn: Union[str, int], *args: int) -> int:
         """An HVC into the runtime HYP code: ``fn`` (a global of the runtime code, or a HYP VA) with
@@ -56,13 +65,15 @@ class Machine:
         """CPU hotplug: ``off`` powers the CPU down (its HYP state is lost); ``on`` powers it up and
         re-runs the HYP init against the kept boot tables."""
         self._check_cpu(cpu)
+        if state not in ("on", "off"):
+            raise ValueError(f"hotplug state must be 'on' or 'off', got {state!r}")
         if state == "off":
+            if not self.core.cpus[cpu].online:
+                raise ValueError(f"cpu {cpu} is already offline")
             self.kernel.power_off(cpu)
             self.booted.discard(cpu)
-        elif state == "on":
-            self.boot([cpu])
         else:
-            raise ValueError(f"hotplug state must be 'on' or 'off', got {state!r}")
+            self.boot([cpu])
 
     def map_hyp(self, pa: int, size: int) -> int:
         """create_hyp_mappings() at runtime (as KVM does for its VM structures): map kernel memory at
@@ -107,8 +118,9 @@ class Machine:
         return regs
 
     def mode(self, cpu: int) -> str:
-        """The CPU's modelled mode: "svc" or "hyp"."""
-        return MODE_NAMES[self.core.cpus[cpu].mode]
+        """The CPU's modelled mode: "svc" or "hyp", or "off" for a CPU that is powered off."""
+        st = self.core.cpus[cpu]
+        return MODE_NAMES[st.mode] if st.online else "off"
 
     @property
     def events(self) -> list[Event]:

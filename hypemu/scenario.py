@@ -505,19 +505,33 @@ def _step(value: Any, key: str, cpus: int) -> dict:
 
 
 def _steps(value: Any, cpus: int) -> list[dict]:
-    """The steps, each checked against the board and the CPUs that are up at that point."""
-    steps, online = [], set()
+    """The steps, each checked against the board and the CPUs that are up at that point: the
+    timeline is fixed, so a step on a CPU in the wrong state is an input error found before running
+    (a call or an ``off`` on an offline CPU, a boot or an ``on`` of an online one)."""
+    steps, online, since = [], set(), {}
     for index, item in enumerate(_list(value, "steps")):
         key = f"steps[{index}]"
         step = _step(item, key, cpus)
         if "boot" in step:
-            online.update(range(cpus) if step["boot"] == "all" else step["boot"])
+            ids = range(cpus) if step["boot"] == "all" else step["boot"]
+            for n, cpu in enumerate(ids):
+                if cpu in online:
+                    where = key + ".boot" + ("" if step["boot"] == "all" else f"[{n}]")
+                    raise ScenarioError(where, f"cpu {cpu} is already online (since {since[cpu]})")
+                online.add(cpu)
+                since[cpu] = key
         elif "hotplug" in step:
-            plug = step["hotplug"]
-            (online.add if plug["state"] == "on" else online.discard)(plug["cpu"])
+            cpu, state = step["hotplug"]["cpu"], step["hotplug"]["state"]
+            if (state == "on") == (cpu in online):
+                now = "online" if cpu in online else "offline"
+                raise ScenarioError(f"{key}.hotplug.state", f"cpu {cpu} is already {now} "
+                                                            f"(since {since.get(cpu, 'the start')})")
+            (online.add if state == "on" else online.discard)(cpu)
+            since[cpu] = key
         elif step["call"]["cpu"] not in online:
             cpu = step["call"]["cpu"]
-            raise ScenarioError(f"{key}.call.cpu", f"cpu {cpu} is not up at this step: boot it (or "
+            raise ScenarioError(f"{key}.call.cpu", f"cpu {cpu} is offline at this step (since "
+                                                   f"{since.get(cpu, 'the start')}): boot it (or "
                                                    f"hotplug it on) in an earlier step")
         steps.append(step)
     return steps
@@ -610,6 +624,11 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     bounce_page = _choice(hyp["bounce_page"], "hyp.bounce_page", BOUNCE_PAGE)
     call_abi = _choice(hyp["call_abi"], "hyp.call_abi", CALL_ABIS)
     code = _code_path(hyp["code"], base_dir)
+    if init == "single-step":
+        for key in ("trampoline_va", "bounce_page"):
+            if key in (top.get("hyp") or {}):
+                raise ScenarioError(f"hyp.{key}", "applies to the dual-step design only: the "
+                                                  "single-step init has no trampoline")
     steps = _steps(top.get("steps", DEFAULTS["steps"]), cpus)
     inject = _inject(top.get("inject", DEFAULTS["inject"]))
     instructions = _int(_section(top, "limits")["instructions"], "limits.instructions", 1, 10**10)

@@ -271,7 +271,7 @@ def test_multi_document_marker_at_start_is_fine(tmp_path):
 def test_call_after_hotplug_off_is_refused(tmp_path):
     text = ("name: plug-off\nmachine: {cpus: 2}\nsteps:\n  - boot: all\n  - hotplug: {cpu: 1, state: off}\n"
             "  - call: {cpu: 1, fn: hyp_probe}\n")
-    with pytest.raises(ScenarioError, match=r":6: steps\[2\]\.call\.cpu: cpu 1 is not up"):
+    with pytest.raises(ScenarioError, match=r":6: steps\[2\]\.call\.cpu: cpu 1 is offline at this step \(since steps\[1\]\)"):
         load_file(_write(tmp_path, text))
 
 
