@@ -165,10 +165,13 @@ class Result:
 
 
 def _layout_dict(m: Machine) -> dict:
-    lay = m.layout
+    """The layout of DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
+    and there is no trampoline (null)."""
+    lay, single = m.layout, m.kernel.single_step
     return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
             "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
-            "trampoline_va": lay.trampoline_va, "trampoline_pa": lay.trampoline_pa,
+            "trampoline_va": None if single else lay.trampoline_va,
+            "trampoline_pa": None if single else lay.trampoline_pa,
             "bounce_page": lay.bounce_page}
 
 

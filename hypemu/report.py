@@ -25,10 +25,13 @@ def summary(result: Result) -> str:
     lay = result.layout
     if lay:
         bounce = _hex(lay["bounce_page"]) if lay["bounce_page"] is not None else "none"
-        lines += [f"  layout: boot pgd {_hex(lay['boot_pgd'])}, runtime pgd {_hex(lay['runtime_pgd'])}",
-                  f"          idmap [{_hex(lay['idmap_start'])}, {_hex(lay['idmap_end'])}), "
-                  f"trampoline {_hex(lay['trampoline_va'])} -> {_hex(lay['trampoline_pa'])}, "
-                  f"bounce page {bounce}"]
+        idmap = f"idmap [{_hex(lay['idmap_start'])}, {_hex(lay['idmap_end'])})"
+        if lay["trampoline_va"] is None:   # single-step: one table, no trampoline
+            lines += [f"  layout: one HYP pgd {_hex(lay['runtime_pgd'])} (single-step), {idmap}"]
+        else:
+            lines += [f"  layout: boot pgd {_hex(lay['boot_pgd'])}, runtime pgd {_hex(lay['runtime_pgd'])}",
+                      f"          {idmap}, trampoline {_hex(lay['trampoline_va'])} -> "
+                      f"{_hex(lay['trampoline_pa'])}, bounce page {bounce}"]
     for cpu in result.cpus:
         hyp = cpu["hyp"]
         regs = " ".join(f"{k}={_hex(hyp[k])}" for k in
