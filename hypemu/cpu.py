@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+from unicorn import UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ
+from unicorn import UC_HOOK_MEM_WRITE
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ
 from unicorn import UC_PROT_WRITE
 from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0
@@ -26,7 +27,9 @@ from unicorn.arm_const import UC_ARM_REG_SP
 from . import cp15, events, syndrome
 from .decode import Insn, condition_passed, decode, is_wfi, needs_patch
 from .engine import Engine
+from .layout import PAGE_MASK
 from .events import Event
+from .hazards import Checks, barrier_kind
 from .tlb import TLB
 from .walker import Fault, Regime, Translation, check_access, walk
 
@@ -142,10 +145,13 @@ def _bank_of_lr(mode: int) -> int:
 class Core:
     """All CPUs of a board on one Unicorn instance, with the HYP model in the hooks."""
 
-    def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0):
+    def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0,
+                 checks: bool = True):
         self.engine = Engine(banks)
         self.uc = self.engine.uc
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
+        self.checks: Optional[Checks] = Checks(self) if checks else None
+        self._barrier_hooks: dict[int, int] = {}   # VA -> Unicorn hook handle
         self.cur = self.cpus[0]
         self.events: list[Event] = []
         self.stats = Stats()
@@ -153,6 +159,7 @@ class Core:
         self.sentinels: set[int] = set()      # PAs where a PL1 call returns
         self._reset_run()
         self._lend_va: Optional[int] = None
+        self._table_write: Optional[int] = None   # the table page a paused store may write
         self._trap_pc: Optional[int] = None
         self._trap_word: Optional[int] = None
         for cpu in self.cpus:
@@ -192,6 +199,34 @@ class Core:
                 code[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
         self.engine.write(pa, bytes(code))
         self.engine.flush_code_cache()
+
+    def watch_barriers(self, vas: list[int], code: bytes) -> None:
+        """Observe the ISB/DSB/DMB instructions of ``code`` when it runs at any of ``vas``: one
+        code hook per barrier address (no hook anywhere else), only when the checks are on."""
+        if self.checks is None:
+            return
+        for off in range(0, len(code) - len(code) % 4, 4):
+            kind = barrier_kind(int.from_bytes(code[off:off + 4], "little"))
+            for base in vas:
+                va = base + off
+                if va in self._barrier_hooks:
+                    self.uc.hook_del(self._barrier_hooks.pop(va))
+                if kind is not None:
+                    self._barrier_hooks[va] = self.uc.hook_add(
+                        UC_HOOK_CODE, self._on_barrier, kind, begin=va, end=va)
+        self.engine.flush_code_cache()
+
+    def _on_barrier(self, uc, address, size, kind) -> None:
+        try:
+            st = self.cur
+            self.record(events.BARRIER, kind, pc=address)
+            if kind == "isb":
+                self.checks.synchronized(st)
+            elif kind == "dsb":
+                self.checks.dsb(st)
+        except BaseException as exc:  # never lost: re-raised after emu_start
+            self._hook_error = exc
+            uc.emu_stop()
 
     def add_sentinel(self, pa: int) -> None:
         """Place the return sentinel at ``pa``: a PL1 call whose LR points here ends the run."""
@@ -278,6 +313,8 @@ class Core:
         return st
 
     def _reset_hyp_state(self, st: CpuState) -> None:
+        if self.checks is not None:
+            self.checks.cpu_reset(st)
         st.sysregs = cp15.reset_values(st.id)
         st.regime = None
         st.sp.update({MODE_HYP: 0})
@@ -301,13 +338,26 @@ class Core:
         has executed ``budget`` instructions (counted exactly by Unicorn). ``budget`` None: uncounted
         (benchmark decomposition only; the run's instructions are reported as 0)."""
         self._reset_run()
-        err = self.engine.start(pc, budget)
-        executed = 0 if budget is None else self.engine.executed()
-        if self._hook_error is not None:
-            raise self._hook_error
-        stop_pc = self.uc.reg_read(UC_ARM_REG_PC)
+        done = 0      # instructions of earlier segments: a run pauses once at each new hazard
+        while True:
+            left = None if budget is None else budget - done
+            err = self.engine.start(pc, left) if left is None or left > 0 else None
+            executed = 0 if budget is None else (self.engine.executed() if left > 0 else 1)
+            if self._hook_error is not None:
+                raise self._hook_error
+            stop_pc = self.uc.reg_read(UC_ARM_REG_PC)
+            if self._pending is None or self._pending[0] not in ("hazard", "table_write"):
+                break
+            done += executed
+            if self._pending[0] == "hazard":
+                self._locate_hazard(stop_pc)   # then resume at the same instruction
+                pc = stop_pc
+            else:
+                pc = self._step_table_write(stop_pc)
+                done += 1
         if self._pending is not None:
             self._deliver_abort(stop_pc)
+        executed += done
         counted = executed if budget is None else min(executed, budget)
         self.stats.instructions += counted
         if self._fault is not None:
@@ -353,34 +403,113 @@ class Core:
         if va == self._lend_va:
             entry.paddr, entry.perms = self.engine.scratch, UC_PROT_READ | UC_PROT_WRITE
             return True
+        checks = self.checks if self.checks is not None and self.checks.active else None
         st = self.cur
         acc = _ACCESS.get(access, "read")
-        perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
+        pc = self.uc.reg_read(UC_ARM_REG_PC) if checks is not None else 0
+        at = pc if acc == "fetch" and pc & PAGE_MASK == va else va   # the checks' VA: exact for fetches
+        hazard = None
         if st.mmu_on:
             t = st.tlb.lookup(va)
-            if t is None:
-                t = walk(self.engine.read64, st.hyp_regime(), va, acc)
-                self.stats.walks += 1
-                if isinstance(t, Fault):
-                    self._pending = (t, va, acc)
-                    return False
-                if st.tlb.fill(t) is not None:
-                    self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
+            if t is not None:
+                if checks is not None:
+                    hazard = checks.verify_hit(st, t, at, acc, pc)
             else:
-                denied = check_access(t, va, acc)
-                if denied is not None:
-                    self._pending = (denied, va, acc)
-                    return False
-            pa = t.pa_of(va)
-            perms = (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
-                     | (UC_PROT_EXEC if t.executable else 0))
+                if checks is not None and checks.cpu[st.id].unfinished:
+                    t, hazard = checks.unfinished_hit(st, at, acc, pc)
+                if t is None:
+                    t = walk(self.engine.read64, st.hyp_regime(), va, acc)
+                    self.stats.walks += 1
+                    if isinstance(t, Translation):
+                        if st.tlb.fill(t) is not None:
+                            self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
+                        if checks is not None:
+                            checks.filled(st, t)
+            result = t if isinstance(t, Fault) else (check_access(t, va, acc) or t.pa_of(va))
         else:
-            pa = va
+            result = va
+        if checks is not None and st.mode == MODE_HYP and checks.regime_pending(st):
+            new = result if isinstance(result, Fault) else result + (at - va)
+            hazard = checks.check_unsynced(st, at, acc, new, pc) or hazard
+        if isinstance(result, Fault):
+            self._pending = (result, va, acc)
+            return False
+        pa = result
         if not self.engine.is_ram(pa):
             self._pending = ("external", va, acc)
             return False
+        perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
+        if st.mmu_on:
+            perms = (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
+                     | (UC_PROT_EXEC if t.executable else 0))
+        if checks is not None:
+            if pa & PAGE_MASK in checks.table_pages:   # table pages: a store must be seen
+                if acc != "write":
+                    perms &= ~UC_PROT_WRITE
+                elif self._table_write is None:
+                    self._pending = ("table_write", pa & PAGE_MASK, va)
+                    return False
+            if hazard is not None and acc != "fetch":
+                self._pending = ("hazard", hazard, va)   # pause once: the exact VA, then resume
+                return False
         entry.paddr, entry.perms = pa, perms
         return True
+
+    def _step_table_write(self, pc: int) -> int:
+        """A guest store to a HYP table page paused the run: execute that one instruction with
+        the page writable, show every descriptor it changed to the checks, write-protect the page
+        again and return the PC to resume at."""
+        _, page, _ = self._pending
+        self._pending = None
+        before = self.engine.read(page, 4096)
+        self._table_write = page
+        try:
+            err = self.engine.start(pc, 1)
+        finally:
+            self._table_write = None
+        if self._hook_error is not None:
+            raise self._hook_error
+        if err is not None and self._pending is None:
+            raise NotModelled(f"cpu{self.cur.id}: the store to a HYP table page at {pc:#x} "
+                              f"stopped Unicorn: {err}")
+        after = self.engine.read(page, 4096)
+        for off in range(0, 4096, 8):
+            if before[off:off + 8] != after[off:off + 8]:
+                self.checks.table_written(page + off, int.from_bytes(before[off:off + 8], "little"),
+                                          int.from_bytes(after[off:off + 8], "little"),
+                                          self.cur.id, pc)
+        self.engine.flush_soft_tlb()
+        return self.uc.reg_read(UC_ARM_REG_PC)
+
+    def _locate_hazard(self, pc: int) -> None:
+        """A new hazard on a data access paused the run at the instruction: find the exact VA
+        (the fill hook only sees the page) and resume; the next fill serves the access."""
+        _, hazard, page_va = self._pending
+        hazard.va = self._exact_data_va(pc, page_va)
+        self.checks.located(hazard)
+
+    def hyp_translate_with(self, st: CpuState, regs: dict, va: int, access: str) -> int | Fault:
+        """What a HYP access would give with the system registers ``regs`` (used to judge whether
+        an access depended on a register write not yet synchronized): flat when regs' HSCTLR.M is
+        0, else the TLB model first, then a walk."""
+        if not regs["HSCTLR"] & cp15.HSCTLR_M:
+            return va
+        t = st.tlb.lookup(va)
+        if t is None:
+            regime = Regime(ttbr=regs["HTTBR"], t0sz=regs["HTCR"] & cp15.HTCR_T0SZ,
+                            wxn=bool(regs["HSCTLR"] & cp15.HSCTLR_WXN),
+                            mair=regs["HMAIR1"] << 32 | regs["HMAIR0"])
+            t = walk(self.engine.read64, regime, va, access)
+            if isinstance(t, Fault):
+                return t
+        return check_access(t, va, access) or t.pa_of(va)
+
+    def code_word(self, pc: int) -> Optional[int]:
+        """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
+        try:
+            return self._read_code_word(pc)
+        except NotModelled:
+            return None
 
     def _read_code_word(self, va: int) -> int:
         """The instruction word at ``va`` of the current CPU (translated through the model)."""
@@ -434,12 +563,16 @@ class Core:
 
         hook = self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, on_access)
         self._lend_va = page_va
+        if self.checks is not None:
+            self.checks.active = False
         self.engine.flush_soft_tlb()
         self.engine.flush_code_cache()   # memory hooks are compiled into translated code
         try:
             self.engine.start(pc, 1)
         finally:
             self._lend_va = None
+            if self.checks is not None:
+                self.checks.active = True
             self.uc.hook_del(hook)
             self.uc.context_restore(saved_regs)
             self.engine.write(self.engine.scratch, saved_frame)
@@ -457,6 +590,8 @@ class Core:
         old_cpsr = self.cpsr()
         if st.mode != MODE_HYP:
             vector = VEC_TRAP
+        if self.checks is not None:
+            self.checks.exception_entry(st, return_address, st.sysregs["HVBAR"] & ~0x1F)
         hsctlr = st.sysregs["HSCTLR"]
         new = (old_cpsr & ~(0x1F | CPSR_IT_J | CPSR_T | CPSR_E)) | MODE_HYP | CPSR_A | CPSR_I | CPSR_F
         if hsctlr & cp15.HSCTLR_TE:
@@ -567,27 +702,40 @@ class Core:
         if effect.startswith("tlbi") or effect == cp15.EFFECT_BARRIER:
             kind = events.BARRIER if effect == cp15.EFFECT_BARRIER else events.TLBI
             self.record(kind, row.name, value, pc=pc)
-            self._maintain_tlb(effect, value)
+            if effect != cp15.EFFECT_BARRIER:
+                self._maintain_tlb(effect, value, row.name, pc)
+            elif self.checks is not None and row.name in ("CP15ISB", "CP15DSB"):
+                (self.checks.synchronized if row.name == "CP15ISB" else self.checks.dsb)(st)
             return
         if row.name == "HVBAR":
             value &= ~0x1F  # bits [4:0] RES0
+        if self.checks is not None:
+            self.checks.sysreg_written(st, row.name, st.sysregs[row.name], pc)
         st.sysregs[row.name] = value
         self.record(events.SYSREG, row.name, value, pc=pc)
         if effect == cp15.EFFECT_REGIME:
             st.regime = None
             self.engine.flush_soft_tlb()
 
-    def _maintain_tlb(self, effect: str, value: int) -> None:
+    def _maintain_tlb(self, effect: str, value: int, name: str = "TLBI", pc: int = 0) -> None:
         """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every online CPU (the inner
         shareable domain is the whole board; a powered-off CPU's TLB is empty anyway). Deviation: the model applies them at once; the hazard checks,
         not the TLB, judge whether a DSB/ISB followed."""
         targets = [c for c in self.cpus if c.online] if effect.endswith("_is") else [self.cur]
         dropped = 0
+        removed = {}
         for cpu in targets:
+            before = cpu.tlb.entries() if self.checks is not None else None
             if effect.startswith("tlbi_all"):
-                dropped += cpu.tlb.invalidate_all()
-            elif effect.startswith("tlbi_va"):
-                dropped += cpu.tlb.invalidate_va(value & 0xFFFFF000)
+                n = cpu.tlb.invalidate_all()
+            else:
+                n = cpu.tlb.invalidate_va(value & 0xFFFFF000)
+            if n and before is not None:
+                kept = {id(t) for t in cpu.tlb.entries()}
+                removed[cpu.id] = [t for t in before if id(t) not in kept]
+            dropped += n
+        if removed:
+            self.checks.tlbi(self.cur, removed, name, pc)
         if dropped:
             self.engine.flush_soft_tlb()
 
@@ -619,6 +767,8 @@ class Core:
             raise NotModelled(f"cpu{st.id}: ERET to Thumb state at {pc:#x}")
         self.record(events.ERET, "eret", target, pc=pc,
                     detail=f"to {MODE_NAMES.get(spsr & 0x1F, hex(spsr & 0x1F))}")
+        if self.checks is not None:
+            self.checks.synchronized(st)
         self._set_cpsr(spsr)
         self.uc.reg_write(UC_ARM_REG_PC, target)
 

@@ -14,13 +14,15 @@ from typing import Optional
 # Event kinds
 SYSREG = "sysreg"        # a cp15 register write (MCR/MCRR) or banked-register write
 TLBI = "tlbi"            # a TLB maintenance operation
-BARRIER = "barrier"      # a cp15 barrier or cache maintenance operation
+BARRIER = "barrier"      # ISB/DSB/DMB (seen by a code hook) or a cp15 barrier/cache operation
 HVC = "hvc"              # an HVC instruction (value: imm16)
 EXCEPTION = "exception"  # exception entry to HYP (name: the vector; value: HSR)
 ERET = "eret"            # exception return (value: the new PC)
 MODE = "mode"            # CPSR mode change by MSR/CPS
 KERNEL = "kernel"        # a kernel-side (Python-modelled PL1) action, e.g. stub install, hotplug
 UNPREDICTABLE = "unpredictable"  # the guest did something the ARM ARM calls UNPREDICTABLE
+HAZARD = "hazard"        # a hazard check fired (name: its kind; value: the VA)
+INJECT = "inject"        # a fault injection was applied (name: skip, corrupt or remap)
 
 
 @dataclass(frozen=True)

@@ -124,11 +124,36 @@ def _init_source(scenario: Scenario) -> Path:
     return Path(scenario.code)
 
 
+class TableMemory:
+    """Physical memory as the kernel side writes HYP page tables: every descriptor write is shown
+    to the hazard checks (a change to a descriptor some TLB may cache is how ``bbm`` is found)."""
+
+    def __init__(self, core: Core):
+        self.engine, self.checks = core.engine, core.checks
+
+    def read64(self, pa: int) -> int:
+        return self.engine.read64(pa)
+
+    def write64(self, pa: int, value: int) -> None:
+        old = self.engine.read64(pa)
+        self.engine.write64(pa, value)
+        if self.checks is not None and old != value:
+            self.checks.table_written(pa, old, value)
+            self.engine.flush_soft_tlb()   # the next access of every page asks the model again
+
+    def new_table(self, pa: int) -> None:
+        """A page becomes a HYP table page (zeroed; watched for guest stores)."""
+        self.engine.write(pa, bytes(PAGE_SIZE))
+        if self.checks is not None:
+            self.checks.table_pages.add(pa)
+
+
 class Kernel:
     """The PL1 kernel of the board: its memory plan, its HYP page tables and its init calls."""
 
     def __init__(self, core: Core, scenario: Scenario):
         self.core, self.scenario = core, scenario
+        self.mem = TableMemory(core)
         self.single_step = scenario.init == "single-step"
         self.idmap_removed = False
         self.budget = Budget(scenario.instructions)
@@ -184,6 +209,22 @@ class Kernel:
             core.load_code(lay.init_pa, init_code)   # the kernel's memcpy to the bounce page
         core.load_code(lay.hyp_text, img.runtime.code)
         core.engine.write32(lay.hyp_data, PROBE_VALUE)
+        self._watch_barriers()
+
+    def _watch_barriers(self) -> None:
+        """Tell the checks where the barriers are, at every VA each program runs at: PL1 code and
+        the stub flat, the init code at its idmap (and, dual-step, its trampoline alias), the
+        runtime code at its kernel VA."""
+        lay, img, core = self.layout, self.image, self.core
+        init_code = self.core.engine.read(lay.init_pa, lay.init_size)
+        core.watch_barriers([lay.pl1_text], img.pl1.code)
+        core.watch_barriers([lay.pl1_text + STUB_OFFSET], img.stub.code)
+        init_vas = [lay.init_pa]
+        if not self.single_step:
+            init_vas.append(lay.trampoline_va + (lay.init_pa - lay.trampoline_pa))
+        core.watch_barriers(init_vas, init_code)
+        core.watch_barriers([lay.kva(lay.hyp_text)], self.core.engine.read(lay.hyp_text,
+                                                                          len(img.runtime.code)))
 
     @property
     def sentinel(self) -> int:
@@ -206,18 +247,23 @@ class Kernel:
         lay = self.layout
         first, end = self.idmap_range
         if self.single_step:
-            pgd = lay.alloc_page("the HYP pgd")
+            pgd = self._new_pgd("the HYP pgd")
             self._map(pgd, first, first, end - first, "the HYP idmap")
             self._map_runtime(pgd)
             self._check_idmap_alone(pgd)
             return pgd, pgd
-        boot = lay.alloc_page("the boot HYP pgd")
-        runtime = lay.alloc_page("the runtime HYP pgd")
+        boot = self._new_pgd("the boot HYP pgd")
+        runtime = self._new_pgd("the runtime HYP pgd")
         self._map(boot, first, first, end - first, "the HYP idmap")
         for pgd in (boot, runtime):
             self._map(pgd, lay.trampoline_va, lay.trampoline_pa, PAGE_SIZE, "the trampoline")
         self._map_runtime(runtime)
         return boot, runtime
+
+    def _new_pgd(self, what: str) -> int:
+        pa = self.layout.alloc_page(what)
+        self.mem.new_table(pa)
+        return pa
 
     def _map_runtime(self, runtime: int) -> None:
         lay = self.layout
@@ -255,7 +301,7 @@ class Kernel:
         clear the level-1 entries holding the idmap in the one HYP table. From PL1 no HYP TLB
         maintenance is possible, so CPUs that cached idmap translations keep them."""
         for slot in self._idmap_l1_slots():
-            self.core.engine.write64(self.runtime_pgd + 8 * slot, 0)
+            self.mem.write64(self.runtime_pgd + 8 * slot, 0)
         first, end = self.idmap_range
         self.idmap_removed = True
         self.core.record(events.KERNEL, "remove the HYP idmap", pc=0,
@@ -275,7 +321,7 @@ class Kernel:
 
     def _map(self, pgd: int, va: int, pa: int, size: int, what: str) -> None:
         try:
-            lpae.map_range(self.core.engine, self.alloc_table, pgd, va, pa, size,
+            lpae.map_range(self.mem, self.alloc_table, pgd, va, pa, size,
                            lpae.PAGE_HYP)
         except ValueError as err:
             raise ConfigError(f"cannot map {what}: {err}") from None
@@ -284,7 +330,7 @@ class Kernel:
         """A zeroed page for a HYP page table (the kernel's pte/pmd allocation)."""
         pa = self.layout.alloc_page("a HYP page table")
         self.layout.tables.append(pa)
-        self.core.engine.write(pa, bytes(PAGE_SIZE))
+        self.mem.new_table(pa)
         return pa
 
     # --- per-CPU init -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
 from .events import Event
+from .hazards import Hazard
 from .cpu import MODE_HYP, MODE_NAMES, Core
 from .kvm import BudgetExhausted, GuestFault, Kernel
 from .layout import ConfigError
@@ -25,10 +26,10 @@ class Machine:
 
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
-    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]]):
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
         self.scenario = load_scenario(scenario)
         s = self.scenario
-        self.core = Core([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
+        self.core = Core([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries, checks)
         self.kernel = Kernel(self.core, s)
         self.layout = self.kernel.layout
         self.booted: set[int] = set()
@@ -126,6 +127,11 @@ class Machine:
     def events(self) -> list[Event]:
         return self.core.events
 
+    @property
+    def hazards(self) -> list[Hazard]:
+        """The hazards reported so far (empty when the machine runs with ``checks=False``)."""
+        return list(self.core.checks.hazards) if self.core.checks is not None else []
+
     def _cpu_list(self, cpus: Union[str, list[int]]) -> list[int]:
         if cpus == "all":
             return list(range(self.scenario.cpus))
@@ -218,7 +224,7 @@ def _judge(result: Result, expect: dict) -> None:
     result.passed = not result.mismatch
 
 
-def run(scenario: Union[Scenario, Mapping[str, Any]]) -> Result:
+def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises (ScenarioError, ValueError, NotImplementedError), and a guest doing
     something hypemu does not model raises NotModelled."""
@@ -229,7 +235,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]]) -> Result:
     result = Result(s.name, s.file, "ok", s.expect.get("outcome", "ok"))
     machine = None
     try:
-        machine = Machine(s)
+        machine = Machine(s, checks)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result)
     except ConfigError as err:
@@ -241,6 +247,8 @@ def run(scenario: Union[Scenario, Mapping[str, Any]]) -> Result:
         result.outcome, result.reason = "timeout", str(err)
     if machine is not None:
         _collect(machine, result)
+        if result.hazards and result.outcome == "ok":
+            result.outcome = "hazard"
     result.stats["seconds"] = round(time.perf_counter() - started, 6)
     _judge(result, s.expect)
     return result
@@ -253,4 +261,5 @@ def _collect(m: Machine, result: Result) -> None:
     st = m.core.stats
     result.stats.update(instructions=st.instructions, tlb_fills=st.tlb_fills, walks=st.walks,
                         hvcs=st.hvcs)
+    result.hazards = [h.to_dict() for h in m.hazards]
     result.events = list(m.events)

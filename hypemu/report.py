@@ -41,8 +41,11 @@ def summary(result: Result) -> str:
     for call in result.calls:
         lines.append(f"  call cpu{call['cpu']} {call['fn']} -> r0={_hex(call['r0'])}")
     for hazard in result.hazards:
-        lines.append(f"  hazard: {hazard['kind']} cpu{hazard['cpu']} pc={_hex(hazard['pc'])} "
-                     f"{hazard.get('detail', '')}")
+        where = ("kernel side" if hazard["cpu"] is None else
+                 f"cpu{hazard['cpu']} pc={_hex(hazard['pc'])} {hazard.get('disasm') or ''}".rstrip())
+        va = f" va={_hex(hazard['va'])}" if hazard["va"] is not None else ""
+        lines.append(f"  hazard: {hazard['kind']} {where}{va}")
+        lines.append(f"          {hazard['detail']}")
     st = result.stats
     if st:
         lines.append(f"  stats: {st.get('instructions', 0)} instructions, {st.get('tlb_fills', 0)} TLB "

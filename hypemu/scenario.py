@@ -48,7 +48,7 @@ DEFAULT_SCENARIO: dict[str, Any] = {
 }
 
 OUTCOMES = ("ok", "fault", "hazard", "config_error", "timeout")
-HAZARD_KINDS = ("stale_tlb", "table_changed_while_cached", "missing_isb")   # DESIGN.md 1.4
+HAZARD_KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")   # DESIGN.md 1.4, hazards.KINDS
 FAULT_KINDS = ("prefetch_abort", "data_abort", "undefined")                  # DESIGN.md 6
 FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "alignment", "external")
 INIT_KINDS = ("dual-step", "single-step")

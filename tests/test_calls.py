@@ -36,8 +36,8 @@ def _remap_data_page(m, new_pa: int) -> None:
     any TLB maintenance."""
     lay = m.layout
     va = lay.kva(lay.hyp_data)
-    lpae.unmap_range(m.core.engine, m.kernel.runtime_pgd, va, 4096)
-    lpae.map_range(m.core.engine, lambda: 1 / 0, m.kernel.runtime_pgd, va, new_pa, 4096,
+    lpae.unmap_range(m.kernel.mem, m.kernel.runtime_pgd, va, 4096)
+    lpae.map_range(m.kernel.mem, lambda: 1 / 0, m.kernel.runtime_pgd, va, new_pa, 4096,
                    lpae.PAGE_HYP)
 
 
@@ -103,7 +103,7 @@ def test_guest_changes_its_own_descriptor_tlb_stays_stale_until_tlbimvah(booted)
     assert new_desc >> 32 == m.read32(desc_pa + 4)        # only the low word changes
     code_pa = lay.banks[0].base + (40 << 20)
     code_va = m.map_hyp(code_pa, 4096)
-    m.core.load_code(code_pa, assemble("""
+    code = assemble("""
         push    {r4, r5, r6}
         ldr     r4, [r0]            @ caches the translation
         str     r2, [r1]            @ the new descriptor
@@ -118,6 +118,12 @@ def test_guest_changes_its_own_descriptor_tlb_stays_stale_until_tlbimvah(booted)
         movne   r0, #0
         pop     {r4, r5, r6}
         bx      lr
-    """, code_va, filename="stale.S").code)
+    """, code_va, filename="stale.S").code
+    m.core.load_code(code_pa, code)
+    m.core.watch_barriers([code_va], code)
     assert m.call(0, code_va, data_va, desc_va, new_desc & 0xFFFFFFFF) == 0x99990000
     assert m.read32(desc_pa) == new_desc & 0xFFFFFFFF
+    # ... and the checks saw both mistakes: a live descriptor rewritten in place, and the load
+    # served by the stale entry
+    found = {(h.kind, h.pc - code_va) for h in m.core.checks.hazards}
+    assert found == {("bbm", 8), ("stale_tlb", 16)}

@@ -1,0 +1,320 @@
+"""The hazard checks (DESIGN.md 1.4): what a forgiving emulator hides.
+
+Hardware keeps translations in its TLBs until they are invalidated, lets a system-register write
+take effect only after a context synchronization event, and completes TLB maintenance only at a
+DSB. hypemu keeps the same books and reports, once per site, where the guest (or the kernel side)
+relied on something the architecture does not promise:
+
+- ``stale_tlb``: an access or fetch served by a TLB entry that a fresh walk of the current tables
+  and registers answers differently (another PA, other permissions or attributes, or a fault).
+  The stale entry is still served, as hardware may.
+- ``bbm``: a descriptor that a TLB entry was built from (so it may be cached) changed from one valid
+  mapping to another (output address, table/block/page, memory attributes or shareability) without
+  being made invalid *and* invalidated first. Permission-only changes (AP, XN, AF) need no
+  break-before-make in the architecture; a later access served stale shows up as ``stale_tlb``.
+- ``missing_isb``: a fetch or access whose translation differs depending on whether a write to
+  HSCTLR, HTTBR, HTCR or HMAIR0/1 is visible yet, or an exception whose vector depends on an HVBAR
+  write, with no ISB, exception entry or ERET since that write.
+- ``missing_dsb``: an access, or a descriptor write, that relied on a TLB maintenance operation no
+  DSB had completed. The entries it removed may still be used, so they are served.
+
+No Python on the hot path: the checks run where Python runs anyway (Unicorn soft-TLB fills and
+trapped instructions), plus observe-only code hooks on the addresses of the barrier instructions
+found when code is loaded (``barrier_kind``), and write-protection of the HYP table pages in
+Unicorn's soft TLB, so that a guest store to a table page pauses the run: the model executes that
+one store and compares the page before and after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Optional, Union
+
+from . import events, lpae
+from .walker import Fault, Translation, walk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cpu import Core, CpuState
+
+KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")
+REGIME_REGISTERS = ("HSCTLR", "HTTBR", "HTCR", "HMAIR0", "HMAIR1")
+SYNCED_REGISTERS = REGIME_REGISTERS + ("HVBAR",)
+PAGE = 4096
+
+
+def barrier_kind(word: int) -> Optional[str]:
+    """'isb', 'dsb' or 'dmb' for the ARM barrier encodings (any option), else None."""
+    top = word & 0xFFFFFFF0
+    return {0xF57FF060: "isb", 0xF57FF040: "dsb", 0xF57FF050: "dmb"}.get(top)
+
+
+@dataclass
+class Hazard:
+    """One report: the kind, where (CPU and PC of the guest instruction; None for the kernel side),
+    the VA concerned, and what differed."""
+
+    kind: str
+    cpu: Optional[int]
+    pc: Optional[int]
+    va: Optional[int]
+    detail: str
+    insn: Optional[int] = None     # the instruction word at pc, for the disassembly
+    event: int = -1                # index of its event in the log
+
+    def to_dict(self) -> dict:
+        disasm = None
+        if self.insn is not None:
+            from .trace import disassemble   # capstone only when a report is rendered
+            disasm = disassemble(self.insn, self.pc or 0)
+        return {"kind": self.kind, "cpu": self.cpu, "pc": self.pc, "va": self.va,
+                "disasm": disasm, "detail": self.detail}
+
+
+@dataclass
+class Unfinished:
+    """A TLB entry removed by a TLBI that no DSB of the issuing CPU has completed yet."""
+
+    issuer: int
+    entry: Translation
+    values: tuple
+    op: str
+    pc: int
+
+
+@dataclass
+class CpuChecks:
+    """What the checks remember for one CPU."""
+
+    regime_version: int = 0
+    verified: dict = field(default_factory=dict)   # (va, size) -> (tables_version, regime_version)
+    values: dict = field(default_factory=dict)     # (va, size) -> descriptor values when walked
+    unsynced: dict = field(default_factory=dict)   # register -> (value still visible, pc of the write)
+    unfinished: list = field(default_factory=list)  # [Unfinished]
+
+
+Result = Union[int, Fault]   # a PA, or the fault an access takes
+
+
+def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
+    return (isinstance(b, Translation) and a.pa_of(va) == b.pa_of(va)
+            and (a.readable, a.writable, a.executable) == (b.readable, b.writable, b.executable)
+            and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
+
+
+def _describe(t: Union[Translation, Fault, int, None], va: int) -> str:
+    if isinstance(t, Fault):
+        return f"a {t.type} fault at level {t.level}"
+    if isinstance(t, Translation):
+        perms = "".join(c if ok else "-" for c, ok in
+                        zip("rwx", (t.readable, t.writable, t.executable)))
+        return f"PA {t.pa_of(va):#x} ({perms}, {t.memtype})"
+    if t is None:
+        return "nothing"
+    return f"PA {t:#x} (MMU off)"
+
+
+def material_change(old: int, new: int, level: int) -> bool:
+    """True when going from descriptor ``old`` to ``new`` (both valid) needs break-before-make:
+    another output address or next table, another kind, or other memory attributes/shareability."""
+    a, b = lpae.decode(old, level), lpae.decode(new, level)
+    if b.kind in ("invalid", "reserved") or a.kind in ("invalid", "reserved"):
+        return False
+    if a.kind != b.kind or a.address != b.address:
+        return True
+    if a.leaf is not None and b.leaf is not None:
+        fields = ("attr_indx", "sh", "ns", "contiguous")
+        return any(getattr(a.leaf, f) != getattr(b.leaf, f) for f in fields)
+    return False
+
+
+class Checks:
+    """The checks of one board. ``Core`` calls in at fills, traps, barriers and TLB maintenance;
+    the kernel side calls ``table_written`` for every descriptor it writes."""
+
+    def __init__(self, core: "Core"):
+        self.core = core
+        self.hazards: list[Hazard] = []
+        self.active = True                 # False while the model replays an instruction
+        self.tables_version = 0
+        self.table_pages: set[int] = set()
+        self.cpu = [CpuChecks() for _ in core.cpus]
+        self._sites: set = set()
+
+    # --- reporting ------------------------------------------------------------------------------
+    def report(self, kind: str, cpu: Optional[int], pc: Optional[int], va: Optional[int],
+               detail: str, site: Optional[tuple] = None,
+               insn: Optional[int] = None) -> Optional[Hazard]:
+        """Record a hazard unless this site already reported one; the new Hazard, or None."""
+        site = site or (kind, cpu, pc)
+        if site in self._sites:
+            return None
+        self._sites.add(site)
+        if insn is None and pc is not None:
+            insn = self.core.code_word(pc)
+        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.core.events))
+        self.hazards.append(hazard)
+        self.core.record(events.HAZARD, kind, va, pc=pc if pc is not None else 0, detail=detail)
+        return hazard
+
+    def located(self, hazard: Hazard) -> None:
+        """The exact VA of a data access was found after the report: update its event."""
+        log = self.core.events
+        if 0 <= hazard.event < len(log):
+            log[hazard.event] = replace(log[hazard.event], value=hazard.va)
+
+    # --- TLB entries: fills and hits ------------------------------------------------------------
+    def filled(self, st: "CpuState", t: Translation) -> None:
+        """A fresh walk went into the CPU's TLB: remember the descriptors it was built from."""
+        c = self.cpu[st.id]
+        key = (t.va, t.size)
+        c.verified[key] = (self.tables_version, c.regime_version)
+        read = self.core.engine.read64
+        c.values[key] = tuple(read(pa) for pa in t.descriptors)
+
+    def verify_hit(self, st: "CpuState", t: Translation, va: int, access: str,
+                   pc: int) -> Optional[Hazard]:
+        """stale_tlb: a TLB hit, re-walked when the tables or the CPU's regime changed since the
+        entry was last found current."""
+        c = self.cpu[st.id]
+        key, stamp = (t.va, t.size), (self.tables_version, c.regime_version)
+        if c.verified.get(key) == stamp:
+            return None
+        c.verified[key] = stamp
+        fresh = walk(self.core.engine.read64, st.hyp_regime(), va, access)
+        if _same(t, fresh, va):
+            return None
+        return self.report("stale_tlb", st.id, pc, va,
+                           f"{access} of {va:#x} served by a TLB entry for {_describe(t, va)}; a "
+                           f"fresh walk of HTTBR {st.sysregs['HTTBR']:#x} gives {_describe(fresh, va)}")
+
+    def unfinished_hit(self, st: "CpuState", va: int, access: str,
+                       pc: int) -> tuple[Optional[Translation], Optional[Hazard]]:
+        """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh
+        walk differs, the access relied on that TLBI: the old entry is served (it may still be
+        there) and reported."""
+        c = self.cpu[st.id]
+        for u in c.unfinished:
+            if u.entry.covers(va):
+                fresh = walk(self.core.engine.read64, st.hyp_regime(), va, access)
+                if _same(u.entry, fresh, va):
+                    return None, None
+                hazard = self.report(
+                    "missing_dsb", st.id, pc, va,
+                    f"{access} of {va:#x} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having "
+                    f"removed {_describe(u.entry, va)}, but no DSB completed it; a fresh walk gives "
+                    f"{_describe(fresh, va)}")
+                return u.entry, hazard
+        return None, None
+
+    # --- context synchronization ----------------------------------------------------------------
+    def sysreg_written(self, st: "CpuState", name: str, old: int, pc: int) -> None:
+        if name not in SYNCED_REGISTERS:
+            return
+        c = self.cpu[st.id]
+        if name != "HVBAR":
+            c.regime_version += 1
+        c.unsynced.setdefault(name, (old, pc))
+
+    def synchronized(self, st: "CpuState") -> None:
+        """An ISB, an exception entry or an ERET: every earlier register write is visible now."""
+        self.cpu[st.id].unsynced.clear()
+
+    def regime_pending(self, st: "CpuState") -> bool:
+        unsynced = self.cpu[st.id].unsynced
+        return bool(unsynced) and any(name != "HVBAR" for name in unsynced)
+
+    def check_unsynced(self, st: "CpuState", va: int, access: str, new: Result,
+                       pc: int) -> Optional[Hazard]:
+        """missing_isb: would this access translate differently with the unsynchronized writes
+        not yet visible? (Only then did it depend on them.)"""
+        c = self.cpu[st.id]
+        old_regs = dict(st.sysregs)
+        for name, (value, _) in c.unsynced.items():
+            old_regs[name] = value
+        old = self.core.hyp_translate_with(st, old_regs, va, access)
+        old_pa = old if isinstance(old, int) else None
+        new_pa = new if isinstance(new, int) else None
+        if old_pa == new_pa and (old_pa is not None or type(old) is type(new)):
+            return None
+        writes = ", ".join(f"{n} at {p:#x}" for n, (_, p) in c.unsynced.items() if n != "HVBAR")
+        insn = None
+        if access == "fetch":   # the word is readable through whichever regime maps it
+            insn = self.core.engine.read32(new_pa if new_pa is not None else old_pa)
+        return self.report("missing_isb", st.id, pc, va,
+                           f"{access} of {va:#x} depends on {writes} with no ISB since: "
+                           f"{_result(new)} with the writes visible, {_result(old)} without",
+                           insn=insn)
+
+    def exception_entry(self, st: "CpuState", pc: int, new_base: int) -> None:
+        """An exception uses HVBAR as it is visible; an unsynchronized write makes that unknown."""
+        pending = self.cpu[st.id].unsynced.get("HVBAR")
+        if pending is not None and (pending[0] & ~0x1F) != new_base:
+            self.report("missing_isb", st.id, pc, None,
+                        f"exception taken with the HVBAR write at {pending[1]:#x} "
+                        f"({pending[0]:#x} -> {new_base:#x}) not yet synchronized by an ISB: "
+                        f"the old vectors may be used")
+        self.synchronized(st)
+
+    # --- TLB maintenance ------------------------------------------------------------------------
+    def tlbi(self, issuer: "CpuState", dropped: dict, op: str, pc: int) -> None:
+        """Entries a TLBI removed stay 'unfinished' until the issuing CPU executes a DSB."""
+        for cpu_id, entries in dropped.items():
+            c = self.cpu[cpu_id]
+            for t in entries:
+                key = (t.va, t.size)
+                c.verified.pop(key, None)
+                values = c.values.pop(key, ())
+                c.unfinished.append(Unfinished(issuer.id, t, values, op, pc))
+
+    def dsb(self, st: "CpuState") -> None:
+        """A DSB completes every TLB maintenance operation this CPU issued."""
+        for c in self.cpu:
+            if c.unfinished:
+                c.unfinished = [u for u in c.unfinished if u.issuer != st.id]
+
+    def cpu_reset(self, st: "CpuState") -> None:
+        """Power on or off: the CPU's registers and TLB are at reset, nothing is pending."""
+        self.cpu[st.id] = CpuChecks(regime_version=self.cpu[st.id].regime_version + 1)
+
+    # --- page-table writes ----------------------------------------------------------------------
+    def table_written(self, pa: int, old: int, new: int, cpu: Optional[int] = None,
+                      pc: Optional[int] = None) -> None:
+        """A descriptor changed (guest store, or the kernel side when cpu is None): bbm, or
+        missing_dsb when the entries built from it were removed by a TLBI no DSB completed."""
+        self.tables_version += 1
+        if old == new or not new & 1:
+            return
+        who = f"cpu{cpu} at {pc:#x}" if cpu is not None else "the kernel side"
+        for kind, holder, t, values, op in self._holders(pa):
+            index = t.descriptors.index(pa)
+            level = t.level - (len(t.descriptors) - 1 - index)
+            cached = values[index] if index < len(values) else old
+            if not material_change(cached, new, level):
+                continue
+            if kind == "bbm":
+                why = "without break-before-make (made invalid, invalidated, then written)"
+            else:
+                why = f"while the {op} that removed it had no DSB to complete it"
+            site = (kind, cpu, pc) if cpu is not None else (kind, pa)
+            self.report(kind, cpu, pc, t.va,
+                        f"{who} changed the level-{level} descriptor at PA {pa:#x} from "
+                        f"{cached:#x} to {new:#x} while cpu{holder} may cache it (VA {t.va:#x}) {why}",
+                        site=site)
+            return
+
+    def _holders(self, pa: int):
+        for st in self.core.cpus:
+            c = self.cpu[st.id]
+            for t in st.tlb.entries():
+                if pa in t.descriptors:
+                    yield "bbm", st.id, t, c.values.get((t.va, t.size), ()), None
+        for cpu_id, c in enumerate(self.cpu):
+            for u in c.unfinished:
+                if pa in u.entry.descriptors:
+                    yield "missing_dsb", cpu_id, u.entry, u.values, f"{u.op} at {u.pc:#x}"
+
+
+def _result(r: Result) -> str:
+    if isinstance(r, Fault):
+        return f"a {r.type} fault (level {r.level})"
+    return f"PA {r:#x}"
