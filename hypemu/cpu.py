@@ -702,7 +702,7 @@ class Core:
         if effect.startswith("tlbi") or effect == cp15.EFFECT_BARRIER:
             kind = events.BARRIER if effect == cp15.EFFECT_BARRIER else events.TLBI
             self.record(kind, row.name, value, pc=pc)
-            if effect != cp15.EFFECT_BARRIER:
+            if effect not in (cp15.EFFECT_BARRIER, cp15.EFFECT_TLBI_OTHER):
                 self._maintain_tlb(effect, value, row.name, pc)
             elif self.checks is not None and row.name in ("CP15ISB", "CP15DSB"):
                 (self.checks.synchronized if row.name == "CP15ISB" else self.checks.dsb)(st)

@@ -101,16 +101,12 @@ def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
             and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
 
 
-def _describe(t: Union[Translation, Fault, int, None], va: int) -> str:
+def _describe(t: Union[Translation, Fault]) -> str:
+    """A walk result or a TLB entry, by its whole range (the fill hook only knows the page)."""
     if isinstance(t, Fault):
         return f"a {t.type} fault at level {t.level}"
-    if isinstance(t, Translation):
-        perms = "".join(c if ok else "-" for c, ok in
-                        zip("rwx", (t.readable, t.writable, t.executable)))
-        return f"PA {t.pa_of(va):#x} ({perms}, {t.memtype})"
-    if t is None:
-        return "nothing"
-    return f"PA {t:#x} (MMU off)"
+    perms = "".join(c if ok else "-" for c, ok in zip("rwx", (t.readable, t.writable, t.executable)))
+    return f"VA {t.va:#x}+{t.size:#x} -> PA {t.pa:#x} ({perms}, {t.memtype})"
 
 
 def material_change(old: int, new: int, level: int) -> bool:
@@ -184,8 +180,8 @@ class Checks:
         if _same(t, fresh, va):
             return None
         return self.report("stale_tlb", st.id, pc, va,
-                           f"{access} of {va:#x} served by a TLB entry for {_describe(t, va)}; a "
-                           f"fresh walk of HTTBR {st.sysregs['HTTBR']:#x} gives {_describe(fresh, va)}")
+                           f"{access} served by the TLB entry {_describe(t)}; a fresh walk of HTTBR "
+                           f"{st.sysregs['HTTBR']:#x} gives {_describe(fresh)}")
 
     def unfinished_hit(self, st: "CpuState", va: int, access: str,
                        pc: int) -> tuple[Optional[Translation], Optional[Hazard]]:
@@ -200,9 +196,9 @@ class Checks:
                     return None, None
                 hazard = self.report(
                     "missing_dsb", st.id, pc, va,
-                    f"{access} of {va:#x} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having "
-                    f"removed {_describe(u.entry, va)}, but no DSB completed it; a fresh walk gives "
-                    f"{_describe(fresh, va)}")
+                    f"{access} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having removed the "
+                    f"TLB entry {_describe(u.entry)}, but no DSB completed it; a fresh walk gives "
+                    f"{_describe(fresh)}")
                 return u.entry, hazard
         return None, None
 
@@ -241,7 +237,7 @@ class Checks:
         if access == "fetch":   # the word is readable through whichever regime maps it
             insn = self.core.engine.read32(new_pa if new_pa is not None else old_pa)
         return self.report("missing_isb", st.id, pc, va,
-                           f"{access} of {va:#x} depends on {writes} with no ISB since: "
+                           f"{access} depends on {writes} with no ISB since: "
                            f"{_result(new)} with the writes visible, {_result(old)} without",
                            insn=insn)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import cp15, events, lpae
+from . import cp15, events, inject, lpae
 from .asm import Program, assemble_file
 from .cpu import MODE_HYP, MODE_SVC, Core, FaultRecord, CPSR_A, CPSR_F, CPSR_I
 from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, check_trampoline
@@ -159,8 +159,15 @@ class Kernel:
         self.budget = Budget(scenario.instructions)
         self.layout = self._plan()
         self.image = self._assemble()
+        self.injections: list[dict] = []
+        self.ready: set[int] = set()          # CPUs whose HYP init completed (runtime vectors set)
         self._load()
         self.boot_pgd, self.runtime_pgd = self._build_tables()
+        for index, item in enumerate(scenario.inject):
+            if "corrupt" in item:
+                c = item["corrupt"]
+                self._injected(index, lambda: inject.corrupt(self, c["table"], c["va"], c["field"],
+                                                             c["value"]))
 
     # --- placement and loading ------------------------------------------------------------------
     def _plan(self) -> Layout:
@@ -203,13 +210,58 @@ class Kernel:
         core.load_code(lay.pl1_text, img.pl1.code)
         core.load_code(lay.pl1_text + STUB_OFFSET, img.stub.code)
         core.add_sentinel(lay.pl1_text + SENTINEL_OFFSET)
-        init_code = img.init.code[:lay.init_size]
+        init_code, runtime_code = self._apply_skips(img.init.code[:lay.init_size], img.runtime.code)
         core.load_code(lay.idmap_start, init_code)
         if lay.bounce_page is not None:
             core.load_code(lay.init_pa, init_code)   # the kernel's memcpy to the bounce page
-        core.load_code(lay.hyp_text, img.runtime.code)
+        core.load_code(lay.hyp_text, runtime_code)
         core.engine.write32(lay.hyp_data, PROBE_VALUE)
         self._watch_barriers()
+
+    def _apply_skips(self, init_code: bytes, runtime_code: bytes) -> tuple[bytes, bytes]:
+        """inject: skip: the chosen instructions of the init and runtime code become NOPs."""
+        programs = {"init": self.image.init, "runtime": self.image.runtime}
+        sizes = {"init": len(init_code), "runtime": len(runtime_code)}
+        code = {"init": init_code, "runtime": runtime_code}
+        for index, item in enumerate(self.scenario.inject):
+            if "skip" not in item:
+                continue
+            sites = self._injected(index, lambda: inject.skip_sites(programs, sizes, item["skip"]),
+                                   record=False)
+            for prog in programs:
+                code[prog] = inject.nop_out(code[prog], [off for name, off in sites if name == prog])
+            addresses = [programs[name].base + off for name, off in sites]
+            what = item["skip"] if isinstance(item["skip"], str) else \
+                f"{item['skip']['symbol']}+{item['skip'].get('offset', 0):#x}"
+            self.injections.append({"kind": "skip", "what": what, "addresses": addresses})
+            self.core.record(events.INJECT, "skip", len(addresses), pc=addresses[0],
+                             detail=f"{what}: {len(addresses)} instruction(s) made NOPs at "
+                                    + ", ".join(f"{a:#x}" for a in addresses))
+        return code["init"], code["runtime"]
+
+    def _injected(self, index: Optional[int], action, record: bool = True):
+        """Run one injection; an InjectError learns which ``inject[i]`` it came from."""
+        try:
+            result = action()
+        except inject.InjectError as err:
+            err.index = index
+            raise
+        if record:
+            self.injections.append(result)
+        return result
+
+    def pgd(self, table: str) -> int:
+        """The PA of the ``boot`` or ``runtime`` HYP pgd (the same table for single-step)."""
+        return {"boot": self.boot_pgd, "runtime": self.runtime_pgd}[table]
+
+    def hyp_tlbi(self, va: int) -> None:
+        """PL1 cannot invalidate the HYP TLB: ask HYP (TLBIMVAHIS, then DSB and ISB) through an HVC
+        on the first online CPU that has finished its HYP init. With none, no TLB can hold ``va``."""
+        for cpu in sorted(self.ready):
+            self.hvc(cpu, self.symbol("hyp_tlbi_va_is"), va, during=f"the HYP TLB invalidation of {va:#x}")
+            return
+        self.core.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
+                         detail="no CPU is in HYP: every HYP TLB is empty")
 
     def _watch_barriers(self) -> None:
         """Tell the checks where the barriers are, at every VA each program runs at: PL1 code and
@@ -393,7 +445,9 @@ class Kernel:
     def boot_cpu(self, cpu: int) -> None:
         self.install_stub(cpu)
         self.init_cpu(cpu)
+        self.ready.add(cpu)
 
     def power_off(self, cpu: int) -> None:
         """CPU hotplug off: the CPU loses its HYP state (registers and TLB) with its power."""
+        self.ready.discard(cpu)
         self.core.power_off(cpu)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
+from . import inject
 from .events import Event
 from .hazards import Hazard
 from .cpu import MODE_HYP, MODE_NAMES, Core
@@ -32,7 +33,6 @@ class Machine:
         self.core = Core([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries, checks)
         self.kernel = Kernel(self.core, s)
         self.layout = self.kernel.layout
-        self.booted: set[int] = set()
 
     # --- steps ----------------------------------------------------------------------------------
     def boot(self, cpus: Union[str, list[int]] = "all") -> None:
@@ -46,7 +46,6 @@ class Machine:
                 raise ValueError(f"cpu {cpu} is already online")
         for cpu in todo:
             self.kernel.boot_cpu(cpu)
-            self.booted.add(cpu)
         if self.kernel.single_step and not self.kernel.idmap_removed:
             self.kernel.remove_idmap()
 
@@ -72,9 +71,29 @@ class Machine:
             if not self.core.cpus[cpu].online:
                 raise ValueError(f"cpu {cpu} is already offline")
             self.kernel.power_off(cpu)
-            self.booted.discard(cpu)
         else:
             self.boot([cpu])
+
+    @property
+    def booted(self) -> set[int]:
+        """The CPUs whose HYP init has completed and that are still online."""
+        return set(self.kernel.ready)
+
+    def corrupt(self, table: str, va: int, field: str, value: int) -> dict:
+        """Fault injection, now: change one field (valid, af, xn, ap or output) of the leaf
+        descriptor mapping ``va`` in the ``boot`` or ``runtime`` table, as a kernel bug or a stray
+        write would. No TLB maintenance is done. Returns what was changed."""
+        record = inject.corrupt(self.kernel, table, va, field, value)
+        self.kernel.injections.append(record)
+        return record
+
+    def remap(self, table: str, va: int, to: int, bbm: bool = True, tlbi: bool = True) -> dict:
+        """Fault injection, now: the kernel side points the live mapping of ``va`` at PA ``to``,
+        with (or without) break-before-make and HYP TLB invalidation (an HVC to hyp_tlbi_va_is on
+        the first online CPU). Returns what was changed."""
+        record = inject.remap(self.kernel, table, va, to, bbm, tlbi)
+        self.kernel.injections.append(record)
+        return record
 
     def map_hyp(self, pa: int, size: int) -> int:
         """create_hyp_mappings() at runtime (as KVM does for its VM structures): map kernel memory at
@@ -104,7 +123,23 @@ class Machine:
         return self.core.engine.read(pa, size)
 
     def write_phys(self, pa: int, data: bytes) -> None:
+        """Write simulated RAM from outside the guest. A write that changes a HYP page-table
+        descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
+        checks = self.core.checks
+        pages = []
+        if checks is not None:
+            first, last = pa & ~0xFFF, (pa + max(len(data), 1) - 1) & ~0xFFF
+            pages = [p for p in range(first, last + 1, 0x1000) if p in checks.table_pages]
+        before = {p: self.core.engine.read(p, 0x1000) for p in pages}
         self.core.engine.write(pa, data)
+        for page, old in before.items():
+            new = self.core.engine.read(page, 0x1000)
+            for off in range(0, 0x1000, 8):
+                if old[off:off + 8] != new[off:off + 8]:
+                    checks.table_written(page + off, int.from_bytes(old[off:off + 8], "little"),
+                                         int.from_bytes(new[off:off + 8], "little"))
+        if pages:
+            self.core.engine.flush_soft_tlb()
 
     def read32(self, pa: int) -> int:
         return self.core.engine.read32(pa)
@@ -161,13 +196,15 @@ class Result:
     calls: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
+    injections: list = field(default_factory=list)
     mismatch: list = field(default_factory=list)   # why ``passed`` is False, one line each
 
     def to_dict(self) -> dict:
         return {"name": self.name, "file": self.file, "outcome": self.outcome,
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
-                "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats)}
+                "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
+                "injections": list(self.injections)}
 
 
 def _layout_dict(m: Machine) -> dict:
@@ -182,7 +219,13 @@ def _layout_dict(m: Machine) -> dict:
 
 
 def _run_steps(m: Machine, result: Result) -> None:
+    remaps = [(i, item["remap"]) for i, item in enumerate(m.scenario.inject) if "remap" in item]
     for index, step in enumerate(m.scenario.steps):
+        for inject_index, r in remaps:
+            if r["at"] == index:
+                m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
+                m.kernel._injected(inject_index, lambda: inject.remap(
+                    m.kernel, r["table"], r["va"], r["to"], r["bbm"], r["tlbi"], r["at"]))
         try:
             _run_step(m, step, result)
         except ValueError as err:   # e.g. a call of a function the runtime code does not have
@@ -229,8 +272,6 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
     outcomes; invalid input raises (ScenarioError, ValueError, NotImplementedError), and a guest doing
     something hypemu does not model raises NotModelled."""
     s = load_scenario(scenario)
-    if s.inject:
-        raise NotImplementedError("inject: fault injection is not implemented yet")
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.get("outcome", "ok"))
     machine = None
@@ -245,6 +286,10 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
         result.reason = f"{err.record.kind} during {err.during}: {err.record.detail}"
     except BudgetExhausted as err:
         result.outcome, result.reason = "timeout", str(err)
+    except inject.InjectError as err:   # an injection that does not fit this machine: bad input
+        key = f"inject[{err.index}].{err.key}" if err.index is not None else f"inject.{err.key}"
+        error = ScenarioError(key, str(err))
+        raise (error.located(s.file, s.lines) if s.file else error) from None
     if machine is not None:
         _collect(machine, result)
         if result.hazards and result.outcome == "ok":
@@ -262,4 +307,5 @@ def _collect(m: Machine, result: Result) -> None:
     result.stats.update(instructions=st.instructions, tlb_fills=st.tlb_fills, walks=st.walks,
                         hvcs=st.hvcs)
     result.hazards = [h.to_dict() for h in m.hazards]
+    result.injections = list(m.kernel.injections)
     result.events = list(m.events)

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # The defaults inside a step (a list item, so they cannot sit in DEFAULTS' own shape).
 STEP_DEFAULTS: dict[str, Any] = {"call": {"cpu": 0, "args": []}}
+INJECT_DEFAULTS: dict[str, Any] = {"skip": {"offset": 0}, "remap": {"bbm": True, "tlbi": True}}
 
 # The built-in default scenario: the default board, boot, then one runtime HYP call.
 DEFAULT_SCENARIO: dict[str, Any] = {
@@ -56,6 +57,10 @@ BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
 HOTPLUG_STATES = ("on", "off")
 STEP_KINDS = ("boot", "call", "hotplug")
+INJECT_KINDS = ("skip", "corrupt", "remap")
+INJECT_TABLES = ("boot", "runtime")
+CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
+SKIP_BARRIERS = ("isb", "dsb", "dmb")
 
 MAX_CPUS = 8
 MAX_BANKS = 8
@@ -96,8 +101,24 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("steps[].call.args", "list of int", "up to 3 arguments (r1-r3), each 0..0xffffffff"),
     ("steps[].hotplug.cpu", "int", "required: the CPU"),
     ("steps[].hotplug.state", "on|off", "required: power the CPU down, or up and re-run HYP init"),
-    ("inject", "list", "fault injection"),
-    ("inject[].skip", "string", "replace every such instruction in the init code by a NOP"),
+    ("inject", "list", "fault injection; each item has exactly one of skip, corrupt, remap"),
+    ("inject[].skip", "mnemonic or mapping", "make instructions of the init and runtime code NOPs: "
+                                             "every isb, dsb, dmb, or MCR/MCRR to a cp15 operation "
+                                             "or register (tlbiallh, tlbimvah, hsctlr, ...); or the "
+                                             "one at {symbol, offset}"),
+    ("inject[].skip.symbol", "identifier", "a global label of the init or runtime code"),
+    ("inject[].skip.offset", "int", "byte offset from the symbol, a multiple of 4"),
+    ("inject[].corrupt.table", "|".join(INJECT_TABLES), "required: the HYP table to corrupt"),
+    ("inject[].corrupt.va", "address", "required: a VA that table maps"),
+    ("inject[].corrupt.field", "|".join(CORRUPT_FIELDS), "required: the descriptor field"),
+    ("inject[].corrupt.value", "int", "required: 0/1 for valid, af, xn; 0..3 for ap (AP[2:1]); a "
+                                      "PA aligned to the mapping's size for output"),
+    ("inject[].remap.table", "|".join(INJECT_TABLES), "required: the HYP table"),
+    ("inject[].remap.va", "address", "required: a VA that table maps"),
+    ("inject[].remap.to", "address", "required: the new output PA, aligned to the mapping's size"),
+    ("inject[].remap.bbm", "bool", "break-before-make: write the descriptor invalid first"),
+    ("inject[].remap.tlbi", "bool", "invalidate the HYP TLBs (an HVC to hyp_tlbi_va_is)"),
+    ("inject[].remap.at", "int", "required: the kernel side remaps just before steps[at]"),
     ("limits.instructions", "int 1..10**10", "instruction budget per step; past it: timeout"),
     ("expect.outcome", "|".join(OUTCOMES), "the expected outcome"),
     ("expect.fault", "mapping", "partial match of the fault (needs outcome: fault)"),
@@ -163,7 +184,7 @@ class Scenario:
     call_abi: str
     steps: list[dict]                    # {"boot": "all"|[ids]}, {"call": {cpu, fn, args}},
     #                                      {"hotplug": {cpu, state}}
-    inject: list[dict]                   # [{"skip": name}]
+    inject: list[dict]                   # [{"skip": ...} | {"corrupt": {...}} | {"remap": {...}}]
     instructions: int
     expect: dict                         # "outcome" always; "fault", "hazards" when given
     file: Optional[str] = None
@@ -180,6 +201,8 @@ def default_of(path: str) -> Any:
     node: Any = DEFAULTS
     if path.startswith("steps[]."):
         node, path = STEP_DEFAULTS, path[len("steps[]."):]
+    elif path.startswith("inject[]."):
+        node, path = INJECT_DEFAULTS, path[len("inject[]."):]
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return None
@@ -537,17 +560,67 @@ def _steps(value: Any, cpus: int) -> list[dict]:
     return steps
 
 
-def _inject(value: Any) -> list[dict]:
+def _inject(value: Any, nsteps: int) -> list[dict]:
     items = []
     for index, item in enumerate(_list(value, "inject")):
         key = f"inject[{index}]"
-        entry = _mapping(item, key, "inject[]", ("skip",))
-        name = entry["skip"]
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*", name):
-            raise ScenarioError(f"{key}.skip", f"expected an instruction name such as tlbiallh, "
-                                               f"got {_describe(name)}")
-        items.append({"skip": name})
+        entry = _mapping(item, key, "inject[]")
+        if len(entry) != 1:
+            got = " and ".join(entry) if entry else "none"
+            raise ScenarioError(key, f"an injection has exactly one of {', '.join(INJECT_KINDS)}; "
+                                     f"got {got}")
+        (kind, body), = entry.items()
+        where = f"{key}.{kind}"
+        if kind == "skip":
+            items.append({"skip": _skip(body, where)})
+        elif kind == "corrupt":
+            c = _mapping(body, where, "inject[].corrupt", ("table", "va", "field", "value"))
+            field_ = _choice(c["field"], f"{where}.field", CORRUPT_FIELDS)
+            limit = (1 << 40) - 1 if field_ == "output" else (3 if field_ == "ap" else 1)
+            items.append({"corrupt": {
+                "table": _choice(c["table"], f"{where}.table", INJECT_TABLES),
+                "va": _int(c["va"], f"{where}.va", 0, 0xFFFFFFFF, size=True, hexa=True),
+                "field": field_, "value": _int(c["value"], f"{where}.value", 0, limit, size=True, hexa=True)}})
+        else:
+            r = {**INJECT_DEFAULTS["remap"],
+                 **_mapping(body, where, "inject[].remap", ("table", "va", "to", "at"))}
+            for flag in ("bbm", "tlbi"):
+                if not isinstance(r[flag], bool):
+                    raise ScenarioError(f"{where}.{flag}", f"expected true or false, got {_describe(r[flag])}")
+            if nsteps == 0:
+                raise ScenarioError(f"{where}.at", "there are no steps to remap before")
+            items.append({"remap": {
+                "table": _choice(r["table"], f"{where}.table", INJECT_TABLES),
+                "va": _int(r["va"], f"{where}.va", 0, 0xFFFFFFFF, size=True, hexa=True),
+                "to": _int(r["to"], f"{where}.to", 0, (1 << 40) - 1, size=True, hexa=True),
+                "bbm": r["bbm"], "tlbi": r["tlbi"],
+                "at": _int(r["at"], f"{where}.at", 0, nsteps - 1)}})
     return items
+
+
+def _skip_names() -> list[str]:
+    from .cp15 import REGISTERS     # the same table the trap handler decodes with
+    return list(SKIP_BARRIERS) + sorted(r.name.lower() for r in REGISTERS if r.writable)
+
+
+def _skip(value: Any, key: str) -> Union[str, dict]:
+    if isinstance(value, Mapping):
+        body = {**INJECT_DEFAULTS["skip"], **_mapping(value, key, "inject[].skip", ("symbol",))}
+        symbol = body["symbol"]
+        if not isinstance(symbol, str) or not _IDENT.fullmatch(symbol):
+            raise ScenarioError(f"{key}.symbol", f"expected a label of the init or runtime code, "
+                                                 f"got {_describe(symbol)}")
+        offset = _int(body["offset"], f"{key}.offset", 0, 1 << 20, hexa=True)
+        if offset % 4:
+            raise ScenarioError(f"{key}.offset", f"must be a multiple of 4 (an ARM instruction), got {offset}")
+        return {"symbol": symbol, "offset": offset}
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*", value):
+        raise ScenarioError(key, f"expected an instruction name such as tlbiallh or "
+                                 f"{{symbol: NAME, offset: N}}, got {_describe(value)}")
+    names = _skip_names()
+    if value.lower() not in names:
+        raise ScenarioError(key, f"unknown instruction {_describe(value)}{_suggest(value.lower(), names)}")
+    return value.lower()
 
 
 _FAULT_CHECKS = {
@@ -630,7 +703,7 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
                 raise ScenarioError(f"hyp.{key}", "applies to the dual-step design only: the "
                                                   "single-step init has no trampoline")
     steps = _steps(top.get("steps", DEFAULTS["steps"]), cpus)
-    inject = _inject(top.get("inject", DEFAULTS["inject"]))
+    inject = _inject(top.get("inject", DEFAULTS["inject"]), len(steps))
     instructions = _int(_section(top, "limits")["instructions"], "limits.instructions", 1, 10**10)
     expect = _expect(top, cpus)
     _assemble_check(code, trampoline_va, call_abi)     # last: the slowest check
