@@ -409,6 +409,7 @@ class Core:
         pc = self.uc.reg_read(UC_ARM_REG_PC) if checks is not None else 0
         at = pc if acc == "fetch" and pc & PAGE_MASK == va else va   # the checks' VA: exact for fetches
         hazard = None
+        walked = None
         if st.mmu_on:
             t = st.tlb.lookup(va)
             if t is not None:
@@ -421,16 +422,18 @@ class Core:
                     t = walk(self.engine.read64, st.hyp_regime(), va, acc)
                     self.stats.walks += 1
                     if isinstance(t, Translation):
-                        if st.tlb.fill(t) is not None:
-                            self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
-                        if checks is not None:
-                            checks.filled(st, t)
+                        walked = t
             result = t if isinstance(t, Fault) else (check_access(t, va, acc) or t.pa_of(va))
         else:
             result = va
         if checks is not None and st.mode == MODE_HYP and checks.regime_pending(st):
             new = result if isinstance(result, Fault) else result + (at - va)
             hazard = checks.check_unsynced(st, at, acc, new, pc) or hazard
+        if walked is not None:   # into the TLB model only now: the check above asks it what it held
+            if st.tlb.fill(walked) is not None:
+                self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
+            if checks is not None:
+                checks.filled(st, walked)
         if isinstance(result, Fault):
             self._pending = (result, va, acc)
             return False
