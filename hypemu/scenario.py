@@ -594,8 +594,16 @@ def _inject(value: Any, nsteps: int) -> list[dict]:
                 "va": _int(r["va"], f"{where}.va", 0, 0xFFFFFFFF, size=True, hexa=True),
                 "to": _int(r["to"], f"{where}.to", 0, (1 << 40) - 1, size=True, hexa=True),
                 "bbm": r["bbm"], "tlbi": r["tlbi"],
-                "at": _int(r["at"], f"{where}.at", 0, nsteps - 1)}})
+                "at": _step_index(r["at"], f"{where}.at", nsteps)}})
     return items
+
+
+def _step_index(value: Any, key: str, nsteps: int) -> int:
+    index = _int(value, key, 0, _TOO_LARGE)
+    if index >= nsteps:
+        raise ScenarioError(key, f"there is no steps[{index}]: the scenario has {nsteps} step"
+                                 f"{'s' if nsteps > 1 else ''} (0..{nsteps - 1})")
+    return index
 
 
 def _skip_names() -> list[str]:
