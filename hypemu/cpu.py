@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ
-from unicorn import UC_HOOK_MEM_WRITE
+from unicorn import UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_PROT_EXEC, UC_PROT_READ
 from unicorn import UC_PROT_WRITE
 from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0
@@ -151,7 +150,6 @@ class Core:
         self.uc = self.engine.uc
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.checks: Optional[Checks] = Checks(self) if checks else None
-        self._barrier_hooks: dict[int, int] = {}   # VA -> Unicorn hook handle
         self.cur = self.cpus[0]
         self.events: list[Event] = []
         self.stats = Stats()
@@ -187,46 +185,21 @@ class Core:
     def load_code(self, pa: int, code: bytes) -> None:
         """Write guest code at ``pa``. Privileged instructions that would not trap in Unicorn's User
         mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
-        model emulates them where they stand (DESIGN.md section 2). Reads of such a word by the guest
+        model emulates them where they stand (DESIGN.md section 2). With the hazard checks on, so are
+        the barriers (ISB, DSB, DMB): the checks see each one execute, at no cost to the code
+        between them (a code hook would cost every instruction once Unicorn counts them). Reads of such a word by the guest
         return the marker. Deviation: the scan cannot tell code from data, so a literal that happens
         to encode one of these instructions is patched too (and still reads back as the marker)."""
         code = bytearray(code)
+        barriers = self.checks is not None
         for off in range(0, len(code) - len(code) % 4, 4):
             word = int.from_bytes(code[off:off + 4], "little")
             self.patched.pop(pa + off, None)
-            if needs_patch(word):
+            if needs_patch(word) or (barriers and barrier_kind(word) is not None):
                 self.patched[pa + off] = word
                 code[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
         self.engine.write(pa, bytes(code))
         self.engine.flush_code_cache()
-
-    def watch_barriers(self, vas: list[int], code: bytes) -> None:
-        """Observe the ISB/DSB/DMB instructions of ``code`` when it runs at any of ``vas``: one
-        code hook per barrier address (no hook anywhere else), only when the checks are on."""
-        if self.checks is None:
-            return
-        for off in range(0, len(code) - len(code) % 4, 4):
-            kind = barrier_kind(int.from_bytes(code[off:off + 4], "little"))
-            for base in vas:
-                va = base + off
-                if va in self._barrier_hooks:
-                    self.uc.hook_del(self._barrier_hooks.pop(va))
-                if kind is not None:
-                    self._barrier_hooks[va] = self.uc.hook_add(
-                        UC_HOOK_CODE, self._on_barrier, kind, begin=va, end=va)
-        self.engine.flush_code_cache()
-
-    def _on_barrier(self, uc, address, size, kind) -> None:
-        try:
-            st = self.cur
-            self.record(events.BARRIER, kind, pc=address)
-            if kind == "isb":
-                self.checks.synchronized(st)
-            elif kind == "dsb":
-                self.checks.dsb(st)
-        except BaseException as exc:  # never lost: re-raised after emu_start
-            self._hook_error = exc
-            uc.emu_stop()
 
     def add_sentinel(self, pa: int) -> None:
         """Place the return sentinel at ``pa``: a PL1 call whose LR points here ends the run."""
@@ -406,18 +379,18 @@ class Core:
         checks = self.checks if self.checks is not None and self.checks.active else None
         st = self.cur
         acc = _ACCESS.get(access, "read")
-        pc = self.uc.reg_read(UC_ARM_REG_PC) if checks is not None else 0
-        at = pc if acc == "fetch" and pc & PAGE_MASK == va else va   # the checks' VA: exact for fetches
+        pc = None     # the checks read it only when they report
         hazard = None
         walked = None
-        if st.mmu_on:
+        mmu_on = st.mmu_on
+        if mmu_on:
             t = st.tlb.lookup(va)
             if t is not None:
                 if checks is not None:
-                    hazard = checks.verify_hit(st, t, at, acc, pc)
+                    hazard = checks.verify_hit(st, t, va, acc, pc)
             else:
                 if checks is not None and checks.cpu[st.id].unfinished:
-                    t, hazard = checks.unfinished_hit(st, at, acc, pc)
+                    t, hazard = checks.unfinished_hit(st, va, acc, pc)
                 if t is None:
                     t = walk(self.engine.read64, st.hyp_regime(), va, acc)
                     self.stats.walks += 1
@@ -427,8 +400,7 @@ class Core:
         else:
             result = va
         if checks is not None and st.mode == MODE_HYP and checks.regime_pending(st):
-            new = result if isinstance(result, Fault) else result + (at - va)
-            hazard = checks.check_unsynced(st, at, acc, new, pc) or hazard
+            hazard = checks.check_unsynced(st, va, acc, result, pc) or hazard
         if walked is not None:   # into the TLB model only now: the check above asks it what it held
             if st.tlb.fill(walked) is not None:
                 self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
@@ -442,7 +414,7 @@ class Core:
             self._pending = ("external", va, acc)
             return False
         perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
-        if st.mmu_on:
+        if mmu_on:
             perms = (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
                      | (UC_PROT_EXEC if t.executable else 0))
         if checks is not None:
@@ -506,6 +478,10 @@ class Core:
             if isinstance(t, Fault):
                 return t
         return check_access(t, va, access) or t.pa_of(va)
+
+    def guest_pc(self) -> int:
+        """The PC of the instruction being executed (exact in hooks: Unicorn syncs it per access)."""
+        return self.uc.reg_read(UC_ARM_REG_PC)
 
     def code_word(self, pc: int) -> Optional[int]:
         """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
@@ -630,6 +606,9 @@ class Core:
             return
         word = self.patched.get(pa) or self.engine.read32(pa)
         self._trap_pc, self._trap_word = pc, word   # events of this instruction carry its word
+        kind = barrier_kind(word)
+        if kind is not None:
+            return self._barrier(kind, pc)
         insn = decode(word)
         handler = getattr(self, "_x_" + insn.op, None) if insn else None
         if handler is None:
@@ -639,6 +618,16 @@ class Core:
             self.uc.reg_write(UC_ARM_REG_PC, pc + 4)
             return
         handler(insn, pc)
+
+    def _barrier(self, kind: str, pc: int) -> None:
+        """ISB, DSB or DMB (patched to trap only when the checks are on): ISB synchronizes the
+        context, DSB completes this CPU's TLB maintenance; the model has nothing else to order."""
+        self.record(events.BARRIER, kind, pc=pc)
+        if kind == "isb":
+            self.checks.synchronized(self.cur)
+        elif kind == "dsb":
+            self.checks.dsb(self.cur)
+        self._next(pc)
 
     def _next(self, pc: int) -> None:
         self.uc.reg_write(UC_ARM_REG_PC, pc + 4)

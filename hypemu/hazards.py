@@ -139,8 +139,15 @@ class Checks:
     # --- reporting ------------------------------------------------------------------------------
     def report(self, kind: str, cpu: Optional[int], pc: Optional[int], va: Optional[int],
                detail: str, site: Optional[tuple] = None,
-               insn: Optional[int] = None) -> Optional[Hazard]:
-        """Record a hazard unless this site already reported one; the new Hazard, or None."""
+               insn: Optional[int] = None, guest: bool = False,
+               fetch: bool = False) -> Optional[Hazard]:
+        """Record a hazard unless this site already reported one; the new Hazard, or None.
+        ``guest``: a guest access during a run, whose PC (when ``pc`` is None) is read now, and
+        whose VA is that PC for a fetch (the fill hook only gives the page)."""
+        if guest and pc is None:
+            pc = self.core.guest_pc()
+        if fetch and va is not None and pc is not None and pc >> 12 == va >> 12:
+            va = pc
         site = site or (kind, cpu, pc)
         if site in self._sites:
             return None
@@ -168,7 +175,7 @@ class Checks:
         c.values[key] = tuple(read(pa) for pa in t.descriptors)
 
     def verify_hit(self, st: "CpuState", t: Translation, va: int, access: str,
-                   pc: int) -> Optional[Hazard]:
+                   pc: Optional[int]) -> Optional[Hazard]:
         """stale_tlb: a TLB hit, re-walked when the tables or the CPU's regime changed since the
         entry was last found current."""
         c = self.cpu[st.id]
@@ -181,10 +188,11 @@ class Checks:
             return None
         return self.report("stale_tlb", st.id, pc, va,
                            f"{access} served by the TLB entry {_describe(t)}; a fresh walk of HTTBR "
-                           f"{st.sysregs['HTTBR']:#x} gives {_describe(fresh)}")
+                           f"{st.sysregs['HTTBR']:#x} gives {_describe(fresh)}",
+                           guest=True, fetch=access == "fetch")
 
     def unfinished_hit(self, st: "CpuState", va: int, access: str,
-                       pc: int) -> tuple[Optional[Translation], Optional[Hazard]]:
+                       pc: Optional[int]) -> tuple[Optional[Translation], Optional[Hazard]]:
         """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh
         walk differs, the access relied on that TLBI: the old entry is served (it may still be
         there) and reported."""
@@ -198,7 +206,7 @@ class Checks:
                     "missing_dsb", st.id, pc, va,
                     f"{access} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having removed the "
                     f"TLB entry {_describe(u.entry)}, but no DSB completed it; a fresh walk gives "
-                    f"{_describe(fresh)}")
+                    f"{_describe(fresh)}", guest=True, fetch=access == "fetch")
                 return u.entry, hazard
         return None, None
 
@@ -220,7 +228,7 @@ class Checks:
         return bool(unsynced) and any(name != "HVBAR" for name in unsynced)
 
     def check_unsynced(self, st: "CpuState", va: int, access: str, new: Result,
-                       pc: int) -> Optional[Hazard]:
+                       pc: Optional[int]) -> Optional[Hazard]:
         """missing_isb: would this access translate differently with the unsynchronized writes
         not yet visible? (Only then did it depend on them.)"""
         c = self.cpu[st.id]
@@ -235,11 +243,13 @@ class Checks:
         writes = ", ".join(f"{n} at {p:#x}" for n, (_, p) in c.unsynced.items() if n != "HVBAR")
         insn = None
         if access == "fetch":   # the word is readable through whichever regime maps it
-            insn = self.core.engine.read32(new_pa if new_pa is not None else old_pa)
+            pc = self.core.guest_pc() if pc is None else pc
+            page = new_pa if new_pa is not None else old_pa
+            insn = self.core.engine.read32((page & ~0xFFF) + (pc & 0xFFF))
         return self.report("missing_isb", st.id, pc, va,
                            f"{access} depends on {writes} with no ISB since: "
                            f"{_result(new)} with the writes visible, {_result(old)} without",
-                           insn=insn)
+                           insn=insn, guest=True, fetch=access == "fetch")
 
     def exception_entry(self, st: "CpuState", pc: int, new_base: int) -> None:
         """An exception uses HVBAR as it is visible; an unsynchronized write makes that unknown."""

@@ -216,7 +216,6 @@ class Kernel:
             core.load_code(lay.init_pa, init_code)   # the kernel's memcpy to the bounce page
         core.load_code(lay.hyp_text, runtime_code)
         core.engine.write32(lay.hyp_data, PROBE_VALUE)
-        self._watch_barriers()
 
     def _apply_skips(self, init_code: bytes, runtime_code: bytes) -> tuple[bytes, bytes]:
         """inject: skip: the chosen instructions of the init and runtime code become NOPs."""
@@ -262,21 +261,6 @@ class Kernel:
             return
         self.core.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
                          detail="no CPU is in HYP: every HYP TLB is empty")
-
-    def _watch_barriers(self) -> None:
-        """Tell the checks where the barriers are, at every VA each program runs at: PL1 code and
-        the stub flat, the init code at its idmap (and, dual-step, its trampoline alias), the
-        runtime code at its kernel VA."""
-        lay, img, core = self.layout, self.image, self.core
-        init_code = self.core.engine.read(lay.init_pa, lay.init_size)
-        core.watch_barriers([lay.pl1_text], img.pl1.code)
-        core.watch_barriers([lay.pl1_text + STUB_OFFSET], img.stub.code)
-        init_vas = [lay.init_pa]
-        if not self.single_step:
-            init_vas.append(lay.trampoline_va + (lay.init_pa - lay.trampoline_pa))
-        core.watch_barriers(init_vas, init_code)
-        core.watch_barriers([lay.kva(lay.hyp_text)], self.core.engine.read(lay.hyp_text,
-                                                                          len(img.runtime.code)))
 
     @property
     def sentinel(self) -> int:

@@ -150,7 +150,8 @@ class Machine:
         st = self.core.cpus[cpu]
         regs = {name: st.sysregs[name] for name in HYP_REGISTERS}
         regs["SP_hyp"] = self.core.banked_sp(st, MODE_HYP)
-        regs.update(HSR=st.sysregs["HSR"], ELR_hyp=st.elr_hyp, SPSR_hyp=st.spsr[MODE_HYP])
+        regs.update(HSR=st.sysregs["HSR"], HDFAR=st.sysregs["HDFAR"], HIFAR=st.sysregs["HIFAR"],
+                    ELR_hyp=st.elr_hyp, SPSR_hyp=st.spsr[MODE_HYP])
         return regs
 
     def mode(self, cpu: int) -> str:

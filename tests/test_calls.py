@@ -120,7 +120,6 @@ def test_guest_changes_its_own_descriptor_tlb_stays_stale_until_tlbimvah(booted)
         bx      lr
     """, code_va, filename="stale.S").code
     m.core.load_code(code_pa, code)
-    m.core.watch_barriers([code_va], code)
     assert m.call(0, code_va, data_va, desc_va, new_desc & 0xFFFFFFFF) == 0x99990000
     assert m.read32(desc_pa) == new_desc & 0xFFFFFFFF
     # ... and the checks saw both mistakes: a live descriptor rewritten in place, and the load

@@ -25,7 +25,6 @@ def hyp_code(m: Machine, source: str) -> int:
     va = m.map_hyp(pa, 4096)
     code = assemble(source, va, filename="test.S").code
     m.core.load_code(pa, code)
-    m.core.watch_barriers([va], code)
     return va
 
 
