@@ -6,7 +6,8 @@ Public API (DESIGN.md section 6; typed, see ``py.typed``):
 - ``run(scenario) -> Result``: build a board, run every step, judge the outcome against ``expect``.
 - ``Machine(scenario)``: a board for step-by-step use in other rigs (``boot``, ``call``, ``hotplug``,
   ``translate``, ``read_phys``/``write_phys``, ``map_hyp``, ``hyp_registers``, ``events``).
-- ``Result``: what a run produced; ``Result.to_dict()`` is its JSON object.
+- ``Result``: what a run produced; ``Result.to_dict()`` is the JSON object that ``RESULT_SCHEMA``
+  (a JSON Schema file shipped in this package) describes.
 - Errors: ``ScenarioError`` (invalid scenario input, ``FILE:LINE: key: message``), ``ConfigError``
   (the kernel side refuses the layout; ``.reason``), ``AsmError`` (user init code that does not
   assemble), ``NotModelled`` (the guest did something hypemu does not model), and for step-by-step
@@ -22,9 +23,13 @@ project that has hypemu installed) and ``import hypemu.lpae`` do not start Unico
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The JSON Schema (draft 2020-12) of ``Result.to_dict()`` and of ``hypemu run --json`` output.
+RESULT_SCHEMA: Path = Path(__file__).resolve().with_name("result.schema.json")
 
 _API = {
     "ConfigError": "layout", "Machine": "machine", "Result": "machine", "run": "machine",
@@ -36,8 +41,8 @@ _API = {
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
     "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Fault", "FaultRecord",
-    "GuestFault", "Machine", "NotModelled", "Result", "Scenario", "ScenarioError", "Translation",
-    "__version__", "load_scenario", "run",
+    "GuestFault", "Machine", "NotModelled", "RESULT_SCHEMA", "Result", "Scenario", "ScenarioError",
+    "Translation", "__version__", "load_scenario", "result_schema", "run",
 ]
 
 if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` imports on first use
@@ -49,6 +54,15 @@ if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` import
     from .machine import Machine, Result, run
     from .scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, load_scenario
     from .walker import Fault, Translation
+
+
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema of a result (``RESULT_SCHEMA``), parsed: validate ``Result.to_dict()`` or a
+    line of ``hypemu run --json`` against it with any JSON Schema (draft 2020-12) validator."""
+    import json
+    with open(RESULT_SCHEMA, encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
 
 
 def __getattr__(name: str) -> Any:

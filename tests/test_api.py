@@ -20,7 +20,8 @@ ERRORS = ("ScenarioError", "ConfigError", "AsmError", "NotModelled", "GuestFault
 def test_every_exported_name_resolves():
     for name in hypemu.__all__:
         assert getattr(hypemu, name) is not None, name
-    assert set(hypemu.__all__) == set(hypemu._API) | {"__version__"}
+    assert set(hypemu.__all__) == set(hypemu._API) | {"RESULT_SCHEMA", "result_schema",
+                                                      "__version__"}
     for name in ERRORS:
         assert issubclass(getattr(hypemu, name), Exception)
 
@@ -46,6 +47,7 @@ def test_the_package_is_marked_typed():
 def _public_callables():
     yield "load_scenario", hypemu.load_scenario
     yield "run", hypemu.run
+    yield "result_schema", hypemu.result_schema
     for cls in API_CLASSES + ERRORS:
         obj = getattr(hypemu, cls)
         for name, member in vars(obj).items():
