@@ -1,0 +1,24 @@
+"""examples/ is another project's test set-up that embeds hypemu: it must run, and pass, as that
+project would run it (its own rootdir and ini file; the pytest plugin found through its entry point)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+pytest_plugins = ["pytester"]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_the_embedding_example_passes(pytester, monkeypatch):
+    project = pytester.path / "project"
+    shutil.copytree(EXAMPLES, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    monkeypatch.chdir(project)          # as its pytest.ini says: cd examples && pytest -v
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*rootdir: */project", "*configfile: pytest.ini",
+        "scenarios/two-cpus.yaml::two-cpus PASSED*",
+        "test_hyp_descriptor.py::test_a_corrupted_leaf_descriptor_faults_the_next_hyp_access PASSED*",
+    ])
