@@ -3,6 +3,7 @@ project would run it (its own rootdir and ini file; the pytest plugin found thro
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -22,3 +23,13 @@ def test_the_embedding_example_passes(pytester, monkeypatch):
         "scenarios/two-cpus.yaml::two-cpus PASSED*",
         "test_hyp_descriptor.py::test_a_corrupted_leaf_descriptor_faults_the_next_hyp_access PASSED*",
     ])
+
+
+def test_the_readme_pytest_snippet_passes(pytester):
+    """The Python block of the README section "Using hypemu from Python and pytest" is a test file."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Using hypemu from Python and pytest", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1
+    pytester.makepyfile(test_readme_snippet=blocks[0])
+    pytester.runpytest("-p", "no:hypothesispytest").assert_outcomes(passed=2)

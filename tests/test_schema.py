@@ -1,5 +1,5 @@
 """The JSON result format (DESIGN.md section 6) as the JSON Schema shipped in the package: every result
-of the shipped scenarios validates, and what the format forbids is refused."""
+of the shipped scenarios validates, what the format forbids is refused, and the README documents it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import copy
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,12 @@ def test_the_schema_accepts_hazards_injections_and_offline_cpus(results):
                             {"kind": "corrupt"}, {"kind": "remap", "va": 0xC0001000}]
     result["cpus"][1]["mode"], result["cpus"][1]["online"] = "off", False
     assert _errors(result) == []
+
+
+def test_the_readme_documents_every_key():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Using hypemu from Python and pytest", 1)[1].split("\n## ", 1)[0]
+    assert "result.schema.json" in section
+    keys = hypemu.result_schema()["properties"]
+    missing = [key for key in keys if not re.search(rf"`{key}`", section)]
+    assert missing == []
