@@ -10,6 +10,7 @@ show one line ``FILE:LINE: key: message``. FAILED means the model ran and disagr
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
@@ -22,8 +23,10 @@ from .failure import failure_text
 
 
 def shown_path(path: "os.PathLike[str]", config: pytest.Config) -> str:
-    """A path as the user would type it: relative to the directory pytest was started in."""
-    return os.path.relpath(path, config.invocation_params.dir)
+    """A path as the user would type it: relative to the directory pytest was started in, while
+    that is the working directory (``load_file`` finds ``hyp.code`` from the path it is given)."""
+    start = config.invocation_params.dir
+    return os.path.relpath(path, start) if Path.cwd() == start else os.fspath(path)
 
 
 class ScenarioFile(pytest.File):
