@@ -78,6 +78,16 @@ def test_a_mismatched_fault_detail_is_named(pytester):
     result.stdout.fnmatch_lines(["fault.hsr is 33554432, expected 4660"])
 
 
+def test_user_init_code_is_found_next_to_its_scenario(pytester):
+    library = Path(__file__).resolve().parent.parent / "scenarios"
+    target = pytester.path / "hyp" / "v3.10"
+    target.mkdir(parents=True)
+    for name in ("kernel-style-init.yaml", "kernel-style-init.S"):
+        (target / name).write_text((library / name).read_text())
+    pytester.makeini("[pytest]\nhypemu_scenarios = hyp/**/*.yaml\n")
+    _run(pytester).assert_outcomes(passed=1)
+
+
 def test_command_line_option_overrides_the_ini_option(pytester):
     _project(pytester)
     _run(pytester, "--hypemu-scenarios", "scenarios/good.yaml").assert_outcomes(passed=1)
