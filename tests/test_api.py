@@ -71,7 +71,7 @@ def test_every_public_call_is_fully_annotated(name, func):
 
 # Public members still without a docstring, in files being changed elsewhere (machine.py, cpu.py)
 # or not part of issue 7 (events.py); the docstrings to add are in the issue 7 report. Remove each
-# name here once it has one.
+# name here once it has one (a subset check, so that documenting one elsewhere breaks nothing).
 UNDOCUMENTED_ELSEWHERE = {"Machine.symbol", "Machine.read_phys", "Machine.write_phys",
                           "Machine.read32", "Machine.events", "Result.to_dict",
                           "FaultRecord.to_dict", "Event.to_dict"}
@@ -82,4 +82,4 @@ def test_every_public_call_says_what_it_does():
                     if func.__name__ != "__init__" and not inspect.getdoc(func)}
     undocumented |= {name for name in API_CLASSES + ERRORS
                      if not getattr(hypemu, name).__doc__}
-    assert undocumented == UNDOCUMENTED_ELSEWHERE
+    assert undocumented <= UNDOCUMENTED_ELSEWHERE, undocumented - UNDOCUMENTED_ELSEWHERE

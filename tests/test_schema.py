@@ -96,6 +96,7 @@ def _changed(result: dict, path: str, value) -> dict:
     ("fault/level", 4),
     ("fault/hsr", ...),
     ("layout/bounce_page", ...),
+    ("layout/trampoline_va", 1 << 32),
     ("calls", [{"cpu": 0, "fn": "hyp_probe"}]),
     ("hazards", [{"kind": "stale_tlb", "cpu": 0, "pc": 0}]),
     ("injections", [{"skip": "tlbiallh"}]),
