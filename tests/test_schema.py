@@ -99,6 +99,8 @@ def _changed(result: dict, path: str, value) -> dict:
     ("layout/trampoline_va", 1 << 32),
     ("calls", [{"cpu": 0, "fn": "hyp_probe"}]),
     ("hazards", [{"kind": "stale_tlb", "cpu": 0, "pc": 0}]),
+    ("hazards", [{"kind": "stale_tlb", "cpu": 8, "pc": 0, "va": None, "disasm": None,
+                  "detail": ""}]),
     ("injections", [{"skip": "tlbiallh"}]),
     ("reason", ...),
     ("debug", {}),
@@ -127,6 +129,8 @@ def test_the_schema_accepts_hazards_injections_and_offline_cpus(results):
         for kind, va, disasm in [("stale_tlb", 0xC0001000, "ldr r0, [r0]"), ("bbm", None, None),
                                  ("missing_isb", None, "mcr p15, #4, r0, c1, c0, #0"),
                                  ("missing_dsb", 0xC0001000, "str r1, [r0]")]]
+    result["hazards"].append({"kind": "bbm", "cpu": None, "pc": None, "va": 0xC000B000,
+                              "disasm": None, "detail": "the kernel side changed a descriptor"})
     result["injections"] = [{"kind": "skip", "insn": "tlbiallh", "count": 1},
                             {"kind": "corrupt"}, {"kind": "remap", "va": 0xC0001000}]
     result["cpus"][1]["mode"], result["cpus"][1]["online"] = "off", False
