@@ -89,7 +89,7 @@ def _changed(result: dict, path: str, value) -> dict:
     ("cpus/0/hyp/HSR", "0x2000000"),
     ("cpus/0/hyp/HSR", 1 << 32),
     ("cpus/0/mode", "abt"),
-    ("cpus/0/hyp/HDFAR", 0),                   # no key beyond the format
+    ("cpus/0/hyp/HPFAR", 0),                   # no key beyond the format
     ("cpus/0/hyp/SP_hyp", ...),
     ("fault/kind", "abort"),
     ("fault/fsc", "translation_fault"),
