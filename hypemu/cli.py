@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -121,6 +122,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (InputError, ScenarioError, AsmError) as err:
         print(f"hypemu: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `hypemu run --trace | head`: the reader left, which is no error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

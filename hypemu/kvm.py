@@ -19,6 +19,7 @@ Deviation: the PL1 side runs flat (its MMU is off): the kernel's own code is cal
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -30,7 +31,16 @@ from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, chec
 from .layout import page_align_up, plan
 from .scenario import Scenario
 
-ASM_DIR = Path(__file__).resolve().parent.parent / "asm"
+def _asm_dir() -> Path:
+    """The guest sources: asm/ of the source tree (editable installs, a checkout), else where a
+    wheel install put them (setup.cfg data_files: <prefix>/share/hypemu/asm)."""
+    tree = Path(__file__).resolve().parent.parent / "asm"
+    if (tree / "hyp-init.S").is_file():
+        return tree
+    return Path(sys.prefix) / "share" / "hypemu" / "asm"
+
+
+ASM_DIR = _asm_dir()
 CALL_ABIS = {"seed": 0, "linux-3.10": 1}
 PROBE_VALUE = 0x4B564D21   # "KVM!": the kernel data word hyp_probe reads back
 # Fill for the parts of the kernel image that hold no modelled code (UDF #0xDEA0). A real kernel has

@@ -122,3 +122,22 @@ def test_guest_behaviour_hypemu_does_not_model_is_an_error_not_a_traceback(tmp_p
     proc = hypemu("run", str(path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not modelled: cpu0: SVC (supervisor call)" in proc.stderr
+
+
+def test_output_cut_short_by_the_reader_is_not_a_traceback():
+    proc = subprocess.run(f"'{sys.executable}' -m hypemu.cli run --trace scenarios/hotplug-100.yaml | head -1",
+                          shell=True, capture_output=True, text=True, cwd=ROOT)
+    assert proc.stdout.startswith("PASS hotplug-100")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_a_wheel_carries_every_guest_source():
+    """asm/ sits outside the package: setup.cfg's data_files must ship all of it, and kvm finds it
+    there when there is no source tree (<prefix>/share/hypemu/asm)."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["options.data_files"]["share/hypemu/asm"].strip() == "asm/*.S"
+    from hypemu import kvm
+    used = {kvm.BUILTIN_INIT[k] for k in kvm.BUILTIN_INIT} | {"hyp-runtime.S", "kvm-call.S", "hyp-stub.S"}
+    assert used <= {p.name for p in (ROOT / "asm").glob("*.S")}
