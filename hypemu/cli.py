@@ -14,8 +14,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .asm import AsmError
-from .cpu import NotModelled
-from .machine import Result, run
+from .machine import INPUT_ERRORS, Result, input_error_message, run
 from .report import summary
 from .trace import lines as trace_lines
 from .scenario import DEFAULT_SCENARIO, ScenarioError, from_mapping
@@ -65,13 +64,8 @@ def _scenarios(files: Sequence[str]) -> list:
 def _run_one(scenario, args) -> Result:
     try:
         result = run(scenario)
-    except (ScenarioError, AsmError) as err:
-        raise InputError(str(err)) from None
-    except (ValueError, NotImplementedError, NotModelled) as err:
-        # NotModelled: the guest did something hypemu does not model (an error, not an outcome)
-        where = f"{scenario.file}: " if scenario.file else ""
-        kind = "not modelled: " if isinstance(err, NotModelled) else ""
-        raise InputError(f"{where}{kind}{err}") from None
+    except INPUT_ERRORS as err:   # incl. NotModelled: the guest did what hypemu does not model
+        raise InputError(input_error_message(err, scenario)) from None
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

@@ -79,6 +79,7 @@ class FaultRecord:
     detail: str = ""
 
     def to_dict(self) -> dict:
+        """The result's ``fault`` object (DESIGN.md section 6)."""
         return {"cpu": self.cpu, "kind": self.kind, "pc": self.pc, "va": self.va, "fsc": self.fsc,
                 "level": self.level, "hsr": self.hsr}
 

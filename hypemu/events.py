@@ -38,6 +38,7 @@ class Event:
     insn: Optional[int] = None   # the trapped instruction's word, when a guest instruction did it
 
     def to_dict(self) -> dict:
+        """The event as plain data (every field)."""
         return asdict(self)
 
     def format(self, disassembly: str = "") -> str:

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Optional, Union
 from . import inject
 from .events import Event
 from .hazards import Hazard
-from .cpu import MODE_HYP, MODE_NAMES, Core
+from .asm import AsmError
+from .cpu import MODE_HYP, MODE_NAMES, Core, NotModelled
 from .kvm import BudgetExhausted, GuestFault, Kernel
 from .layout import ConfigError
 from .scenario import Scenario, ScenarioError, load_scenario
@@ -23,8 +24,10 @@ HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
 
 
 class Machine:
-    """One simulated board with the scenario's RAM, CPUs and kernel layout.
+    """One simulated board with the scenario's RAM, CPUs and kernel layout, its HYP tables built
+    and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
 
+    ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
     def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
@@ -103,6 +106,8 @@ class Machine:
         return self.layout.kva(pa)
 
     def symbol(self, name: str) -> int:
+        """The HYP VA of ``name``, a global of the runtime HYP code (what a ``call`` step names).
+        Reads nothing from the machine; ValueError if the runtime code has no such global."""
         try:
             return self.kernel.symbol(name)
         except KeyError:
@@ -120,6 +125,8 @@ class Machine:
         return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
 
     def read_phys(self, pa: int, size: int) -> bytes:
+        """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no
+        translation, no TLB)."""
         return self.core.engine.read(pa, size)
 
     def write_phys(self, pa: int, data: bytes) -> None:
@@ -142,6 +149,7 @@ class Machine:
             self.core.engine.flush_soft_tlb()
 
     def read32(self, pa: int) -> int:
+        """The little-endian 32-bit word at physical address ``pa``."""
         return self.core.engine.read32(pa)
 
     def hyp_registers(self, cpu: int) -> dict[str, int]:
@@ -161,6 +169,7 @@ class Machine:
 
     @property
     def events(self) -> list[Event]:
+        """The event log so far, oldest first (the trace); read it, do not change it."""
         return self.core.events
 
     @property
@@ -190,17 +199,19 @@ class Result:
     expected: str
     passed: bool = False
     reason: Optional[str] = None
-    fault: Optional[dict] = None
-    hazards: list = field(default_factory=list)
-    cpus: list = field(default_factory=list)
-    layout: Optional[dict] = None
-    calls: list = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-    events: list = field(default_factory=list)
-    injections: list = field(default_factory=list)
-    mismatch: list = field(default_factory=list)   # why ``passed`` is False, one line each
+    fault: Optional[dict[str, Any]] = None
+    hazards: list[dict[str, Any]] = field(default_factory=list)
+    cpus: list[dict[str, Any]] = field(default_factory=list)
+    layout: Optional[dict[str, Any]] = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    injections: list[dict[str, Any]] = field(default_factory=list)
+    mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
+        ``events`` and ``mismatch`` are not part of it."""
         return {"name": self.name, "file": self.file, "outcome": self.outcome,
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
@@ -266,6 +277,21 @@ def _judge(result: Result, expect: dict) -> None:
         if kind not in kinds:
             result.mismatch.append(f"hazard {kind!r} expected but not reported")
     result.passed = not result.mismatch
+
+
+INPUT_ERRORS = (ScenarioError, AsmError, ValueError, NotImplementedError, NotModelled)
+"""What ``run`` raises for input it cannot run (never an outcome): the CLI's exit status 2, an
+error (not a failure) in the pytest plugin."""
+
+
+def input_error_message(err: BaseException, scenario: Scenario) -> str:
+    """One line for an INPUT_ERRORS exception: ``FILE:LINE: key: message`` for scenario and
+    assembler errors (they carry their place), else prefixed with the scenario file."""
+    if isinstance(err, (ScenarioError, AsmError)):
+        return str(err)
+    where = f"{scenario.file}: " if scenario.file else ""
+    kind = "not modelled: " if isinstance(err, NotModelled) else ""
+    return f"{where}{kind}{err}"
 
 
 def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:

@@ -15,9 +15,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from ..asm import AsmError
-from ..cpu import NotModelled
-from ..machine import Result, run
+from ..machine import INPUT_ERRORS, Result, input_error_message, run
 from ..scenario import Scenario, ScenarioError, load_file
 from .failure import failure_text
 
@@ -52,11 +50,8 @@ class ScenarioItem(pytest.Item):
         try:
             self.result = run(self.scenario)
             return
-        except (ScenarioError, AsmError) as err:
-            message = str(err)
-        except (ValueError, NotImplementedError, NotModelled) as err:
-            kind = "not modelled: " if isinstance(err, NotModelled) else ""
-            message = f"{self.scenario.file}: {kind}{err}"
+        except INPUT_ERRORS as err:
+            message = input_error_message(err, self.scenario)
         pytest.fail(f"hypemu: {message}", pytrace=False)   # outside ``except``: no chained traceback
 
     def runtest(self) -> None:
