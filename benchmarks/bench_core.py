@@ -122,6 +122,19 @@ def count_hook(rounds: int) -> Case:
                                     "budget through emu_start(count=) pays on every instruction")
 
 
+@benchmark("count_block_hook", "ms", full={"rounds": 100}, quick={"rounds": 2})
+def count_block_hook(rounds: int) -> Case:
+    """The other exact count on bare Unicorn: a Python block hook adding up block sizes, vs none."""
+    m = board(boot=False)
+    data_va = m.layout.kva(m.layout.hyp_data)
+    hooked, plain = bare_runtime(m, block_hook=True), bare_runtime(m)
+    hooked_run = hooked.call(m.symbol("hyp_sum"), data_va, LOOP_WORDS, rounds)
+    plain_run = plain.call(m.symbol("hyp_sum"), data_va, LOOP_WORDS, rounds)
+    return Case(lambda: seconds(hooked_run), lambda: seconds(plain_run), figure=per_op(1, 1e3),
+                detail=lambda cost: "a Python call per translated block (4 instructions in this "
+                                    "loop): dearer than count_hook, so emu_start(count=) stays")
+
+
 def _touch(pages: int, calls: int, cold: bool) -> Case:
     """hyp_touch over ``pages`` distinct pages, ``calls`` times; every page misses Unicorn's soft
     TLB (each HVC's mode switch flushes it). Warm: the TLB model serves each fill. Cold: the model

@@ -78,8 +78,8 @@ def hotplug_cycles(cycles: int) -> Case:
         m.events.clear()
         return seconds(lambda: [cycle() for _ in range(cycles)])
     return Case(one, figure=rate(cycles), detail=lambda cost: (
-        f"{cycles} cycles in {cost:.3f} s; {c['traps']} trapped instructions and {c['hvcs']} HVCs "
-        f"per cycle"))
+        f"{cycles} cycle{'s' if cycles != 1 else ''} in {cost:.3f} s; {c['traps']} trapped "
+        f"instructions and {c['hvcs']} HVCs per cycle"))
 
 
 @benchmark("scenarios", "scen/s", full={"passes": 1}, quick={"passes": 1})

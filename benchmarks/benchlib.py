@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from unicorn import UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INSN_INVALID
+from unicorn import UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_BLOCK
+from unicorn import UC_HOOK_INSN_INVALID
 from unicorn import UC_HOOK_TLB_FILL, UC_MODE_ARM, UC_PROT_ALL, UC_TLB_VIRTUAL, Uc
 from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0
 from unicorn.arm_const import UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15
@@ -94,22 +95,27 @@ class Bare:
     ``counted``: every run is an ``emu_start(count=BUDGET)`` (one Unicorn instance never mixes the
     two kinds). ``fill_hook``: Unicorn's virtual TLB with a Python fill hook that only answers
     identity (the floor of any fill served from Python). ``trap_hook``: User mode, and a Python
-    invalid-instruction hook that only steps over the instruction (the floor of any trap)."""
+    invalid-instruction hook that only steps over the instruction (the floor of any trap).
+    ``block_hook``: a Python hook on every translated block that adds up its instructions (the
+    other exact way to count them)."""
 
     STOP = 0x10000          # the return address of every call: a page that is never executed
     STACK_TOP = 0x12000
 
-    def __init__(self, counted: bool = False, fill_hook: bool = False, trap_hook: bool = False):
+    def __init__(self, counted: bool = False, fill_hook: bool = False, trap_hook: bool = False,
+                 block_hook: bool = False):
         uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
         uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_A15)
         uc.ctl_set_page_size(PAGE)
         self.uc, self.count = uc, BUDGET if counted else 0
-        self.fills = self.traps = 0
+        self.fills = self.traps = self.instructions = 0
         if fill_hook:
             uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
             uc.hook_add(UC_HOOK_TLB_FILL, self._fill)
         if trap_hook:
             uc.hook_add(UC_HOOK_INSN_INVALID, self._trap)
+        if block_hook:
+            uc.hook_add(UC_HOOK_BLOCK, self._block)
         self.user = trap_hook
         self.map(self.STOP, 2 * PAGE)
 
@@ -122,6 +128,9 @@ class Bare:
         self.traps += 1
         uc.reg_write(UC_ARM_REG_PC, uc.reg_read(UC_ARM_REG_PC) + 4)
         return True
+
+    def _block(self, uc, address, size, data) -> None:
+        self.instructions += size // 4   # ARM state: 4 bytes an instruction
 
     def map(self, va: int, size: int, data: bytes = b"") -> None:
         start, end = va & ~(PAGE - 1), (va + max(size, len(data)) + PAGE - 1) & ~(PAGE - 1)

@@ -13,8 +13,8 @@ Method:
 - Each repeat runs ``measure`` and ``baseline`` back to back, alternating which goes first, and
   keeps their ratio. The row reports the medians of the figures and the median of those per-repeat
   ratios, so a machine that is noisy over seconds still gives a stable ratio.
-- ``ratio`` is always hypemu's cost over the baseline's for the same work: 1.0 is as fast, 4.0 four
-  times slower (or four times the memory). ``spread`` is the interquartile range over the median.
+- ``ratio`` is always the measured cost (hypemu's, or a bare-Unicorn variant's) over the
+  baseline's for the same work: 1.0 is as fast, 4.0 four times slower (or four times the memory). ``spread`` is the interquartile range over the median.
 - Garbage collection is off inside timed sections (as ``timeit`` does). ``--quick`` runs each
   benchmark once on a tiny size: a smoke test whose figures are not comparable.
 """
@@ -320,7 +320,7 @@ def _preamble(m: dict, count: int) -> str:
     return (f"hypemu bench: {count} benchmark{'s' if count != 1 else ''}, {how}\n"
             f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['os']}, {m['python']}, "
             f"unicorn {m['unicorn']}\n"
-            f"ratio = hypemu's cost / the baseline's for the same work\n\n{HEADER}")
+            f"ratio = the cost of what is measured / its baseline's, for the same work\n\n{HEADER}")
 
 
 # --- the command ----------------------------------------------------------------------------------
