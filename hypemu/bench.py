@@ -30,6 +30,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -167,10 +168,11 @@ class Report:
     machine: dict
     rows: list[Row] = field(default_factory=list)
     unavailable: list[dict] = field(default_factory=list)   # {"name", "reason"}
+    failed: list[dict] = field(default_factory=list)        # {"name", "error"}
 
     def to_dict(self) -> dict:
         return {"machine": self.machine, "benchmarks": [r.to_dict() for r in self.rows],
-                "unavailable": list(self.unavailable)}
+                "unavailable": list(self.unavailable), "failed": list(self.failed)}
 
 
 def measure(bench: Benchmark, quick: bool) -> Row:
@@ -279,10 +281,22 @@ def run(benchmarks: list[Benchmark], quick: bool, machine: dict,
             report.unavailable.append({"name": bench.name, "reason": reason})
             progress(_unavailable_line(bench.name, reason))
             continue
-        row = measure(bench, quick)
+        try:
+            row = measure(bench, quick)
+        except Exception as err:   # a broken benchmark (or model) must not hide the others
+            report.failed.append({"name": bench.name, "error": _error_line(err)})
+            progress(f"{bench.name:<20} FAILED: {report.failed[-1]['error']}")
+            continue
         report.rows.append(row)
         progress(_row_lines(row))
     return report
+
+
+def _error_line(err: Exception) -> str:
+    """The exception and where it was raised (file:line), on one line."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(err).__name__}: {err}{where}"
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -326,8 +340,9 @@ def _preamble(m: dict, count: int) -> str:
 # --- the command ----------------------------------------------------------------------------------
 def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[list[str]] = None,
          command: str = "hypemu bench", suite_dir: Optional[Path] = None) -> int:
-    """``hypemu bench``: print the table as rows complete; write JSON if asked. Raises BenchError
-    for what the user can fix (the CLI turns it into exit status 2)."""
+    """``hypemu bench``: print the table as rows complete; write JSON if asked. Exit status 0, or 1
+    when a benchmark failed (the others still run). Raises BenchError for what the user can fix
+    (the CLI turns it into exit status 2)."""
     benchmarks = select(load_suite(suite_dir), only)
     out = Path(json_path) if json_path and json_path != "-" else None
     if out is not None and not out.parent.is_dir():
@@ -338,7 +353,7 @@ def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[li
     report = run(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
     if json_path:
         _write_json(report, json_path)
-    return 0
+    return 1 if report.failed else 0
 
 
 def list_suite(suite_dir: Optional[Path] = None) -> int:

@@ -138,3 +138,36 @@ def test_a_suite_file_runs_on_its_own():
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["benchmarks"]
     assert [row["name"] for row in rows] == ["hotplug_cycles"] and rows[0]["unit"] == "cycles/s"
+
+
+BROKEN_SUITE = '''
+from hypemu.bench import Case, benchmark
+
+
+@benchmark("fine", "ms", full={}, quick={})
+def fine():
+    """Measures a constant."""
+    return Case(lambda: 0.001)
+
+
+@benchmark("broken", "ms", full={}, quick={})
+def broken():
+    """Fails in its set-up."""
+    raise ValueError("the board refused")
+'''
+
+
+def test_a_failing_benchmark_is_reported_and_the_others_still_run(monkeypatch, tmp_path, capsys):
+    suite = tmp_path / "benchmarks"
+    suite.mkdir()
+    (suite / "bench_broken_for_test.py").write_text(BROKEN_SUITE)
+    monkeypatch.setattr(bench, "SUITE_DIR", suite)
+    monkeypatch.syspath_prepend(str(suite))   # undone afterwards, with load_suite's own insertion
+    out = tmp_path / "out.json"
+    assert bench_cli("--quick", "--json", str(out)) == 1
+    report = json.loads(out.read_text())
+    assert [row["name"] for row in report["benchmarks"]] == ["fine"]
+    [failed] = report["failed"]
+    assert failed["name"] == "broken"
+    assert failed["error"].startswith("ValueError: the board refused (bench_broken_for_test.py:")
+    assert "broken               FAILED: ValueError: the board refused" in capsys.readouterr().out
