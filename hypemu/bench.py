@@ -25,6 +25,7 @@ import gc
 import importlib
 import importlib.metadata
 import json
+import operator
 import os
 import platform
 import statistics
@@ -47,6 +48,9 @@ class BenchError(Exception):
     traceback (the CLI exits 2)."""
 
 
+_COMPARE = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+
+
 # --- what a benchmark is --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
@@ -57,12 +61,13 @@ class Target:
     limit: float
     text: str
 
+    def __post_init__(self) -> None:
+        if self.field not in ("value", "ratio") or self.op not in _COMPARE:
+            raise ValueError(f"target {self.field} {self.op} {self.limit}: not a target")
+
     def met(self, value: Optional[float], ratio: Optional[float]) -> Optional[bool]:
         figure = value if self.field == "value" else ratio
-        if figure is None:
-            return None
-        return {"<=": figure <= self.limit, "<": figure < self.limit,
-                ">=": figure >= self.limit, ">": figure > self.limit}[self.op]
+        return None if figure is None else _COMPARE[self.op](figure, self.limit)
 
 
 @dataclass
@@ -100,8 +105,8 @@ def benchmark(name: str, unit: str, *, full: dict, quick: dict, repeats: int = 1
     """Decorator for a suite module: turns ``setup(**size) -> Case`` into a ``Benchmark``; its
     docstring's first line is the description."""
     def wrap(setup: Callable[..., Case]) -> Benchmark:
-        doc = (setup.__doc__ or "").strip().splitlines()[0] if setup.__doc__ else ""
-        return Benchmark(name, unit, doc, setup, full, quick, repeats, target, unavailable)
+        lines = (setup.__doc__ or "").strip().splitlines()
+        return Benchmark(name, unit, lines[0] if lines else "", setup, full, quick, repeats, target, unavailable)
     return wrap
 
 
@@ -124,9 +129,9 @@ def per_op(ops: float, scale: float) -> Callable[[float], float]:
     return lambda cost: cost / ops * scale
 
 
-def rate(work: Callable[[], float] | float) -> Callable[[float], float]:
-    """Cost in seconds -> work per second; ``work`` may be known only after the first run."""
-    return lambda cost: (work() if callable(work) else work) / cost
+def rate(work: float) -> Callable[[float], float]:
+    """Cost in seconds -> ``work`` (fills, walks, calls...) per second."""
+    return lambda cost: work / cost
 
 
 def spread(samples: Sequence[float]) -> float:
