@@ -14,7 +14,8 @@ Method:
   keeps their ratio. The row reports the medians of the figures and the median of those per-repeat
   ratios, so a machine that is noisy over seconds still gives a stable ratio.
 - ``ratio`` is always the measured cost (hypemu's, or a bare-Unicorn variant's) over the
-  baseline's for the same work: 1.0 is as fast, 4.0 four times slower (or four times the memory). ``spread`` is the interquartile range over the median.
+  baseline's for the same work: 1.0 is as fast, 4.0 four times slower (or four times the memory).
+  ``spread`` is the interquartile range over the median.
 - Garbage collection is off inside timed sections (as ``timeit`` does). ``--quick`` runs each
   benchmark once on a tiny size: a smoke test whose figures are not comparable.
 """
@@ -106,7 +107,8 @@ def benchmark(name: str, unit: str, *, full: dict, quick: dict, repeats: int = 1
     docstring's first line is the description."""
     def wrap(setup: Callable[..., Case]) -> Benchmark:
         lines = (setup.__doc__ or "").strip().splitlines()
-        return Benchmark(name, unit, lines[0] if lines else "", setup, full, quick, repeats, target, unavailable)
+        return Benchmark(name, unit, lines[0] if lines else "", setup, full, quick, repeats,
+                         target, unavailable)
     return wrap
 
 
