@@ -46,7 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
     val_p.add_argument("files", nargs="+", metavar="FILE")
-    sub.add_parser("bench", help="run the benchmark suite (ratios against bare Unicorn)")
+    bench_p = sub.add_parser(
+        "bench", help="run the benchmark suite (ratios against bare Unicorn)",
+        description="Run the benchmark suite (benchmarks/ of the source tree): each figure is the "
+                    "median of several repeats, each ratio measured against its baseline in the "
+                    "same run.")
+    bench_p.add_argument("--quick", action="store_true",
+                         help="each benchmark once, on a tiny size (a smoke test: not comparable)")
+    bench_p.add_argument("--json", metavar="FILE",
+                         help="also write the results as JSON to FILE ('-': stdout, table to stderr)")
+    bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
+    bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return parser
 
 
@@ -101,8 +111,16 @@ def cmd_validate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
-    return bench_main()
+    from . import bench   # imported on use: `hypemu run` does not load the suite
+    command = " ".join(["hypemu bench", *(["--quick"] if args.quick else []),
+                        *(["--only", *args.only] if args.only else []),
+                        *(["--json", args.json] if args.json else [])])
+    try:
+        if args.list:
+            return bench.list_suite()
+        return bench.main(args.quick, args.json, args.only, command)
+    except bench.BenchError as err:
+        raise InputError(str(err)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
