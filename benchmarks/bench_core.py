@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from benchlib import PAGE, Bare, bare_runtime, board, checks_unavailable, counts_of, hyp_function
+from benchlib import PAGE, Bare, bare_runtime, board, counts_of, hyp_function
 from benchlib import hyp_scratch, run_standalone
 from hypemu.asm import assemble
 from hypemu.bench import Case, Target, benchmark, per_op, rate, seconds
@@ -28,11 +28,11 @@ LOOP_TARGET = Target("ratio", "<=", 1.10, "ratio <= 1.10")
 def init_per_cpu(reps: int) -> Case:
     """One CPU's HYP bring-up, warm: stub install, HVC to the stub, phase 1, phase 2."""
     m = board()
-    c = counts_of(m, lambda: m.boot([0]))
+    c = counts_of(m, lambda: m.kernel.boot_cpu(0))
 
     def one() -> float:
         m.events.clear()
-        return seconds(lambda: [m.boot([0]) for _ in range(reps)])
+        return seconds(lambda: [m.kernel.boot_cpu(0) for _ in range(reps)])
     return Case(one, figure=per_op(reps, 1e3), detail=lambda cost: (
         f"{c['traps']} trapped instructions, {c['tlb_fills']} TLB fills, {c['walks']} walks, "
         f"{c['instructions']} instructions per init"))
@@ -89,7 +89,8 @@ def _loop(counted: bool, rounds: int, checks: bool = False, note: str = "") -> C
 @benchmark("mmu_loop", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15,
            target=LOOP_TARGET)
 def mmu_loop(rounds: int) -> Case:
-    """A HYP load loop, MMU on, warm TLB, exact instruction budget (as scenarios run) vs bare."""
+    """A HYP load loop, MMU on, warm TLB, exact instruction budget (as scenarios run) vs bare;
+    hazard checks off (mmu_loop_checks has them on)."""
     return _loop(True, rounds, note="; bound: the count hook of emu_start(count=), see count_hook")
 
 
@@ -101,7 +102,7 @@ def mmu_loop_uncounted(rounds: int) -> Case:
 
 
 @benchmark("mmu_loop_checks", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15,
-           target=LOOP_TARGET, unavailable=checks_unavailable)
+           target=LOOP_TARGET)
 def mmu_loop_checks(rounds: int) -> Case:
     """The mmu_loop with the hazard checks on (DESIGN.md 1.4)."""
     return _loop(True, rounds, checks=True)
