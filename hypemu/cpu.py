@@ -149,6 +149,7 @@ class Core:
                  checks: bool = True):
         self.engine = Engine(banks)
         self.uc = self.engine.uc
+        self.regs = self.engine.regs
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.checks: Optional[Checks] = Checks(self) if checks else None
         self.cur = self.cpus[0]
@@ -170,10 +171,10 @@ class Core:
 
     def _init_context(self, cpu: CpuState) -> None:
         for n in range(13):
-            self.uc.reg_write(UC_ARM_REG_R0 + n, 0)
-        self.uc.reg_write(UC_ARM_REG_SP, 0)
-        self.uc.reg_write(UC_ARM_REG_LR, 0)
-        self.uc.reg_write(UC_ARM_REG_CPSR, MODE_USR)
+            self.regs.write(UC_ARM_REG_R0 + n, 0)
+        self.regs.write(UC_ARM_REG_SP, 0)
+        self.regs.write(UC_ARM_REG_LR, 0)
+        self.regs.write(UC_ARM_REG_CPSR, MODE_USR)
         cpu.context = self.uc.context_save()
 
     def _reset_run(self) -> None:
@@ -220,25 +221,25 @@ class Core:
         return target
 
     def reg(self, n: int) -> int:
-        return self.uc.reg_read(UC_ARM_REG_R0 + n) if n < 13 else self.uc.reg_read(
+        return self.regs.read(UC_ARM_REG_R0 + n) if n < 13 else self.regs.read(
             (UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)[n - 13])
 
     def set_reg(self, n: int, value: int) -> None:
         value &= 0xFFFFFFFF
         if n < 13:
-            self.uc.reg_write(UC_ARM_REG_R0 + n, value)
+            self.regs.write(UC_ARM_REG_R0 + n, value)
         else:
-            self.uc.reg_write((UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)[n - 13], value)
+            self.regs.write((UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)[n - 13], value)
 
     def cpsr(self) -> int:
         """The architectural CPSR of the current CPU: flags from Unicorn, the rest from the model."""
-        return (self.uc.reg_read(UC_ARM_REG_CPSR) & CPSR_FLAGS) | (self.cur.cpsr & ~CPSR_FLAGS)
+        return (self.regs.read(UC_ARM_REG_CPSR) & CPSR_FLAGS) | (self.cur.cpsr & ~CPSR_FLAGS)
 
     def _set_cpsr(self, value: int) -> None:
         """Write the whole CPSR: bank switch for the mode, flags and E into Unicorn (kept in User)."""
         self._switch_mode(value & 0x1F)
         self.cur.cpsr = value & ~CPSR_FLAGS
-        self.uc.reg_write(UC_ARM_REG_CPSR, (value & (CPSR_FLAGS | CPSR_E)) | MODE_USR)
+        self.regs.write(UC_ARM_REG_CPSR, (value & (CPSR_FLAGS | CPSR_E)) | MODE_USR)
 
     def _switch_mode(self, mode: int) -> None:
         st = self.cur
@@ -246,17 +247,17 @@ class Core:
             raise NotModelled(f"cpu{st.id}: mode {mode:#x} is not modelled (only SVC and HYP)")
         if mode == st.mode:
             return
-        st.sp[st.mode] = self.uc.reg_read(UC_ARM_REG_SP)
-        st.lr[_bank_of_lr(st.mode)] = self.uc.reg_read(UC_ARM_REG_LR)
-        self.uc.reg_write(UC_ARM_REG_SP, st.sp[mode])
-        self.uc.reg_write(UC_ARM_REG_LR, st.lr[_bank_of_lr(mode)])
+        st.sp[st.mode] = self.regs.read(UC_ARM_REG_SP)
+        st.lr[_bank_of_lr(st.mode)] = self.regs.read(UC_ARM_REG_LR)
+        self.regs.write(UC_ARM_REG_SP, st.sp[mode])
+        self.regs.write(UC_ARM_REG_LR, st.lr[_bank_of_lr(mode)])
         st.mode = mode
         st.cpsr = (st.cpsr & ~0x1F) | mode
         self.engine.flush_soft_tlb()
 
     def banked_sp(self, cpu: CpuState, mode: int) -> int:
         if cpu is self.cur and cpu.mode == mode:
-            return self.uc.reg_read(UC_ARM_REG_SP)
+            return self.regs.read(UC_ARM_REG_SP)
         if cpu is not self.cur and cpu.mode == mode:
             return self._context_sp(cpu)
         return cpu.sp[mode]
@@ -264,7 +265,7 @@ class Core:
     def _context_sp(self, cpu: CpuState) -> int:
         saved = self.uc.context_save()
         self.uc.context_restore(cpu.context)
-        sp = self.uc.reg_read(UC_ARM_REG_SP)
+        sp = self.regs.read(UC_ARM_REG_SP)
         self.uc.context_restore(saved)
         return sp
 
@@ -301,7 +302,7 @@ class Core:
     def record(self, kind: str, name: str, value: Optional[int] = None, pc: Optional[int] = None,
                detail: str = "") -> None:
         if pc is None:
-            pc = self.uc.reg_read(UC_ARM_REG_PC)
+            pc = self.regs.read(UC_ARM_REG_PC)
         insn = self._trap_word if pc == self._trap_pc else None
         event = Event(self.cur.id, pc, kind, name, value, detail, insn)
         self.events.append(event)
@@ -319,7 +320,7 @@ class Core:
             executed = 0 if budget is None else (self.engine.executed() if left > 0 else 1)
             if self._hook_error is not None:
                 raise self._hook_error
-            stop_pc = self.uc.reg_read(UC_ARM_REG_PC)
+            stop_pc = self.regs.read(UC_ARM_REG_PC)
             if self._pending is None or self._pending[0] not in ("hazard", "table_write"):
                 break
             done += executed
@@ -455,7 +456,7 @@ class Core:
                                           int.from_bytes(after[off:off + 8], "little"),
                                           self.cur.id, pc)
         self.engine.flush_soft_tlb()
-        return self.uc.reg_read(UC_ARM_REG_PC)
+        return self.regs.read(UC_ARM_REG_PC)
 
     def _locate_hazard(self, pc: int) -> None:
         """A new hazard on a data access paused the run at the instruction: find the exact VA
@@ -482,7 +483,7 @@ class Core:
 
     def guest_pc(self) -> int:
         """The PC of the instruction being executed (exact in hooks: Unicorn syncs it per access)."""
-        return self.uc.reg_read(UC_ARM_REG_PC)
+        return self.regs.read(UC_ARM_REG_PC)
 
     def code_word(self, pc: int) -> Optional[int]:
         """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
@@ -586,7 +587,7 @@ class Core:
         target = (st.sysregs["HVBAR"] & ~0x1F) + vector
         self.record(events.EXCEPTION, VECTOR_NAMES[vector], hsr, pc=return_address,
                     detail=f"-> {target:#x}")
-        self.uc.reg_write(UC_ARM_REG_PC, target)
+        self.regs.write(UC_ARM_REG_PC, target)
 
     # --- the trap handler -----------------------------------------------------------------------
     def _on_invalid(self, uc, data) -> bool:
@@ -599,7 +600,7 @@ class Core:
 
     def _trap(self) -> None:
         self.stats.traps += 1
-        pc = self.uc.reg_read(UC_ARM_REG_PC)
+        pc = self.regs.read(UC_ARM_REG_PC)
         pa = self._code_pa(pc)
         if pa in self.sentinels and self.cur.mode == MODE_SVC:
             self._stop = "returned"
@@ -616,7 +617,7 @@ class Core:
             self._undefined(pc, f"undefined instruction {word:#010x}")
             return
         if insn.cond != 0xE and not condition_passed(insn.cond, self.cpsr()):
-            self.uc.reg_write(UC_ARM_REG_PC, pc + 4)
+            self.regs.write(UC_ARM_REG_PC, pc + 4)
             return
         handler(insn, pc)
 
@@ -631,7 +632,7 @@ class Core:
         self._next(pc)
 
     def _next(self, pc: int) -> None:
-        self.uc.reg_write(UC_ARM_REG_PC, pc + 4)
+        self.regs.write(UC_ARM_REG_PC, pc + 4)
 
     def _undefined(self, pc: int, detail: str) -> None:
         """An undefined instruction: from HYP it is taken to HYP (vector 0x04, HSR EC 0x00, IL=1);
@@ -666,8 +667,8 @@ class Core:
             return self._undefined(pc, f"MRC p15, {insn.opc1}, c{insn.crn}, c{insn.crm}, {insn.opc2}")
         value = self.cur.sysregs[row.name]
         if insn.rt == 15:   # MRC to APSR_nzcv: the flags take bits [31:28]
-            cpsr = self.uc.reg_read(UC_ARM_REG_CPSR)
-            self.uc.reg_write(UC_ARM_REG_CPSR, (cpsr & 0x0FFFFFFF) | (value & 0xF0000000))
+            cpsr = self.regs.read(UC_ARM_REG_CPSR)
+            self.regs.write(UC_ARM_REG_CPSR, (cpsr & 0x0FFFFFFF) | (value & 0xF0000000))
         else:
             self.set_reg(insn.rt, value)
         self._next(pc)
@@ -763,7 +764,7 @@ class Core:
         if self.checks is not None:
             self.checks.synchronized(st)
         self._set_cpsr(spsr)
-        self.uc.reg_write(UC_ARM_REG_PC, target)
+        self.regs.write(UC_ARM_REG_PC, target)
 
     def _x_exception_return(self, insn: Insn, pc: int) -> None:
         if self.cur.mode == MODE_HYP:   # SUBS PC, LR and friends are UNDEFINED in HYP (B9.3.19)
@@ -853,8 +854,8 @@ class Core:
         elif live:
             uc_reg = UC_ARM_REG_SP if kind == "sp" else UC_ARM_REG_LR
             if value is not None:
-                self.uc.reg_write(uc_reg, value)
-            result = self.uc.reg_read(uc_reg)
+                self.regs.write(uc_reg, value)
+            result = self.regs.read(uc_reg)
         else:
             bank = getattr(st, kind)
             if value is not None:
