@@ -601,7 +601,14 @@ class Core:
     def _trap(self) -> None:
         self.stats.traps += 1
         pc = self.regs.read(UC_ARM_REG_PC)
-        pa = self._code_pa(pc)
+        t = self.translate(pc, "fetch")
+        if isinstance(t, Fault):
+            # Unicorn ran this word from code it had translated before the model's TLB lost the
+            # page (a TLBI just dropped it): the fetch itself faults, as it would on hardware.
+            self._pending = (t, pc, "fetch")
+            self.uc.emu_stop()
+            return
+        pa = t if isinstance(t, int) else t.pa_of(pc)
         if pa in self.sentinels and self.cur.mode == MODE_SVC:
             self._stop = "returned"
             self.uc.emu_stop()

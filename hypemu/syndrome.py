@@ -28,7 +28,8 @@ ISS_WNR = 1 << 6  # data aborts: the access was a write
 ISS_S1PTW = 1 << 7  # a stage 2 fault on a stage 1 table walk
 
 _FSC_BASE = {"address_size": 0b000000, "translation": 0b000100,
-             "access_flag": 0b001000, "permission": 0b001100}
+             "access_flag": 0b001000, "permission": 0b001100,
+             "external": 0b010100}   # synchronous external abort on a translation table walk
 
 
 def encode_ldfsc(fault: Fault) -> int:

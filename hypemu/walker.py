@@ -43,7 +43,7 @@ from .lpae import (
 )
 
 ACCESS_KINDS = ("read", "write", "fetch")
-FAULT_TYPES = ("translation", "access_flag", "permission", "address_size")
+FAULT_TYPES = ("translation", "access_flag", "permission", "address_size", "external")
 
 ReadPhys = Callable[[int], int]
 """Reads the little-endian 64-bit descriptor at a physical address."""
@@ -179,6 +179,8 @@ def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int,
              path: _Path) -> Descriptor | Fault:
     """The level loop: read descriptors until a block or page; faults on the way.
 
+    A descriptor read from a PA with no memory is a synchronous external abort on the walk at that
+    level (LDFSC 0b0101LL; ``read64`` raises LookupError there).
     Invalid entries (bits[1:0] = x0) and 0b01 at level 3 give a translation fault at that level;
     bits[47:40] non-zero in a valid descriptor give an address size fault at that level (Deviation:
     ARMv7 treats them as SBZ and ignores them; this follows ARMv8's AArch32 walk, which faults).
@@ -186,7 +188,11 @@ def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int,
     while True:
         slot = base + DESCRIPTOR_SIZE * table_index(va, level, regime.t0sz)
         path.descriptors.append(slot)
-        desc = decode(read64(slot), level)
+        try:
+            raw = read64(slot)
+        except LookupError:   # no memory there: synchronous external abort on the table walk
+            return Fault("external", level, va, access, descriptors=tuple(path.descriptors))
+        desc = decode(raw, level)
         if not desc.valid:
             return Fault("translation", level, va, access, descriptors=tuple(path.descriptors))
         if desc.high_bits:

@@ -260,3 +260,31 @@ def test_a_later_dsb_completes_the_tlbi(booted):
     m.remap("runtime", va, new, bbm=True, tlbi=False)
     assert m.call(0, "hyp_probe") == 0x55
     assert m.hazards == []
+
+
+# --- a walk into memory that does not exist (not a hazard: a fault) ----------------------------
+
+def test_walk_outside_ram_is_a_synchronous_external_abort_on_the_walk(booted):
+    """LDFSC 0b0101LL: HTTBR pointing where the board has no RAM faults at the first level read.
+    HSR = 0x25 << 26 | IL | 0b010101 = 0x96000015 for a read at level 1."""
+    m = booted
+    walk = m.translate(0, 0xC000B000, pgd=0x40000000)       # RAM is 0x80000000..0xC0000000
+    assert (walk.type, walk.level) == ("external", 1)
+    code = hyp_code(m, """
+        mrrc    p15, 4, r2, r3, c2      @ keep HTTBR
+        mov     r4, #0x40000000
+        mov     r5, #0
+        mcrr    p15, 4, r4, r5, c2      @ HTTBR = no memory
+        isb
+        mcr     p15, 4, r0, c8, c7, 0   @ TLBIALLH
+        dsb     ish
+        isb
+        ldr     r0, [r1]
+        bx      lr
+    """)
+    with pytest.raises(GuestFault) as info:
+        m.call(0, code, 0xC000B000)
+    rec = info.value.record
+    # the first fetch after the TLBIALLH (the DSB) must walk too: a prefetch abort, IFSC 0b010101
+    assert (rec.kind, rec.fsc, rec.level, rec.hsr) == ("prefetch_abort", "external", 1, 0x86000015)
+    assert rec.pc == rec.va == code + 24
