@@ -323,7 +323,8 @@ class Core:
             stop_pc = self.regs.read(UC_ARM_REG_PC)
             if self._pending is None or self._pending[0] not in ("hazard", "table_write"):
                 break
-            done += executed
+            # Unicorn counted the instruction whose fill was refused; it runs again on resume
+            done += executed - 1 if budget is not None else 0
             if self._pending[0] == "hazard":
                 self._locate_hazard(stop_pc)   # then resume at the same instruction
                 pc = stop_pc
@@ -392,7 +393,7 @@ class Core:
                     hazard = checks.verify_hit(st, t, va, acc, pc)
             else:
                 if checks is not None and checks.cpu[st.id].unfinished:
-                    t, hazard = checks.unfinished_hit(st, va, acc, pc)
+                    hazard = checks.unfinished_hit(st, va, acc, pc)
                 if t is None:
                     t = walk(self.engine.read64, st.hyp_regime(), va, acc)
                     self.stats.walks += 1

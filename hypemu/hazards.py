@@ -16,7 +16,8 @@ relied on something the architecture does not promise:
   HSCTLR, HTTBR, HTCR or HMAIR0/1 is visible yet, or an exception whose vector depends on an HVBAR
   write, with no ISB, exception entry or ERET since that write.
 - ``missing_dsb``: an access, or a descriptor write, that relied on a TLB maintenance operation no
-  DSB had completed. The entries it removed may still be used, so they are served.
+  DSB had completed. (The model itself completes TLB maintenance at once, checks on or off, so the
+  access is served by a fresh walk: the report says hardware might still have used the old entry.)
 
 No Python on the hot path: the checks run where Python runs anyway (Unicorn soft-TLB fills and
 trapped instructions), plus observe-only code hooks on the addresses of the barrier instructions
@@ -192,23 +193,21 @@ class Checks:
                            guest=True, fetch=access == "fetch")
 
     def unfinished_hit(self, st: "CpuState", va: int, access: str,
-                       pc: Optional[int]) -> tuple[Optional[Translation], Optional[Hazard]]:
+                       pc: Optional[int]) -> Optional[Hazard]:
         """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh
-        walk differs, the access relied on that TLBI: the old entry is served (it may still be
-        there) and reported."""
+        walk differs, the access relied on that TLBI: reported (the caller goes on with the walk)."""
         c = self.cpu[st.id]
         for u in c.unfinished:
             if u.entry.covers(va):
                 fresh = walk(self.core.engine.read64, st.hyp_regime(), va, access)
                 if _same(u.entry, fresh, va):
-                    return None, None
-                hazard = self.report(
+                    return None
+                return self.report(
                     "missing_dsb", st.id, pc, va,
                     f"{access} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having removed the "
                     f"TLB entry {_describe(u.entry)}, but no DSB completed it; a fresh walk gives "
                     f"{_describe(fresh)}", guest=True, fetch=access == "fetch")
-                return u.entry, hazard
-        return None, None
+        return None
 
     # --- context synchronization ----------------------------------------------------------------
     def sysreg_written(self, st: "CpuState", name: str, old: int, pc: int) -> None:
