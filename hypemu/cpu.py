@@ -189,8 +189,8 @@ class Core:
         mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
         model emulates them where they stand (DESIGN.md section 2). With the hazard checks on, so are
         the barriers (ISB, DSB, DMB): the checks see each one execute, at no cost to the code
-        between them (a code hook would cost every instruction once Unicorn counts them). Reads of such a word by the guest
-        return the marker. Deviation: the scan cannot tell code from data, so a literal that happens
+        between them (a code hook would cost every instruction once Unicorn counts them). Reads of
+        such a word by the guest return the marker. Deviation: the scan cannot tell code from data, so a literal that happens
         to encode one of these instructions is patched too (and still reads back as the marker)."""
         code = bytearray(code)
         barriers = self.checks is not None
@@ -382,7 +382,6 @@ class Core:
         checks = self.checks if self.checks is not None and self.checks.active else None
         st = self.cur
         acc = _ACCESS.get(access, "read")
-        pc = None     # the checks read it only when they report
         hazard = None
         walked = None
         mmu_on = st.mmu_on
@@ -390,10 +389,10 @@ class Core:
             t = st.tlb.lookup(va)
             if t is not None:
                 if checks is not None:
-                    hazard = checks.verify_hit(st, t, va, acc, pc)
+                    hazard = checks.verify_hit(st, t, va, acc)
             else:
                 if checks is not None and checks.cpu[st.id].unfinished:
-                    hazard = checks.unfinished_hit(st, va, acc, pc)
+                    hazard = checks.unfinished_hit(st, va, acc)
                 if t is None:
                     t = walk(self.engine.read64, st.hyp_regime(), va, acc)
                     self.stats.walks += 1
@@ -403,7 +402,7 @@ class Core:
         else:
             result = va
         if checks is not None and st.mode == MODE_HYP and checks.regime_pending(st):
-            hazard = checks.check_unsynced(st, va, acc, result, pc) or hazard
+            hazard = checks.check_unsynced(st, va, acc, result) or hazard
         if walked is not None:   # into the TLB model only now: the check above asks it what it held
             if st.tlb.fill(walked) is not None:
                 self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB

@@ -175,8 +175,7 @@ class Checks:
         read = self.core.engine.read64
         c.values[key] = tuple(read(pa) for pa in t.descriptors)
 
-    def verify_hit(self, st: "CpuState", t: Translation, va: int, access: str,
-                   pc: Optional[int]) -> Optional[Hazard]:
+    def verify_hit(self, st: "CpuState", t: Translation, va: int, access: str) -> Optional[Hazard]:
         """stale_tlb: a TLB hit, re-walked when the tables or the CPU's regime changed since the
         entry was last found current."""
         c = self.cpu[st.id]
@@ -187,13 +186,12 @@ class Checks:
         fresh = walk(self.core.engine.read64, st.hyp_regime(), va, access)
         if _same(t, fresh, va):
             return None
-        return self.report("stale_tlb", st.id, pc, va,
+        return self.report("stale_tlb", st.id, None, va,
                            f"{access} served by the TLB entry {_describe(t)}; a fresh walk of HTTBR "
                            f"{st.sysregs['HTTBR']:#x} gives {_describe(fresh)}",
                            guest=True, fetch=access == "fetch")
 
-    def unfinished_hit(self, st: "CpuState", va: int, access: str,
-                       pc: Optional[int]) -> Optional[Hazard]:
+    def unfinished_hit(self, st: "CpuState", va: int, access: str) -> Optional[Hazard]:
         """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh
         walk differs, the access relied on that TLBI: reported (the caller goes on with the walk)."""
         c = self.cpu[st.id]
@@ -203,7 +201,7 @@ class Checks:
                 if _same(u.entry, fresh, va):
                     return None
                 return self.report(
-                    "missing_dsb", st.id, pc, va,
+                    "missing_dsb", st.id, None, va,
                     f"{access} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having removed the "
                     f"TLB entry {_describe(u.entry)}, but no DSB completed it; a fresh walk gives "
                     f"{_describe(fresh)}", guest=True, fetch=access == "fetch")
@@ -226,8 +224,7 @@ class Checks:
         unsynced = self.cpu[st.id].unsynced
         return bool(unsynced) and any(name != "HVBAR" for name in unsynced)
 
-    def check_unsynced(self, st: "CpuState", va: int, access: str, new: Result,
-                       pc: Optional[int]) -> Optional[Hazard]:
+    def check_unsynced(self, st: "CpuState", va: int, access: str, new: Result) -> Optional[Hazard]:
         """missing_isb: would this access translate differently with the unsynchronized writes
         not yet visible? (Only then did it depend on them.)"""
         c = self.cpu[st.id]
@@ -240,9 +237,8 @@ class Checks:
         if old_pa == new_pa and (old_pa is not None or type(old) is type(new)):
             return None
         writes = ", ".join(f"{n} at {p:#x}" for n, (_, p) in c.unsynced.items() if n != "HVBAR")
-        insn = None
+        insn, pc = None, self.core.guest_pc()
         if access == "fetch":   # the word is readable through whichever regime maps it
-            pc = self.core.guest_pc() if pc is None else pc
             page = new_pa if new_pa is not None else old_pa
             insn = self.core.engine.read32((page & ~0xFFF) + (pc & 0xFFF))
         return self.report("missing_isb", st.id, pc, va,

@@ -266,11 +266,12 @@ class Kernel:
     def hyp_tlbi(self, va: int) -> None:
         """PL1 cannot invalidate the HYP TLB: ask HYP (TLBIMVAHIS, then DSB and ISB) through an HVC
         on the first online CPU that has finished its HYP init. With none, no TLB can hold ``va``."""
-        for cpu in sorted(self.ready):
-            self.hvc(cpu, self.symbol("hyp_tlbi_va_is"), va, during=f"the HYP TLB invalidation of {va:#x}")
+        if not self.ready:
+            self.core.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
+                             detail="no CPU is in HYP: every HYP TLB is empty")
             return
-        self.core.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
-                         detail="no CPU is in HYP: every HYP TLB is empty")
+        self.hvc(min(self.ready), self.symbol("hyp_tlbi_va_is"), va,
+                 during=f"the HYP TLB invalidation of {va:#x}")
 
     @property
     def sentinel(self) -> int:

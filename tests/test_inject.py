@@ -150,3 +150,12 @@ def test_remap_is_recorded_with_its_step():
     assert (inj["kind"], inj["at"], inj["bbm"], inj["tlbi"]) == ("remap", 2, True, True)
     assert inj["new"] & 0xFFFFFFF000 == 0x82000000
     assert [c["r0"] for c in result.calls] == [PROBE, 0]
+
+
+def test_remap_before_any_cpu_is_up_needs_no_invalidation():
+    m = machine()
+    m.remap("runtime", DATA_VA, 0x82000000, bbm=True, tlbi=True)
+    assert [e.name for e in m.events if e.kind == "kernel"] == ["no HYP TLB to invalidate"]
+    assert m.core.stats.hvcs == 0             # no HVC: no CPU is in HYP
+    m.boot()
+    assert m.call(0, "hyp_probe") == 0 and m.hazards == []
