@@ -18,6 +18,7 @@ def test_python_example_runs(monkeypatch):
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["result"].passed and namespace["m"].booted == {0, 1}
+    assert [h.kind for h in namespace["m"].hazards] == ["bbm"]   # as its comment says
 
 
 def test_key_table_matches_the_loader():
