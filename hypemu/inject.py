@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from . import cp15, events
 from .decode import decode
 from .hazards import barrier_kind
-from .walker import Fault, Regime, walk
+from .lpae import LEVEL_SIZE
+from .walker import Regime, Translation, walk
 
 if TYPE_CHECKING:  # pragma: no cover
     from .asm import Program
@@ -81,19 +82,22 @@ def nop_out(code: bytes, offsets: list[int]) -> bytes:
     return bytes(out)
 
 
-def _leaf(kernel: "Kernel", table: str, va: int, key: str):
-    pgd = kernel.pgd(table)
-    t = walk(kernel.mem.read64, Regime(ttbr=pgd), va, "read")
-    if isinstance(t, Fault) and t.type != "access_flag":
-        raise InjectError(None, key, f"VA {va:#x} is not mapped in the {table} table "
-                                     f"({t.type} fault at level {t.level})")
-    return t
+def _leaf(kernel: "Kernel", table: str, va: int, key: str) -> tuple[int, int]:
+    """(PA of the leaf descriptor that maps ``va`` in ``table``, the size it maps). A leaf that
+    an earlier injection made invalid (or AF 0) still counts: its slot holds a descriptor."""
+    t = walk(kernel.mem.read64, Regime(ttbr=kernel.pgd(table)), va, "read")
+    if isinstance(t, Translation):
+        return t.descriptors[-1], t.size
+    slot = t.descriptors[-1] if t.descriptors else None
+    if slot is not None and t.type in ("translation", "access_flag") and kernel.mem.read64(slot):
+        return slot, LEVEL_SIZE[t.level]
+    raise InjectError(None, key, f"VA {va:#x} is not mapped in the {table} table "
+                                 f"({t.type} fault at level {t.level})")
 
 
 def corrupt(kernel: "Kernel", table: str, va: int, field: str, value: int) -> dict:
     """Change one field of the leaf descriptor that maps ``va`` in ``table``."""
-    t = _leaf(kernel, table, va, "corrupt.va")
-    pa = t.descriptors[-1]
+    pa, size = _leaf(kernel, table, va, "corrupt.va")
     old = kernel.mem.read64(pa)
     if field == "valid":
         new = (old & ~1) | (value & 1)
@@ -106,7 +110,7 @@ def corrupt(kernel: "Kernel", table: str, va: int, field: str, value: int) -> di
             raise InjectError(None, "corrupt.value", f"AP[2:1] is 2 bits (0..3), got {value}")
         new = (old & ~(0b11 << 6)) | (value << 6)
     elif field == "output":
-        new = _with_output(old, value, t.size, "corrupt.value")
+        new = _with_output(old, value, size, "corrupt.value")
     else:
         raise InjectError(None, "corrupt.field", f"unknown field {field!r}")
     kernel.mem.write64(pa, new)
@@ -130,10 +134,9 @@ def remap(kernel: "Kernel", table: str, va: int, to: int, bbm: bool, tlbi: bool,
           at: Optional[int] = None) -> dict:
     """The kernel side points the live mapping of ``va`` at ``to``: break (write invalid), TLB
     invalidation through HYP, make (write the new descriptor), as ``bbm`` and ``tlbi`` say."""
-    t = _leaf(kernel, table, va, "remap.va")
-    pa = t.descriptors[-1]
+    pa, size = _leaf(kernel, table, va, "remap.va")
     old = kernel.mem.read64(pa)
-    new = _with_output(old, to, t.size, "remap.to")
+    new = _with_output(old, to, size, "remap.to")
     kernel.core.record(events.INJECT, "remap", to, pc=0,
                        detail=f"{table} table, VA {va:#x} -> PA {to:#x} (bbm {bbm}, tlbi {tlbi})")
     if bbm:

@@ -21,6 +21,8 @@ size fault (see ``hypemu.walker`` for that choice).
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
@@ -192,8 +194,26 @@ def _kind(raw: int, level: int) -> str:
     return _KIND_RESERVED if level == 3 else _KIND_BLOCK
 
 
+LEAF_ATTR_BITS = 0x07F0_0000_0000_0FFC    # bits[58:52] and [11:2]: what LeafAttrs holds
+TABLE_ATTR_BITS = 0xF800_0000_0000_0000   # bits[63:59]: what TableAttrs holds
+
+
+@functools.lru_cache(maxsize=256)
+def _leaf_attrs(attr_bits: int) -> LeafAttrs:
+    return LeafAttrs.from_bits(attr_bits)
+
+
+@functools.lru_cache(maxsize=64)
+def _table_attrs(attr_bits: int) -> TableAttrs:
+    return TableAttrs.from_bits(attr_bits)
+
+
+@functools.lru_cache(maxsize=4096)
 def decode(raw: int, level: int) -> Descriptor:
-    """Decode the 64-bit descriptor ``raw`` read at lookup ``level`` (1, 2 or 3)."""
+    """Decode the 64-bit descriptor ``raw`` read at lookup ``level`` (1, 2 or 3).
+
+    Pure, and its results are frozen, so it is memoized: a walk reads the same table descriptors
+    again and again, and a table's pages share their attribute bits (the walker's hot path)."""
     _check_level(level)
     if not 0 <= raw < (1 << 64):
         raise ValueError(f"descriptor {raw!r} is not a 64-bit value")
@@ -201,11 +221,11 @@ def decode(raw: int, level: int) -> Descriptor:
     high = bits(raw, 47, 40)
     if kind == _KIND_TABLE:
         return Descriptor(kind, raw, level, bits(raw, 39, 12) << 12, None,
-                          TableAttrs.from_bits(raw), high)
+                          _table_attrs(raw & TABLE_ATTR_BITS), high)
     if kind in (_KIND_BLOCK, _KIND_PAGE):
         shift = LEVEL_SHIFT[level]
         return Descriptor(kind, raw, level, bits(raw, 39, shift) << shift,
-                          LeafAttrs.from_bits(raw), None, high)
+                          _leaf_attrs(raw & LEAF_ATTR_BITS), None, high)
     return Descriptor(kind, raw, level, 0, None, None, high)
 
 

@@ -159,3 +159,11 @@ def test_remap_before_any_cpu_is_up_needs_no_invalidation():
     assert m.core.stats.hvcs == 0             # no HVC: no CPU is in HYP
     m.boot()
     assert m.call(0, "hyp_probe") == 0 and m.hazards == []
+
+
+def test_a_corrupted_leaf_can_be_corrupted_back():
+    m = _booted()
+    first = m.corrupt("runtime", DATA_VA, "valid", 0)
+    again = m.corrupt("runtime", DATA_VA, "valid", 1)      # the slot still holds the descriptor
+    assert again["descriptor_pa"] == first["descriptor_pa"] and again["new"] == first["old"]
+    assert m.call(0, "hyp_probe") == PROBE
