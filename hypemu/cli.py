@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .asm import AsmError
-from .machine import INPUT_ERRORS, Result, input_error_message, run
+from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
 from .trace import lines as trace_lines
 from .scenario import DEFAULT_SCENARIO, ScenarioError, from_mapping
@@ -101,12 +101,13 @@ def cmd_validate(args) -> int:
     bad = 0
     for path in args.files:
         try:
-            _load(path)
+            refused = check_buildable(_load(path))
         except (ScenarioError, AsmError) as err:
             print(f"hypemu: {err}", file=sys.stderr)
             bad += 1
         else:
-            print(f"{path}: ok")
+            note = f" (the kernel side refuses its layout: config_error: {refused})" if refused else ""
+            print(f"{path}: ok{note}")
     return 2 if bad else 0
 
 

@@ -284,6 +284,24 @@ INPUT_ERRORS = (ScenarioError, AsmError, ValueError, NotImplementedError, NotMod
 error (not a failure) in the pytest plugin."""
 
 
+def _inject_input_error(err: inject.InjectError, s: Scenario) -> ScenarioError:
+    key = f"inject[{err.index}].{err.key}" if err.index is not None else f"inject.{err.key}"
+    error = ScenarioError(key, str(err))
+    return error.located(s.file, s.lines) if s.file else error
+
+
+def check_buildable(scenario: Scenario) -> Optional[str]:
+    """Build the board without running a step (``hypemu validate``): an injection that does not fit
+    it raises ScenarioError; a layout the kernel side refuses is an outcome, returned as its reason."""
+    try:
+        Machine(scenario)
+    except ConfigError as err:
+        return err.reason
+    except inject.InjectError as err:
+        raise _inject_input_error(err, scenario) from None
+    return None
+
+
 def input_error_message(err: BaseException, scenario: Scenario) -> str:
     """One line for an INPUT_ERRORS exception: ``FILE:LINE: key: message`` for scenario and
     assembler errors (they carry their place), else prefixed with the scenario file."""
@@ -314,9 +332,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
     except BudgetExhausted as err:
         result.outcome, result.reason = "timeout", str(err)
     except inject.InjectError as err:   # an injection that does not fit this machine: bad input
-        key = f"inject[{err.index}].{err.key}" if err.index is not None else f"inject.{err.key}"
-        error = ScenarioError(key, str(err))
-        raise (error.located(s.file, s.lines) if s.file else error) from None
+        raise _inject_input_error(err, s) from None
     if machine is not None:
         _collect(machine, result)
         if result.hazards and result.outcome == "ok":

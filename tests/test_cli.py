@@ -141,3 +141,13 @@ def test_a_wheel_carries_every_guest_source():
     from hypemu import kvm
     used = {kvm.BUILTIN_INIT[k] for k in kvm.BUILTIN_INIT} | {"hyp-runtime.S", "kvm-call.S", "hyp-stub.S"}
     assert used <= {p.name for p in (ROOT / "asm").glob("*.S")}
+
+
+def test_validate_builds_the_board_without_running_it(tmp_path):
+    """An injection that cannot apply is found by validate too; a refused layout is an outcome."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: s\ninject:\n  - skip: hcr\n")
+    proc = hypemu("validate", str(bad), str(SCENARIOS / "ram-above-4g.yaml"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"hypemu: {bad}:3: inject[0].skip: no 'hcr' instruction in the init or runtime code"
+    assert "ram-above-4g.yaml: ok (the kernel side refuses its layout: config_error:" in proc.stdout
