@@ -230,9 +230,19 @@ def _layout_dict(m: Machine) -> dict:
             "bounce_page": lay.bounce_page}
 
 
-def _run_steps(m: Machine, result: Result) -> None:
+def _where(s: Scenario, index: Optional[int]) -> str:
+    """`` at steps[N] (line L)``: which step ended a run, for a fault's or a timeout's reason."""
+    if index is None:
+        return ""
+    line = s.step_lines[index] if index < len(s.step_lines) else None
+    return f" at steps[{index}]" + (f" (line {line})" if line else "")
+
+
+def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
+    """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
     remaps = [(i, item["remap"]) for i, item in enumerate(m.scenario.inject) if "remap" in item]
     for index, step in enumerate(m.scenario.steps):
+        at[:] = [index]
         for inject_index, r in remaps:
             if r["at"] == index:
                 m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
@@ -320,17 +330,19 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.get("outcome", "ok"))
     machine = None
+    at: list[int] = []     # the step in progress
     try:
         machine = Machine(s, checks)
         result.layout = _layout_dict(machine)
-        _run_steps(machine, result)
+        _run_steps(machine, result, at)
     except ConfigError as err:
         result.outcome, result.reason = "config_error", err.reason
     except GuestFault as err:
         result.outcome, result.fault = "fault", err.record.to_dict()
-        result.reason = f"{err.record.kind} during {err.during}: {err.record.detail}"
+        result.reason = (f"{err.record.kind} during {err.during}{_where(s, at[0] if at else None)}: "
+                         f"{err.record.detail}")
     except BudgetExhausted as err:
-        result.outcome, result.reason = "timeout", str(err)
+        result.outcome, result.reason = "timeout", f"{err}{_where(s, at[0] if at else None)}"
     except inject.InjectError as err:   # an injection that does not fit this machine: bad input
         raise _inject_input_error(err, s) from None
     if machine is not None:

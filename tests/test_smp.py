@@ -246,3 +246,10 @@ def test_hundred_hotplug_cycles_are_deterministic_and_logged():
     assert all(init == inits[0] for init in inits)
     assert [name for _, name, _ in inits[0] if name.startswith("HYP init")] == [
         "HYP init phase 1", "HYP init phase 2"]
+
+
+def test_the_reason_names_the_step_and_its_line():
+    result = run(load_file(SCENARIOS / "single-step-hotplug.yaml"))
+    lines = (SCENARIOS / "single-step-hotplug.yaml").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if "{cpu: 1, state: on}" in text)
+    assert f"during HYP init (single-step) at steps[2] (line {line}):" in result.reason
