@@ -8,6 +8,7 @@ MCRR/MRRC). ARM state only: Thumb is not modelled.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 COND_AL = 0xE
@@ -36,9 +37,11 @@ def _ror(value: int, amount: int) -> int:
     return ((value >> amount) | (value << (32 - amount))) & 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=1024)
 def decode(word: int) -> Insn | None:
     """The privileged instruction ``word`` encodes, or None for anything hypemu does not emulate
-    (which the CPU model treats as an undefined instruction)."""
+    (which the CPU model treats as an undefined instruction). Memoized: pure, and a guest traps on
+    the same few words again and again."""
     cond = word >> 28
     if cond == 0xF:
         return _decode_unconditional(word)
