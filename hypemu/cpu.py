@@ -159,7 +159,7 @@ class Core:
         self.sentinels: set[int] = set()      # PAs where a PL1 call returns
         self._reset_run()
         self._lend_va: Optional[int] = None
-        self._table_write: Optional[int] = None   # the table page a paused store may write
+        self._table_write: Optional[dict] = None  # table page -> bytes before, while a store is stepped
         self._trap_pc: Optional[int] = None
         self._trap_word: Optional[int] = None
         for cpu in self.cpus:
@@ -330,7 +330,13 @@ class Core:
                 pc = stop_pc
             else:
                 pc = self._step_table_write(stop_pc)
-                done += 1
+                if self._pending is None:
+                    done += 1          # the store completed
+                elif self._pending[0] == "hazard":
+                    self._locate_hazard(pc)   # a new hazard on another page: resume there
+                else:              # the store faulted: deliver the abort at it
+                    executed = 1       # (done already holds the segment before it)
+                    break
         if self._pending is not None:
             self._deliver_abort(stop_pc)
         executed += done
@@ -426,6 +432,8 @@ class Core:
                 elif self._table_write is None:
                     self._pending = ("table_write", pa & PAGE_MASK, va)
                     return False
+                elif pa & PAGE_MASK not in self._table_write:   # the stepped store spans pages
+                    self._table_write[pa & PAGE_MASK] = self.engine.read(pa & PAGE_MASK, 4096)
             if hazard is not None and acc != "fetch":
                 self._pending = ("hazard", hazard, va)   # pause once: the exact VA, then resume
                 return False
@@ -438,8 +446,8 @@ class Core:
         again and return the PC to resume at."""
         _, page, _ = self._pending
         self._pending = None
-        before = self.engine.read(page, 4096)
-        self._table_write = page
+        written = {page: self.engine.read(page, 4096)}   # table page -> its bytes before
+        self._table_write = written
         try:
             err = self.engine.start(pc, 1)
         finally:
@@ -449,12 +457,14 @@ class Core:
         if err is not None and self._pending is None:
             raise NotModelled(f"cpu{self.cur.id}: the store to a HYP table page at {pc:#x} "
                               f"stopped Unicorn: {err}")
-        after = self.engine.read(page, 4096)
-        for off in range(0, 4096, 8):
-            if before[off:off + 8] != after[off:off + 8]:
-                self.checks.table_written(page + off, int.from_bytes(before[off:off + 8], "little"),
-                                          int.from_bytes(after[off:off + 8], "little"),
-                                          self.cur.id, pc)
+        for page, before in written.items():
+            after = self.engine.read(page, 4096)
+            for off in range(0, 4096, 8):
+                if before[off:off + 8] != after[off:off + 8]:
+                    self.checks.table_written(page + off,
+                                              int.from_bytes(before[off:off + 8], "little"),
+                                              int.from_bytes(after[off:off + 8], "little"),
+                                              self.cur.id, pc)
         self.engine.flush_soft_tlb()
         return self.regs.read(UC_ARM_REG_PC)
 
@@ -489,7 +499,7 @@ class Core:
         """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
         try:
             return self._read_code_word(pc)
-        except NotModelled:
+        except (NotModelled, LookupError):   # not mapped, or no RAM there
             return None
 
     def _read_code_word(self, va: int) -> int:

@@ -240,7 +240,9 @@ class Checks:
         insn, pc = None, self.core.guest_pc()
         if access == "fetch":   # the word is readable through whichever regime maps it
             page = new_pa if new_pa is not None else old_pa
-            insn = self.core.engine.read32((page & ~0xFFF) + (pc & 0xFFF))
+            pa = (page & ~0xFFF) + (pc & 0xFFF)
+            insn = self.core.patched.get(pa) or (self.core.engine.read32(pa)
+                                                 if self.core.engine.is_ram(pa) else None)
         return self.report("missing_isb", st.id, pc, va,
                            f"{access} depends on {writes} with no ISB since: "
                            f"{_result(new)} with the writes visible, {_result(old)} without",
