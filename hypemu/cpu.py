@@ -283,6 +283,8 @@ class Core:
         and HTTBR at reset), its TLB is empty and it runs nothing until ``power_on``."""
         st = self.select(cpu_id)
         self.record(events.KERNEL, "cpu off", pc=0, detail="HYP registers at reset, TLB empty")
+        if self.checks is not None:   # a power-down sequence ends its maintenance with a DSB
+            self.checks.dsb(st)
         self._reset_hyp_state(st)
         st.online = False
         return st
@@ -382,9 +384,13 @@ class Core:
 
     def _fill(self, va: int, access: int, entry) -> bool:
         self.stats.tlb_fills += 1
-        if va == self._lend_va:
-            entry.paddr, entry.perms = self.engine.scratch, UC_PROT_READ | UC_PROT_WRITE
-            return True
+        if self._lend_va is not None:   # replaying one instruction for its exact data address
+            if va == self._lend_va:
+                entry.paddr = self.engine.scratch
+                entry.perms = UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
+                return True
+            if access != UC_MEM_FETCH:   # only the lent page: a store that reaches on into another
+                return False             # page (a table page, say) must not write it unobserved
         checks = self.checks if self.checks is not None and self.checks.active else None
         st = self.cur
         acc = _ACCESS.get(access, "read")
@@ -408,7 +414,8 @@ class Core:
         else:
             result = va
         if checks is not None and st.mode == MODE_HYP and checks.regime_pending(st):
-            hazard = checks.check_unsynced(st, va, acc, result) or hazard
+            seen = result if isinstance(result, Fault) or not mmu_on else t
+            hazard = checks.check_unsynced(st, va, acc, seen) or hazard
         if walked is not None:   # into the TLB model only now: the check above asks it what it held
             if st.tlb.fill(walked) is not None:
                 self.engine.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
@@ -426,6 +433,9 @@ class Core:
             perms = (UC_PROT_READ | (UC_PROT_WRITE if t.writable else 0)
                      | (UC_PROT_EXEC if t.executable else 0))
         if checks is not None:
+            if hazard is not None and acc != "fetch":
+                self._pending = ("hazard", hazard, va)   # pause once: the exact VA, then resume
+                return False
             if pa & PAGE_MASK in checks.table_pages:   # table pages: a store must be seen
                 if acc != "write":
                     perms &= ~UC_PROT_WRITE
@@ -434,9 +444,6 @@ class Core:
                     return False
                 elif pa & PAGE_MASK not in self._table_write:   # the stepped store spans pages
                     self._table_write[pa & PAGE_MASK] = self.engine.read(pa & PAGE_MASK, 4096)
-            if hazard is not None and acc != "fetch":
-                self._pending = ("hazard", hazard, va)   # pause once: the exact VA, then resume
-                return False
         entry.paddr, entry.perms = pa, perms
         return True
 
@@ -475,10 +482,11 @@ class Core:
         hazard.va = self._exact_data_va(pc, page_va)
         self.checks.located(hazard)
 
-    def hyp_translate_with(self, st: CpuState, regs: dict, va: int, access: str) -> int | Fault:
+    def hyp_translate_with(self, st: CpuState, regs: dict, va: int,
+                           access: str) -> int | Translation | Fault:
         """What a HYP access would give with the system registers ``regs`` (used to judge whether
-        an access depended on a register write not yet synchronized): flat when regs' HSCTLR.M is
-        0, else the TLB model first, then a walk."""
+        an access depended on a register write not yet synchronized): the VA itself (flat) when
+        regs' HSCTLR.M is 0, else the TLB model first, then a walk; a Fault if it is refused."""
         if not regs["HSCTLR"] & cp15.HSCTLR_M:
             return va
         t = st.tlb.lookup(va)
@@ -489,7 +497,7 @@ class Core:
             t = walk(self.engine.read64, regime, va, access)
             if isinstance(t, Fault):
                 return t
-        return check_access(t, va, access) or t.pa_of(va)
+        return check_access(t, va, access) or t
 
     def guest_pc(self) -> int:
         """The PC of the instruction being executed (exact in hooks: Unicorn syncs it per access)."""
@@ -546,6 +554,13 @@ class Core:
         seen: list[int] = []
 
         scratch = self.engine.scratch
+        # The instruction may sit in the very page it accesses: the frame holds that page's bytes
+        # (as fetched), so the replay runs the same instruction.
+        code = self.translate(page_va, "fetch")
+        if not isinstance(code, Fault):
+            pa = code if isinstance(code, int) else code.pa_of(page_va)
+            if self.engine.is_ram(pa):
+                self.engine.write(scratch, self.engine.read(pa, 4096))
 
         def on_access(uc, access, address, size, value, data):
             # With UC_TLB_VIRTUAL the hook is given the *physical* address: the lent frame's.
@@ -573,7 +588,8 @@ class Core:
         return seen[0] if seen else page_va
 
     # --- exception entry and return -------------------------------------------------------------
-    def _take_hyp_exception(self, vector: int, return_address: int, hsr: Optional[int]) -> None:
+    def _take_hyp_exception(self, vector: int, return_address: int, hsr: Optional[int],
+                            pc: Optional[int] = None) -> None:
         """EnterHypMode (ARM ARM B1.9.? pseudocode): SPSR_hyp <- CPSR, ELR_hyp <- return address,
         CPSR.M <- HYP, IT/J cleared, T <- HSCTLR.TE, E <- HSCTLR.EE, A/I/F set (no Monitor is
         modelled, so SCR routes nothing away from HYP). From another mode the vector is 0x14."""
@@ -582,7 +598,8 @@ class Core:
         if st.mode != MODE_HYP:
             vector = VEC_TRAP
         if self.checks is not None:
-            self.checks.exception_entry(st, return_address, st.sysregs["HVBAR"] & ~0x1F)
+            self.checks.exception_entry(st, return_address if pc is None else pc,
+                                        st.sysregs["HVBAR"] & ~0x1F)
         hsctlr = st.sysregs["HSCTLR"]
         new = (old_cpsr & ~(0x1F | CPSR_IT_J | CPSR_T | CPSR_E)) | MODE_HYP | CPSR_A | CPSR_I | CPSR_F
         if hsctlr & cp15.HSCTLR_TE:
@@ -758,7 +775,7 @@ class Core:
         if self.cur.sysregs["HCR"] & (1 << 29):
             return self._undefined(pc, "HVC with HCR.HCD set")
         self.record(events.HVC, "hvc", insn.imm, pc=pc)
-        self._take_hyp_exception(VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm))
+        self._take_hyp_exception(VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm), pc)
 
     def _x_smc(self, insn: Insn, pc: int) -> None:
         """No Security Extensions are modelled: SMC traps to HYP when HCR.TSC is set, else it is

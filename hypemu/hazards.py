@@ -93,7 +93,6 @@ class CpuChecks:
     unfinished: list = field(default_factory=list)  # [Unfinished]
 
 
-Result = Union[int, Fault]   # a PA, or the fault an access takes
 
 
 def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
@@ -224,18 +223,19 @@ class Checks:
         unsynced = self.cpu[st.id].unsynced
         return bool(unsynced) and any(name != "HVBAR" for name in unsynced)
 
-    def check_unsynced(self, st: "CpuState", va: int, access: str, new: Result) -> Optional[Hazard]:
+    def check_unsynced(self, st: "CpuState", va: int, access: str,
+                       new: Union[int, Translation, Fault]) -> Optional[Hazard]:
         """missing_isb: would this access translate differently with the unsynchronized writes
-        not yet visible? (Only then did it depend on them.)"""
+        not yet visible? (Only then did it depend on them.) ``new``: what it gives with them
+        visible: the VA itself (MMU off), a Translation, or a Fault."""
         c = self.cpu[st.id]
         old_regs = dict(st.sysregs)
         for name, (value, _) in c.unsynced.items():
             old_regs[name] = value
         old = self.core.hyp_translate_with(st, old_regs, va, access)
-        old_pa = old if isinstance(old, int) else None
-        new_pa = new if isinstance(new, int) else None
-        if old_pa == new_pa and (old_pa is not None or type(old) is type(new)):
+        if _agree(old, new, va):
             return None
+        old_pa, new_pa = _pa(old, va), _pa(new, va)
         writes = ", ".join(f"{n} at {p:#x}" for n, (_, p) in c.unsynced.items() if n != "HVBAR")
         insn, pc = None, self.core.guest_pc()
         if access == "fetch":   # the word is readable through whichever regime maps it
@@ -317,7 +317,26 @@ class Checks:
                     yield "missing_dsb", cpu_id, u.entry, u.values, f"{u.op} at {u.pc:#x}"
 
 
-def _result(r: Result) -> str:
+def _pa(r: Union[int, Translation, Fault], va: int) -> Optional[int]:
+    if isinstance(r, Fault):
+        return None
+    return r if isinstance(r, int) else r.pa_of(va)
+
+
+def _agree(a: Union[int, Translation, Fault], b: Union[int, Translation, Fault], va: int) -> bool:
+    """Would the access be the same either way? Two walks must agree in PA, permissions and
+    attributes (an HMAIR write changes only the latter); MMU off against on only in the PA, which
+    is what an identity map promises (the dual-step init relies on it); two faults agree."""
+    if isinstance(a, Fault) or isinstance(b, Fault):
+        return isinstance(a, Fault) and isinstance(b, Fault)
+    if isinstance(a, Translation) and isinstance(b, Translation):
+        return _same(a, b, va)
+    return _pa(a, va) == _pa(b, va)
+
+
+def _result(r: Union[int, Translation, Fault]) -> str:
     if isinstance(r, Fault):
         return f"a {r.type} fault (level {r.level})"
-    return f"PA {r:#x}"
+    if isinstance(r, Translation):
+        return _describe(r)
+    return f"PA {r:#x} (MMU off)"

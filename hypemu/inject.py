@@ -65,14 +65,19 @@ def skip_sites(programs: dict[str, "Program"], size: dict[str, int], what: Any) 
             raise InjectError(None, "skip", f"no {what!r} instruction in the init or runtime code")
         return sites
     symbol, offset = what["symbol"], what.get("offset", 0)
-    for prog_name, prog in programs.items():
-        if symbol in prog.symbols:
-            off = prog.address(symbol) - prog.base + offset
-            if not 0 <= off <= size[prog_name] - 4:
-                raise InjectError(None, "skip.offset", f"{symbol}+{offset:#x} is outside the "
-                                                       f"{prog_name} code")
-            return [(prog_name, off)]
-    raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code")
+    owners = [name for name, prog in programs.items() if symbol in prog.symbols]
+    if not owners:
+        raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code")
+    if len(owners) > 1:
+        raise InjectError(None, "skip.symbol", f"{symbol!r} is a label of both the init and the "
+                                               f"runtime code: ambiguous")
+    prog_name = owners[0]
+    prog = programs[prog_name]
+    off = prog.address(symbol) - prog.base + offset
+    if not 0 <= off <= size[prog_name] - 4:
+        raise InjectError(None, "skip.offset", f"{symbol}+{offset:#x} is outside the "
+                                               f"{prog_name} code")
+    return [(prog_name, off)]
 
 
 def nop_out(code: bytes, offsets: list[int]) -> bytes:
@@ -128,6 +133,12 @@ def _with_output(old: int, pa: int, size: int, key: str) -> int:
                                      f"mapping's size ({size:#x})")
     mask = ((1 << 40) - 1) & ~(size - 1)
     return (old & ~mask) | pa
+
+
+def check_remap(kernel: "Kernel", table: str, va: int, to: int) -> None:
+    """What ``remap`` would refuse, checked against the tables as they are (``hypemu validate``)."""
+    pa, size = _leaf(kernel, table, va, "remap.va")
+    _with_output(kernel.mem.read64(pa), to, size, "remap.to")
 
 
 def remap(kernel: "Kernel", table: str, va: int, to: int, bbm: bool, tlbi: bool,

@@ -43,6 +43,7 @@ class Machine:
         otherwise: each is powered on in HYP, runs the HYP stub install, then the HYP init.
         Single-step design: once the first boot is done the kernel removes the idmap from the HYP
         table, so any later bring-up (a second ``boot`` or a hotplug) runs init without it."""
+        self._new_step()
         todo = self._cpu_list(cpus)
         for cpu in todo:
             if self.core.cpus[cpu].online:
@@ -62,6 +63,7 @@ class Machine:
             raise ValueError(f"cpu{cpu} has not been booted (or is offline): boot it first")
         va = self.symbol(fn) if isinstance(fn, str) else fn
         regs = list(args) + [0] * (3 - len(args))
+        self._new_step()
         return self.kernel.hvc(cpu, va, *regs, during=f"the call of {fn}")
 
     def hotplug(self, cpu: int, state: str) -> None:
@@ -70,12 +72,18 @@ class Machine:
         self._check_cpu(cpu)
         if state not in ("on", "off"):
             raise ValueError(f"hotplug state must be 'on' or 'off', got {state!r}")
+        self._new_step()
         if state == "off":
             if not self.core.cpus[cpu].online:
                 raise ValueError(f"cpu {cpu} is already offline")
             self.kernel.power_off(cpu)
         else:
             self.boot([cpu])
+
+    def _new_step(self) -> None:
+        """Each step of the API (boot, call, hotplug, remap) gets the whole budget of
+        limits.instructions, as a scenario's steps do."""
+        self.kernel.budget.used = 0
 
     @property
     def booted(self) -> set[int]:
@@ -94,6 +102,7 @@ class Machine:
         """Fault injection, now: the kernel side points the live mapping of ``va`` at PA ``to``,
         with (or without) break-before-make and HYP TLB invalidation (an HVC to hyp_tlbi_va_is on
         the first online CPU). Returns what was changed."""
+        self._new_step()
         record = inject.remap(self.kernel, table, va, to, bbm, tlbi)
         self.kernel.injections.append(record)
         return record
@@ -245,7 +254,7 @@ def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
         at[:] = [index]
         for inject_index, r in remaps:
             if r["at"] == index:
-                m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
+                m._new_step()
                 m.kernel._injected(inject_index, lambda: inject.remap(
                     m.kernel, r["table"], r["va"], r["to"], r["bbm"], r["tlbi"], r["at"]))
         try:
@@ -258,8 +267,7 @@ def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
 
 
 def _run_step(m: Machine, step: dict, result: Result) -> None:
-    """One step with a fresh instruction budget (limits.instructions is per step)."""
-    m.kernel.budget.limit, m.kernel.budget.used = m.scenario.instructions, 0
+    """One step (each Machine step method starts a fresh instruction budget)."""
     if "boot" in step:
         m.boot(step["boot"])
     elif "call" in step:
@@ -304,7 +312,12 @@ def check_buildable(scenario: Scenario) -> Optional[str]:
     """Build the board without running a step (``hypemu validate``): an injection that does not fit
     it raises ScenarioError; a layout the kernel side refuses is an outcome, returned as its reason."""
     try:
-        Machine(scenario)
+        m = Machine(scenario)
+        for index, item in enumerate(scenario.inject):
+            if "remap" in item:
+                r = item["remap"]
+                m.kernel._injected(index, lambda: inject.check_remap(m.kernel, r["table"], r["va"],
+                                                                     r["to"]), record=False)
     except ConfigError as err:
         return err.reason
     except inject.InjectError as err:

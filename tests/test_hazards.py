@@ -308,3 +308,36 @@ def test_the_checks_observe_and_change_nothing(path):
         assert getattr(on, key) == getattr(off, key), key
     assert on.stats.get("instructions") == off.stats.get("instructions")
     assert on.outcome == off.outcome or (on.outcome, off.outcome) == ("hazard", "ok")
+
+
+def test_the_hvbar_hazard_points_at_the_hvc_not_after_it(booted):
+    m = booted
+    code = hyp_code(m, """
+        mrc     p15, 4, r1, c12, c0, 0
+        add     r1, r1, #0x100
+        mcr     p15, 4, r1, c12, c0, 0  @ HVBAR moves
+        hvc     #0                      @ taken to the new (or the old) vectors
+    """)
+    with pytest.raises(GuestFault):
+        m.call(0, code)
+    (h,) = [h for h in m.hazards if h.kind == "missing_isb"]
+    assert h.pc == code + 12 and h.to_dict()["disasm"] == "hvc #0"
+
+
+def test_powering_a_cpu_down_completes_its_tlb_maintenance():
+    """A TLBI broadcast without a DSB, then the issuing CPU goes offline: its power-down sequence
+    completes it, so nothing later relies on an unfinished TLBI."""
+    m = machine(machine={"cpus": 2})
+    m.boot()
+    va, _ = data_page(m)
+    m.call(1, "hyp_probe")                      # cpu1 caches the data page
+    code = hyp_code(m, """
+        mcr     p15, 4, r0, c8, c3, 1   @ TLBIMVAHIS, no DSB
+        bx      lr
+    """)
+    m.call(0, code, va)
+    assert m.core.checks.cpu[1].unfinished
+    m.hotplug(0, "off")
+    assert not m.core.checks.cpu[1].unfinished
+    m.remap("runtime", va, other_page(m, 3), bbm=False, tlbi=False)
+    assert m.hazards == []

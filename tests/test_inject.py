@@ -167,3 +167,12 @@ def test_a_corrupted_leaf_can_be_corrupted_back():
     again = m.corrupt("runtime", DATA_VA, "valid", 1)      # the slot still holds the descriptor
     assert again["descriptor_pa"] == first["descriptor_pa"] and again["new"] == first["old"]
     assert m.call(0, "hyp_probe") == PROBE
+
+
+def test_skip_of_a_label_both_programs_define_is_ambiguous(tmp_path):
+    init = (Path(__file__).resolve().parent.parent / "asm" / "hyp-init.S").read_text()
+    (tmp_path / "init.S").write_text(init.replace("phase2:", "phase2:\nhyp_read:"))
+    with pytest.raises(ScenarioError) as info:
+        run({"name": "a", "hyp": {"code": str(tmp_path / "init.S")},
+             "inject": [{"skip": {"symbol": "hyp_read"}}]})
+    assert info.value.key == "inject[0].skip.symbol" and "ambiguous" in info.value.message

@@ -1,4 +1,6 @@
-"""Review findings (branch review): each test fails on the reviewed HEAD and shows one bug."""
+"""Edge cases of the hazard machinery found by a review (each test failed before its fix):
+stores into table pages that also fault, span two pages or meet a hazard; the exact-VA replay;
+reports where there is no RAM; attributes in missing_isb; validate vs run; per-step API budgets."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def test_1_store_into_a_table_page_that_also_faults_loops_until_the_budget():
             m.call(0, code, tva + 0xFFC, 1, 2)
         assert info.value.record.va == tva + 0x1000
         counts.append(m.core.stats.instructions - before)
-    assert counts[0] == counts[1]           # on HEAD: 17 vs 5000 (the whole budget)
+    assert counts[0] == counts[1]
 
 
 def test_2_store_spanning_two_table_pages_misses_bbm_on_the_second():
@@ -53,10 +55,9 @@ def test_2_store_spanning_two_table_pages_misses_bbm_on_the_second():
     """)
     m.call(0, code, base + 0x1000 - 8, 0x80014000 | 3)
     assert m.core.engine.read64(0x80013000) == 0x80014003
-    assert "bbm" in [h.kind for h in m.hazards]      # on HEAD: []
+    assert "bbm" in [h.kind for h in m.hazards]
 
 
-@pytest.mark.xfail(strict=True, reason='review finding, not fixed on this branch')
 def test_3_hazard_replay_writes_a_table_page_unobserved():
     m = _m()
     m.call(0, "hyp_probe")
@@ -81,7 +82,7 @@ def test_3_hazard_replay_writes_a_table_page_unobserved():
     m.remap("runtime", V, E, bbm=False, tlbi=False)      # a stale_tlb pause on the STM's first page
     m.call(0, code, V + 0xFF8, 0x80014000 | 3, 1)
     # the kernel side's in-place remap is a bbm (cpu None); the guest's STM must be one too
-    assert ("bbm", 0) in [(h.kind, h.cpu) for h in m.hazards]    # on HEAD: only stale_tlb
+    assert ("bbm", 0) in [(h.kind, h.cpu) for h in m.hazards]
 
 
 def test_4_hazard_inside_a_stepped_table_store_counts_it_twice():
@@ -108,11 +109,11 @@ def test_4_hazard_inside_a_stepped_table_store_counts_it_twice():
         before = m.core.stats.instructions
         m.call(0, code, V + 0xFF8, 0, 1)
         counts.append(m.core.stats.instructions - before)
-    assert counts[0] == counts[1]           # on HEAD: 33 vs 34
+    assert counts[0] == counts[1]
 
 
 def test_5_skip_hsctlr_is_not_a_traceback():
-    r = run({"name": "x", "inject": [{"skip": "hsctlr"}]})   # on HEAD: NoMemory raised
+    r = run({"name": "x", "inject": [{"skip": "hsctlr"}]})
     assert r.outcome == "fault"
 
 
@@ -125,7 +126,7 @@ def test_5b_mmu_off_without_isb_from_a_non_ram_va_is_not_a_traceback():
         nop
         bx lr
     """)
-    with pytest.raises(GuestFault):                           # on HEAD: NoMemory
+    with pytest.raises(GuestFault):
         m.call(0, code)
 
 
@@ -133,10 +134,9 @@ def test_6_missing_isb_fetch_report_disassembles_the_patch_marker():
     r = run({"name": "x", "inject": [{"skip": "httbr"}]})
     h = r.hazards[0]
     assert h["kind"] == "missing_isb"
-    assert h["disasm"].startswith("isb")                     # on HEAD: "udf #0xa5a5"
+    assert h["disasm"].startswith("isb")
 
 
-@pytest.mark.xfail(strict=True, reason='review finding, not fixed on this branch')
 def test_7_hdfar_of_a_store_into_the_code_page():
     m = _m()
     code = hyp_code(m, """
@@ -148,11 +148,10 @@ def test_7_hdfar_of_a_store_into_the_code_page():
     m.call(0, "hyp_tlbi_all")
     with pytest.raises(GuestFault) as info:
         m.call(0, code, 0, 5)
-    assert info.value.record.va == code + 8 + 0x100           # on HEAD: the page base
+    assert info.value.record.va == code + 8 + 0x100
     assert m.hyp_registers(0)["HDFAR"] == code + 8 + 0x100
 
 
-@pytest.mark.xfail(strict=True, reason='review finding, not fixed on this branch')
 def test_8_missing_isb_ignores_hmair_attributes():
     m = _m()
     va = m.map_hyp(m.layout.banks[0].base + (36 << 20), 4096)
@@ -166,10 +165,9 @@ def test_8_missing_isb_ignores_hmair_attributes():
         bx lr
     """)
     m.call(0, code, va)
-    assert "missing_isb" in [h.kind for h in m.hazards]      # on HEAD: only stale_tlb (fetch)
+    assert "missing_isb" in [h.kind for h in m.hazards]
 
 
-@pytest.mark.xfail(strict=True, reason='review finding, not fixed on this branch')
 def test_9_data_hazard_on_a_table_page_store_reports_the_page_not_the_va():
     m = _m()
     V = m.map_hyp(0x80015000, 4096)
@@ -183,10 +181,9 @@ def test_9_data_hazard_on_a_table_page_store_reports_the_page_not_the_va():
     m.remap("runtime", V, 0x80014000, bbm=False, tlbi=False)
     n = len(m.hazards)
     m.call(0, code, V, 0x1234, 1)
-    assert m.hazards[n].va == V + 0xF00                       # on HEAD: V
+    assert m.hazards[n].va == V + 0xF00
 
 
-@pytest.mark.xfail(strict=True, reason='review finding, not fixed on this branch')
 def test_10_validate_accepts_a_remap_that_run_rejects(tmp_path):
     f = tmp_path / "r.yaml"
     f.write_text("name: r\nsteps:\n  - boot: all\n  - call: {cpu: 0, fn: hyp_probe}\ninject:\n"
@@ -195,12 +192,11 @@ def test_10_validate_accepts_a_remap_that_run_rejects(tmp_path):
     v = subprocess.run(cli + ["validate", str(f)], capture_output=True, text=True)
     r = subprocess.run(cli + ["run", str(f)], capture_output=True, text=True)
     assert r.returncode == 2
-    assert v.returncode == 2                                  # on HEAD: 0 ("ok")
+    assert v.returncode == 2
 
 
-@pytest.mark.xfail(strict=True, reason='review finding, not fixed on this branch')
 def test_11_api_budget_is_cumulative_not_per_call():
     m = Machine({"name": "b", "limits": {"instructions": 2000}})
     m.boot()
-    for _ in range(200):                                      # on HEAD: timeout at call 78
+    for _ in range(200):
         m.call(0, "hyp_probe")
