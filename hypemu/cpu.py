@@ -41,6 +41,14 @@ CPSR_FLAGS = 0xF80F0000           # N Z C V Q and GE: live in Unicorn
 CPSR_T, CPSR_F, CPSR_I, CPSR_A, CPSR_E = 1 << 5, 1 << 6, 1 << 7, 1 << 8, 1 << 9
 CPSR_IT_J = 0x0600FC00 | 1 << 24  # IT[7:0] and J: cleared on exception entry
 RESET_CPSR = MODE_SVC | CPSR_A | CPSR_I | CPSR_F
+# CPSRWriteByInstr (ARM ARM B1.3.3 pseudocode), not an exception return: per MSR field byte, the
+# bits an instruction may write. f: N Z C V Q (not IT[1:0], J); s: GE (bits[23:20] reserved);
+# x: E and A (not IT[7:2]); c: I, F and M (not T). Privileged modes only (User is not modelled).
+CPSR_WRITABLE = (0x000000DF, 0x00000300, 0x000F0000, 0xF8000000)
+# MRS Rd, CPSR reads the execution state bits other than E as zero (ARM ARM B9.3.10 MRS)
+MRS_CPSR_MASK = 0xF8FF03DF
+# Non-secure PL1 reads of MIDR / MPIDR return VPIDR / VMPIDR (ARM ARM B4.1.105, B4.1.106)
+VIRTUALIZED_ID = {"MIDR": "VPIDR", "MPIDR": "VMPIDR"}
 
 # HYP vector offsets (ARM ARM B1.8.1, Table B1-3)
 VEC_UNDEF, VEC_HVC, VEC_PABT, VEC_DABT, VEC_TRAP = 0x04, 0x08, 0x0C, 0x10, 0x14
@@ -54,7 +62,8 @@ _ACCESS = {UC_MEM_FETCH: "fetch", UC_MEM_WRITE: "write"}
 
 # Banked registers (ARM ARM B9.2.3, Table B9-2): (R, SYSm) -> (kind, mode)
 BANKED = {
-    (0, 0b00101): ("sp", MODE_USR), (0, 0b00110): ("lr", MODE_USR),
+    **{(0, n): (f"r{8 + n}", MODE_USR) for n in range(5)},   # R8_usr-R12_usr: no FIQ modelled,
+    (0, 0b00101): ("sp", MODE_USR), (0, 0b00110): ("lr", MODE_USR),  # so they are r8-r12
     (0, 0b10010): ("lr", MODE_SVC), (0, 0b10011): ("sp", MODE_SVC),
     (0, 0b11110): ("elr", MODE_HYP), (0, 0b11111): ("sp", MODE_HYP),
     (1, 0b10010): ("spsr", MODE_SVC), (1, 0b11110): ("spsr", MODE_HYP),
@@ -699,7 +708,10 @@ class Core:
         row = self._sysreg(("c", insn.opc1, insn.crn, insn.crm, insn.opc2), False, pc)
         if row is None:
             return self._undefined(pc, f"MRC p15, {insn.opc1}, c{insn.crn}, c{insn.crm}, {insn.opc2}")
-        value = self.cur.sysregs[row.name]
+        name = row.name
+        if self.cur.mode != MODE_HYP and name in VIRTUALIZED_ID:
+            name = VIRTUALIZED_ID[name]   # Non-secure PL1 reads see the HYP-set virtual IDs
+        value = self.cur.sysregs[name]
         if insn.rt == 15:   # MRC to APSR_nzcv: the flags take bits [31:28]
             cpsr = self.regs.read(UC_ARM_REG_CPSR)
             self.regs.write(UC_ARM_REG_CPSR, (cpsr & 0x0FFFFFFF) | (value & 0xF0000000))
@@ -810,7 +822,7 @@ class Core:
         if insn.r:
             value = self.cur.spsr[self.cur.mode]
         else:
-            value = self.cpsr()
+            value = self.cpsr() & MRS_CPSR_MASK
         self.set_reg(insn.rt, value)
         self._next(pc)
 
@@ -824,7 +836,7 @@ class Core:
         fields = 0
         for n in range(4):
             if insn.mask & (1 << n):
-                fields |= 0xFF << (8 * n)
+                fields |= (0xFF << (8 * n)) if insn.r else CPSR_WRITABLE[n]
         if insn.r:
             old = self.cur.spsr[self.cur.mode]
             self.cur.spsr[self.cur.mode] = (old & ~fields) | (value & fields)
@@ -881,7 +893,12 @@ class Core:
     def _banked_access(self, kind: str, mode: int, value: Optional[int], pc: int) -> int:
         st = self.cur
         live = (kind == "sp" and mode == st.mode) or (kind == "lr" and mode == _bank_of_lr(st.mode))
-        if kind == "elr":
+        if kind.startswith("r"):   # R8_usr-R12_usr: the live r8-r12 outside FIQ mode
+            n = int(kind[1:])
+            if value is not None:
+                self.set_reg(n, value)
+            result = self.reg(n)
+        elif kind == "elr":
             if value is not None:
                 st.elr_hyp = value
             result = st.elr_hyp

@@ -1,0 +1,51 @@
+"""Architectural fidelity probes (review 3): MRS/MSR CPSR masking (CPSRWriteByInstr), Non-secure
+PL1 reads of MIDR/MPIDR (VPIDR/VMPIDR), MRS/MSR of R8_usr-R12_usr from HYP."""
+
+from __future__ import annotations
+
+from hypemu import lpae
+from hypemu.asm import assemble
+
+SCRATCH_OFFSET = 48 << 20
+
+
+def _hyp_code(m, source: str) -> int:
+    pa = m.layout.banks[0].base + SCRATCH_OFFSET
+    va = m.layout.kva(pa)
+    m.core.load_code(pa, assemble(source, va, filename="snippet.S").code)
+    lpae.map_range(m.core.engine, m.kernel.alloc_table, m.kernel.runtime_pgd, va, pa, 4096,
+                   lpae.PAGE_HYP)
+    return va
+
+
+def _svc_run(m, source: str) -> int:
+    pa = m.layout.banks[0].base + SCRATCH_OFFSET + (1 << 20)
+    m.core.load_code(pa, assemble(source, pa).code)
+    m.core.select(0)
+    m.core.set_reg(14, m.kernel.sentinel)
+    assert m.core.run(pa, 100).stop == "returned"
+    return m.core.reg(0)
+
+
+def test_mrs_cpsr_reads_execution_state_bits_as_zero_and_msr_cannot_set_them(booted):
+    # HYP, A/I/F masked, flags Z and C from the dispatcher's cmp: 0x600001DA. MSR CPSR_c cannot
+    # set T; MSR CPSR_f writes N Z C V Q only (not IT[1:0]/J); MRS masks T, J and IT to zero.
+    va = _hyp_code(booted, "mrs r1, cpsr\norr r1, r1, #0x20\nmsr cpsr_c, r1\n"
+                           "orr r1, r1, #0x07000000\nmsr cpsr_f, r1\nmrs r0, cpsr\nbx lr\n")
+    assert booted.call(0, va) == 0x600001DA
+
+
+def test_pl1_reads_of_midr_and_mpidr_return_vpidr_and_vmpidr(booted):
+    va = _hyp_code(booted, "mcr p15, 4, r0, c0, c0, 5\nmcr p15, 4, r1, c0, c0, 0\nbx lr\n")
+    booted.call(0, va, 0x80000103, 0x41234567)
+    assert _svc_run(booted, "mrc p15, 0, r0, c0, c0, 5\nbx lr\n") == 0x80000103
+    assert _svc_run(booted, "mrc p15, 0, r0, c0, c0, 0\nbx lr\n") == 0x41234567
+    # HYP itself still reads the physical values
+    va = _hyp_code(booted, "mrc p15, 0, r0, c0, c0, 5\nbx lr\n")
+    assert booted.call(0, va) == 0x80000000
+
+
+def test_banked_r8_usr_from_hyp_is_r8(booted):
+    va = _hyp_code(booted, "push {r8}\nmov r8, #0x55\nmrs r0, r8_usr\nmov r1, #0x66\n"
+                           "msr r8_usr, r1\nadd r0, r0, r8\npop {r8}\nbx lr\n")
+    assert booted.call(0, va) == 0x55 + 0x66
