@@ -782,10 +782,10 @@ class Core:
     # HVC / SMC / ERET ------------------------------------------------------------------------------
     def _x_hvc(self, insn: Insn, pc: int) -> None:
         """HVC: from PL1 to the HYP trap vector (0x14), from HYP to the HVC vector (0x08); HSR EC
-        0x12 with the immediate. UNDEFINED when HCR.HCD is set (ARM ARM B9.3.5)."""
+        0x12 with the immediate. In ARMv7 only SCR.HCE can make HVC UNDEFINED (HCR has no HCD bit;
+        that is ARMv8's): no Security Extensions are modelled, and a boot loader that enters the
+        kernel in HYP has set SCR.HCE, so HVC is always enabled here."""
         self.stats.hvcs += 1
-        if self.cur.sysregs["HCR"] & (1 << 29):
-            return self._undefined(pc, "HVC with HCR.HCD set")
         self.record(events.HVC, "hvc", insn.imm, pc=pc)
         self._take_hyp_exception(VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm), pc)
 

@@ -1,10 +1,14 @@
-"""Architectural fidelity probes (review 3): MRS/MSR CPSR masking (CPSRWriteByInstr), Non-secure
-PL1 reads of MIDR/MPIDR (VPIDR/VMPIDR), MRS/MSR of R8_usr-R12_usr from HYP."""
+"""Architectural fidelity probes (a review against DDI 0406C): MRS/MSR CPSR masking
+(CPSRWriteByInstr), Non-secure PL1 reads of MIDR/MPIDR (VPIDR/VMPIDR), MRS/MSR of R8_usr-R12_usr
+from HYP, and HVC with HCR bit 29 set (no HCD in ARMv7)."""
 
 from __future__ import annotations
 
+import pytest
+
 from hypemu import lpae
 from hypemu.asm import assemble
+from hypemu.kvm import GuestFault
 
 SCRATCH_OFFSET = 48 << 20
 
@@ -49,3 +53,21 @@ def test_banked_r8_usr_from_hyp_is_r8(booted):
     va = _hyp_code(booted, "push {r8}\nmov r8, #0x55\nmrs r0, r8_usr\nmov r1, #0x66\n"
                            "msr r8_usr, r1\nadd r0, r0, r8\npop {r8}\nbx lr\n")
     assert booted.call(0, va) == 0x55 + 0x66
+
+
+def test_hcr_bit_29_does_not_disable_hvc_in_armv7(booted):
+    """ARMv7's HCR has no HCD (bits [31:28] are reserved; HCD is ARMv8's): an HVC from HYP with
+    bit 29 set is still taken to HVBAR + 0x08 with HSR EC 0x12 and its immediate."""
+    m = booted
+    va = _hyp_code(m, """
+        mrc     p15, 4, r1, c1, c1, 0
+        orr     r1, r1, #(1 << 29)
+        mcr     p15, 4, r1, c1, c1, 0
+        hvc     #7
+    """)
+    with pytest.raises(GuestFault):     # the runtime vectors treat an HVC from HYP as bad (udf)
+        m.call(0, va)
+    hvbar = m.hyp_registers(0)["HVBAR"]
+    taken = [e for e in m.events if e.kind == "exception" and e.pc == va + 16]
+    assert [(e.name, e.value, e.detail) for e in taken] == [
+        ("hvc", 0x12 << 26 | 1 << 25 | 7, f"-> {hvbar + 0x08:#x}")]
