@@ -790,12 +790,14 @@ class Core:
         self._take_hyp_exception(VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm), pc)
 
     def _x_smc(self, insn: Insn, pc: int) -> None:
-        """No Security Extensions are modelled: SMC traps to HYP when HCR.TSC is set, else it is
-        UNDEFINED."""
+        """SMC from PL1 with HCR.TSC set traps to HYP (EC 0x13). Otherwise it enters Monitor mode
+        (or is UNDEFINED when SCR.SCD is set): no Security Extensions are modelled, so that is
+        NotModelled rather than a guess."""
         if self.cur.mode != MODE_HYP and self.cur.sysregs["HCR"] & (1 << 19):
             hsr = syndrome.encode_hsr(syndrome.EC_SMC, 0)
             return self._take_hyp_exception(VEC_TRAP, pc, hsr)
-        self._undefined(pc, "SMC (no Security Extensions are modelled)")
+        raise NotModelled(f"cpu{self.cur.id}: SMC at {pc:#x} would enter Monitor mode (no Security "
+                          f"Extensions are modelled)")
 
     def _x_eret(self, insn: Insn, pc: int) -> None:
         """ERET in HYP: CPSR <- SPSR_hyp, PC <- ELR_hyp (ARM ARM B9.3.3)."""

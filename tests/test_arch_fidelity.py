@@ -71,3 +71,11 @@ def test_hcr_bit_29_does_not_disable_hvc_in_armv7(booted):
     taken = [e for e in m.events if e.kind == "exception" and e.pc == va + 16]
     assert [(e.name, e.value, e.detail) for e in taken] == [
         ("hvc", 0x12 << 26 | 1 << 25 | 7, f"-> {hvbar + 0x08:#x}")]
+
+
+def test_smc_without_hcr_tsc_is_not_guessed(booted):
+    """SMC would enter Monitor mode (or be UNDEFINED with SCR.SCD): neither is modelled."""
+    from hypemu.cpu import NotModelled
+    va = _hyp_code(booted, "smc #0\nbx lr\n")
+    with pytest.raises(NotModelled, match="Monitor mode"):
+        booted.call(0, va)
