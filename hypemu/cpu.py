@@ -355,7 +355,7 @@ class Core:
         if budget is not None and executed > budget:
             return RunResult("timeout", counted, stop_pc)
         if is_wfi(self._read_code_word(stop_pc - 4)):
-            return RunResult("wfi", counted, stop_pc)
+            return RunResult("wfi", counted, stop_pc - 4)   # the WFI itself, not the next word
         raise NotModelled(f"cpu{self.cur.id}: run stopped at {stop_pc:#x} for no modelled reason")
 
     # --- translation ----------------------------------------------------------------------------

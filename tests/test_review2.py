@@ -88,3 +88,10 @@ def test_power_off_after_a_fault_in_hyp_resets_sp_hyp():
     assert m.hyp_registers(1)["SP_hyp"] == 0
     m.hotplug(1, "on")
     assert m.call(1, "hyp_get_sp") == m.layout.kva(m.layout.stacks[1]) + 4096 - 8
+
+
+def test_a_wfi_timeout_names_the_wfi_instruction(tmp_path):
+    result = hypemu.run(scenario_with(tmp_path, VECTORS + "\twfi\n\teret\n" + END))
+    assert result.outcome == "timeout"
+    wfi_at = result.layout["idmap_start"] + 0x20     # do_init, after the 8 vectors
+    assert f"waits in WFI and no interrupt is modelled at pc {wfi_at:#x}" in result.reason
