@@ -304,6 +304,8 @@ class Core:
         st.sysregs = cp15.reset_values(st.id)
         st.regime = None
         st.sp.update({MODE_HYP: 0})
+        if st.mode == MODE_HYP:   # SP_hyp is the live SP (callers select ``st`` first)
+            self.regs.write(UC_ARM_REG_SP, 0)
         st.spsr.update({MODE_HYP: 0})
         st.elr_hyp = 0
         st.tlb.invalidate_all()
@@ -362,7 +364,7 @@ class Core:
         if budget is not None and executed > budget:
             return RunResult("timeout", counted, stop_pc)
         if is_wfi(self._read_code_word(stop_pc - 4)):
-            return RunResult("wfi", counted, stop_pc)
+            return RunResult("wfi", counted, stop_pc - 4)   # the WFI itself, not the next word
         raise NotModelled(f"cpu{self.cur.id}: run stopped at {stop_pc:#x} for no modelled reason")
 
     # --- translation ----------------------------------------------------------------------------
@@ -649,6 +651,9 @@ class Core:
             self._stop = "returned"
             self.uc.emu_stop()
             return
+        if self.regs.read(UC_ARM_REG_CPSR) & CPSR_T:   # e.g. after a BX to an odd address
+            raise NotModelled(f"cpu{self.cur.id}: a trapped instruction in Thumb state at {pc:#x} "
+                              f"(hypemu decodes ARM state only)")
         word = self.patched.get(pa) or self.engine.read32(pa)
         self._trap_pc, self._trap_word = pc, word   # events of this instruction carry its word
         kind = barrier_kind(word)
@@ -778,6 +783,13 @@ class Core:
             self.checks.tlbi(self.cur, removed, name, pc)
         if dropped:
             self.engine.flush_soft_tlb()
+
+    def _x_hint(self, insn: Insn, pc: int) -> None:
+        """YIELD and WFE. No other CPU runs while this one does, so no event can arrive: WFE
+        completes at once (the architecture allows a spurious wake-up; a WFE loop then spins until
+        its condition holds or the budget runs out), as YIELD does. Not logged: a WFE loop would
+        fill the event log."""
+        self._next(pc)
 
     # HVC / SMC / ERET ------------------------------------------------------------------------------
     def _x_hvc(self, insn: Insn, pc: int) -> None:

@@ -59,6 +59,8 @@ def decode(word: int) -> Insn | None:
         op = "mrrc" if word & (1 << 20) else "mcrr"
         return Insn(op, cond, rt2=(word >> 16) & 0xF, rt=(word >> 12) & 0xF,
                     opc1=(word >> 4) & 0xF, crm=word & 0xF)
+    if (word & 0x0FFFFFFF) in (0x0320F001, 0x0320F002):   # YIELD (1), WFE (2): hints
+        return Insn("hint", cond, imm=word & 0xF)
     return _decode_status_access(word, cond)
 
 
@@ -96,12 +98,14 @@ def is_wfi(word: int) -> bool:
 
 def needs_patch(word: int) -> bool:
     """True for the privileged instructions that do *not* trap in Unicorn's User mode: MRS Rd, CPSR
-    (reads the User mode), MSR CPSR_<fields> (mode/mask writes silently ignored) and CPS. The loader
-    replaces them by a trap marker so the model still sees them (see cpu.Core.load_code)."""
+    (reads the User mode), MSR CPSR_<fields> (mode/mask writes silently ignored) and CPS; and the
+    hints YIELD and WFE, which Unicorn reports to the invalid-instruction hook with the PC already
+    past them (so the model would decode the *next* word). The loader replaces them by a trap marker
+    so the model sees them where they stand (see cpu.Core.load_code)."""
     insn = decode(word)
     if insn is None:
         return False
-    return insn.op == "cps" or (insn.op in ("mrs", "msr", "msr_imm") and insn.r == 0)
+    return insn.op in ("cps", "hint") or (insn.op in ("mrs", "msr", "msr_imm") and insn.r == 0)
 
 
 def condition_passed(cond: int, cpsr: int) -> bool:

@@ -456,13 +456,24 @@ def _assemble_check(code: str, trampoline_va: int, call_abi: str) -> None:
     from .asm import AsmError, assemble_file
     from .kvm import guest_constants
     try:
-        assemble_file(code, 0x80000000, constants=guest_constants(trampoline_va, call_abi))
+        program = assemble_file(code, 0x80000000, constants=guest_constants(trampoline_va, call_abi))
     except AsmError as err:
         raise ScenarioError("hyp.code", "; ".join(str(err).strip().splitlines())) from None
     except UnicodeError:
         raise ScenarioError("hyp.code", f"{_shown(code)}: not a UTF-8 text file") from None
     except OSError as err:
         raise ScenarioError("hyp.code", f"{_shown(code)}: cannot read: {err.strerror or err}") from None
+    # The guest-code contract (DESIGN.md 3b): the kernel side sizes and places the init code by
+    # these two labels, so their absence (or an empty/negative range) is bad input, not a layout.
+    missing = [name for name in ("__kvm_hyp_init", "__kvm_hyp_init_end") if name not in program.symbols]
+    if missing:
+        raise ScenarioError("hyp.code", f"{_shown(code)}: no label {' or '.join(missing)} "
+                                        f"(the init code must define __kvm_hyp_init and "
+                                        f"__kvm_hyp_init_end)")
+    start, end = program.symbols["__kvm_hyp_init"], program.symbols["__kvm_hyp_init_end"]
+    if end <= start:
+        raise ScenarioError("hyp.code", f"{_shown(code)}: __kvm_hyp_init_end ({end - program.base:#x}) "
+                                        f"must come after __kvm_hyp_init ({start - program.base:#x})")
 
 
 def _cpu(value: Any, key: str, cpus: int) -> int:

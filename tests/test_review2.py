@@ -1,0 +1,97 @@
+"""Regression tests for the second review's findings (SMP/hotplug, CLI, user init code)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hypemu
+from hypemu.cpu import NotModelled
+from hypemu.scenario import ScenarioError
+
+VECTORS = """\t.align\t5
+\t.global\t__kvm_hyp_init
+__kvm_hyp_init:
+\tb\t.
+\tb\t.
+\tb\t.
+\tb\t.
+\tb\t.
+\tb\tdo_init
+\tb\t.
+\tb\t.
+do_init:
+"""
+END = "\t.global\t__kvm_hyp_init_end\n__kvm_hyp_init_end:\n"
+
+
+def scenario_with(tmp_path: Path, source: str, **extra) -> dict:
+    path = tmp_path / "init.S"
+    path.write_text(source)
+    return {"name": "user-init", "hyp": {"code": str(path)}, **extra}
+
+
+@pytest.mark.parametrize("body", ["\twfe\n\tmov\tr0, r0\n\teret\n",
+                                  "\tmov\tr5, #1\n\tyield\n\tadd\tr5, r5, #1\n\teret\n"])
+def test_wfe_and_yield_are_hints_not_an_undefined_next_instruction(tmp_path, body):
+    """Unicorn reports WFE/YIELD to the invalid-instruction hook with the PC already past them;
+    hypemu used to decode the next (ordinary) word and report it as an undefined instruction."""
+    result = hypemu.run(scenario_with(tmp_path, VECTORS + body + END))
+    assert result.outcome == "ok", result.reason
+
+
+def test_a_wfe_loop_spins_to_the_budget(tmp_path):
+    result = hypemu.run(scenario_with(tmp_path, VECTORS + "1:\twfe\n\tb\t1b\n" + END,
+                                      limits={"instructions": 5000}))
+    assert result.outcome == "timeout"
+
+
+def test_a_trapped_instruction_in_thumb_state_is_not_modelled(tmp_path):
+    """A Thumb MRC of HSCTLR (halfwords EE91 0F10) is valid in HYP; hypemu decodes ARM only, so it
+    must say so instead of reporting an ARM-decoded 'undefined instruction' fault."""
+    body = "\tadr\tr4, tcode\n\torr\tr4, r4, #1\n\tbx\tr4\ntcode:\n\t.word\t0x0F10EE91\n"
+    with pytest.raises(NotModelled, match="Thumb"):
+        hypemu.run(scenario_with(tmp_path, VECTORS + body + END))
+
+
+@pytest.mark.parametrize("source, message", [
+    (VECTORS + "\teret\n", "no label __kvm_hyp_init_end"),
+    (END + VECTORS.replace("\t.align\t5\n", "") + "\teret\n", "must come after"),
+])
+def test_init_code_without_a_proper_end_label_is_an_input_error(tmp_path, source, message):
+    with pytest.raises(ScenarioError, match=message):
+        hypemu.load_scenario(scenario_with(tmp_path, source))
+
+
+def test_cli_init_code_without_end_label_exits_2_without_a_traceback(tmp_path):
+    (tmp_path / "init.S").write_text(VECTORS + "\teret\n")
+    (tmp_path / "s.yaml").write_text("name: noend\nhyp:\n  code: init.S\n")
+    for command in ("run", "validate"):
+        proc = subprocess.run([sys.executable, "-m", "hypemu.cli", command, str(tmp_path / "s.yaml")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "s.yaml:3: hyp.code:" in proc.stderr
+
+
+def test_power_off_after_a_fault_in_hyp_resets_sp_hyp():
+    """A CPU powered off while in HYP (after a GuestFault) kept its live SP as SP_hyp."""
+    m = hypemu.Machine({"name": "x", "machine": {"cpus": 2}})
+    m.boot()
+    with pytest.raises(hypemu.GuestFault):
+        m.call(1, "hyp_read", 0x1000)
+    assert m.mode(1) == "hyp"
+    m.hotplug(1, "off")
+    assert m.hyp_registers(1)["SP_hyp"] == 0
+    m.hotplug(1, "on")
+    assert m.call(1, "hyp_get_sp") == m.layout.kva(m.layout.stacks[1]) + 4096 - 8
+
+
+def test_a_wfi_timeout_names_the_wfi_instruction(tmp_path):
+    result = hypemu.run(scenario_with(tmp_path, VECTORS + "\twfi\n\teret\n" + END))
+    assert result.outcome == "timeout"
+    wfi_at = result.layout["idmap_start"] + 0x20     # do_init, after the 8 vectors
+    assert f"waits in WFI and no interrupt is modelled at pc {wfi_at:#x}" in result.reason
