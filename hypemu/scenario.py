@@ -471,6 +471,10 @@ def _assemble_check(code: str, trampoline_va: int, call_abi: str) -> None:
                                         f"(the init code must define __kvm_hyp_init and "
                                         f"__kvm_hyp_init_end)")
     start, end = program.symbols["__kvm_hyp_init"], program.symbols["__kvm_hyp_init_end"]
+    if start != program.base:
+        raise ScenarioError("hyp.code", f"{_shown(code)}: __kvm_hyp_init must start the init code "
+                                        f"(the vector table, 32-byte aligned; found at "
+                                        f"+{start - program.base:#x})")
     if end <= start:
         raise ScenarioError("hyp.code", f"{_shown(code)}: __kvm_hyp_init_end ({end - program.base:#x}) "
                                         f"must come after __kvm_hyp_init ({start - program.base:#x})")

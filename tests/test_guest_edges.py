@@ -1,4 +1,5 @@
-"""Regression tests for the second review's findings (SMP/hotplug, CLI, user init code)."""
+"""Edge cases of guest code and the CLI found by a review (each test failed before its fix): WFE/YIELD
+hints, Thumb state, the init-code contract, power-off in HYP, WFI timeouts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 import hypemu
 from hypemu.cpu import NotModelled
-from hypemu.scenario import ScenarioError
+from hypemu.scenario import ScenarioError, load_file
+
+ROOT = Path(__file__).resolve().parent.parent
 
 VECTORS = """\t.align\t5
 \t.global\t__kvm_hyp_init
@@ -95,3 +98,13 @@ def test_a_wfi_timeout_names_the_wfi_instruction(tmp_path):
     assert result.outcome == "timeout"
     wfi_at = result.layout["idmap_start"] + 0x20     # do_init, after the 8 vectors
     assert f"waits in WFI and no interrupt is modelled at pc {wfi_at:#x}" in result.reason
+
+
+def test_init_code_whose_vectors_are_not_first_is_an_input_error(tmp_path):
+    init = (ROOT / "asm" / "hyp-init.S").read_text()
+    (tmp_path / "late.S").write_text("\tnop\n" + init)
+    (tmp_path / "s.yaml").write_text("name: late\nhyp:\n  code: late.S\n")
+    with pytest.raises(ScenarioError) as info:
+        load_file(tmp_path / "s.yaml")
+    assert info.value.key == "hyp.code" and "must start the init code" in info.value.message
+    assert info.value.line == 3
