@@ -57,6 +57,7 @@ VECTOR_NAMES = {VEC_UNDEF: "undefined", VEC_HVC: "hvc", VEC_PABT: "prefetch_abor
 
 SENTINEL_WORD = 0xE7FDEAFD   # UDF #0xDEAD: where the PL1 caller returns; stops the run
 PATCH_MARKER = 0xE7FA5AF5    # UDF #0xA5A5: stands for an instruction that would not trap
+MAX_EVENTS = 200_000         # the event log's bound: a trap loop with a large budget cannot fill RAM
 
 _ACCESS = {UC_MEM_FETCH: "fetch", UC_MEM_WRITE: "write"}
 
@@ -163,6 +164,7 @@ class Core:
         self.checks: Optional[Checks] = Checks(self) if checks else None
         self.cur = self.cpus[0]
         self.events: list[Event] = []
+        self.max_events = MAX_EVENTS
         self.stats = Stats()
         self.patched: dict[int, int] = {}     # PA -> original word of a non-trapping instruction
         self.sentinels: set[int] = set()      # PAs where a PL1 call returns
@@ -316,6 +318,11 @@ class Core:
                detail: str = "") -> None:
         if pc is None:
             pc = self.regs.read(UC_ARM_REG_PC)
+        if len(self.events) >= self.max_events:
+            if len(self.events) == self.max_events:
+                self.events.append(Event(self.cur.id, pc, events.KERNEL, "event log full", None,
+                                         f"{self.max_events} events: later ones are not recorded"))
+            return
         insn = self._trap_word if pc == self._trap_pc else None
         event = Event(self.cur.id, pc, kind, name, value, detail, insn)
         self.events.append(event)

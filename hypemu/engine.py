@@ -149,7 +149,10 @@ class Engine:
 
     # --- memory by physical address ------------------------------------------------------------
     def read(self, pa: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(pa, size))
+        try:
+            return bytes(self.uc.mem_read(pa, size))
+        except UcError:
+            raise NoMemory(f"no memory at PA {pa:#x}..{pa + size - 1:#x}") from None
 
     def write(self, pa: int, data: bytes) -> None:
         self.uc.mem_write(pa, bytes(data))

@@ -111,7 +111,7 @@ class Machine:
         """create_hyp_mappings() at runtime (as KVM does for its VM structures): map kernel memory at
         its kernel VA in the runtime table; returns that HYP VA. Like the kernel, no TLB maintenance
         is done: the range was not mapped before."""
-        self.kernel.map_kernel(self.kernel.runtime_pgd, pa, size, f"kernel memory at {pa:#x}")
+        self.kernel.map_kernel(self.kernel.runtime_pgd, pa, size, f"kernel memory ({size:#x} bytes)")
         return self.layout.kva(pa)
 
     def symbol(self, name: str) -> int:
@@ -135,8 +135,11 @@ class Machine:
 
     def read_phys(self, pa: int, size: int) -> bytes:
         """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no
-        translation, no TLB)."""
-        return self.core.engine.read(pa, size)
+        translation, no TLB). ValueError where the board has no RAM."""
+        try:
+            return self.core.engine.read(pa, size)
+        except LookupError:
+            raise ValueError(f"no RAM at PA {pa:#x}..{pa + size - 1:#x}") from None
 
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
@@ -159,7 +162,7 @@ class Machine:
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
-        return self.core.engine.read32(pa)
+        return int.from_bytes(self.read_phys(pa, 4), "little")
 
     def hyp_registers(self, cpu: int) -> dict[str, int]:
         """The HYP registers of DESIGN.md section 6, plus the syndrome/return state."""
@@ -173,6 +176,7 @@ class Machine:
 
     def mode(self, cpu: int) -> str:
         """The CPU's modelled mode: "svc" or "hyp", or "off" for a CPU that is powered off."""
+        self._check_cpu(cpu)
         st = self.core.cpus[cpu]
         return MODE_NAMES[st.mode] if st.online else "off"
 
@@ -189,12 +193,16 @@ class Machine:
     def _cpu_list(self, cpus: Union[str, list[int]]) -> list[int]:
         if cpus == "all":
             return list(range(self.scenario.cpus))
+        if isinstance(cpus, str) or not isinstance(cpus, (list, tuple)):
+            raise ValueError(f"cpus must be 'all' or a list of CPU ids, got {cpus!r}")
         for cpu in cpus:
             self._check_cpu(cpu)
+        if len(set(cpus)) != len(cpus):
+            raise ValueError(f"a CPU is listed twice in {list(cpus)}")
         return list(cpus)
 
     def _check_cpu(self, cpu: int) -> None:
-        if not 0 <= cpu < self.scenario.cpus:
+        if not isinstance(cpu, int) or isinstance(cpu, bool) or not 0 <= cpu < self.scenario.cpus:
             raise ValueError(f"cpu {cpu} does not exist (the board has {self.scenario.cpus})")
 
 

@@ -108,3 +108,30 @@ def test_init_code_whose_vectors_are_not_first_is_an_input_error(tmp_path):
         load_file(tmp_path / "s.yaml")
     assert info.value.key == "hyp.code" and "must start the init code" in info.value.message
     assert info.value.line == 3
+
+
+def test_api_misuse_is_a_value_error_not_a_crash():
+    m = hypemu.Machine({"name": "api", "machine": {"cpus": 2}})
+    for bad in (lambda: m.mode(7), lambda: m.boot([1, 1]), lambda: m.boot(1), lambda: m.boot("ALL"),
+                lambda: m.read_phys(0x10, 4), lambda: m.read32(0xFFFFFFF0),
+                lambda: m.hyp_registers(-1)):
+        with pytest.raises(ValueError):
+            bad()
+    assert m.mode(1) == "off" and not m.booted     # nothing was half-done
+
+
+def test_the_event_log_is_bounded():
+    m = hypemu.Machine({"name": "log"})
+    m.boot()
+    m.core.max_events = len(m.events) + 10
+    from test_hazards import hyp_code
+    code = hyp_code(m, """
+        mov     r1, #100
+    1:  mcr     p15, 0, r1, c13, c0, 4      @ TPIDRPRW: one event per write
+        subs    r1, r1, #1
+        bne     1b
+        bx      lr
+    """)
+    m.call(0, code)
+    assert len(m.events) == m.core.max_events + 1
+    assert m.events[-1].name == "event log full"
