@@ -140,11 +140,15 @@ class CpuState:
 
     def hyp_regime(self) -> Regime:
         if self.regime is None:
-            s = self.sysregs
-            self.regime = Regime(ttbr=s["HTTBR"], t0sz=s["HTCR"] & cp15.HTCR_T0SZ,
-                                 wxn=bool(s["HSCTLR"] & cp15.HSCTLR_WXN),
-                                 mair=s["HMAIR1"] << 32 | s["HMAIR0"])
+            self.regime = regime_of(self.sysregs)
         return self.regime
+
+
+def regime_of(sysregs: dict) -> Regime:
+    """The HYP walk's inputs from a register file: HTTBR, HTCR.T0SZ, HSCTLR.WXN, HMAIR1:HMAIR0."""
+    return Regime(ttbr=sysregs["HTTBR"], t0sz=sysregs["HTCR"] & cp15.HTCR_T0SZ,
+                  wxn=bool(sysregs["HSCTLR"] & cp15.HSCTLR_WXN),
+                  mair=sysregs["HMAIR1"] << 32 | sysregs["HMAIR0"])
 
 
 def _bank_of_lr(mode: int) -> int:
@@ -482,15 +486,7 @@ class Core:
         if err is not None and self._pending is None:
             raise NotModelled(f"cpu{self.cur.id}: the store to a HYP table page at {pc:#x} "
                               f"stopped Unicorn: {err}")
-        for page, before in written.items():
-            after = self.engine.read(page, 4096)
-            for off in range(0, 4096, 8):
-                if before[off:off + 8] != after[off:off + 8]:
-                    self.checks.table_written(page + off,
-                                              int.from_bytes(before[off:off + 8], "little"),
-                                              int.from_bytes(after[off:off + 8], "little"),
-                                              self.cur.id, pc)
-        self.engine.flush_soft_tlb()
+        self.checks.pages_written(written, self.cur.id, pc)
         return self.regs.read(UC_ARM_REG_PC)
 
     def _locate_hazard(self, pc: int) -> None:
@@ -509,10 +505,7 @@ class Core:
             return va
         t = st.tlb.lookup(va)
         if t is None:
-            regime = Regime(ttbr=regs["HTTBR"], t0sz=regs["HTCR"] & cp15.HTCR_T0SZ,
-                            wxn=bool(regs["HSCTLR"] & cp15.HSCTLR_WXN),
-                            mair=regs["HMAIR1"] << 32 | regs["HMAIR0"])
-            t = walk(self.engine.read64, regime, va, access)
+            t = walk(self.engine.read64, regime_of(regs), va, access)
             if isinstance(t, Fault):
                 return t
         return check_access(t, va, access) or t

@@ -280,6 +280,20 @@ class Checks:
         self.cpu[st.id] = CpuChecks(regime_version=self.cpu[st.id].regime_version + 1)
 
     # --- page-table writes ----------------------------------------------------------------------
+    def pages_written(self, before: dict[int, bytes], cpu: Optional[int] = None,
+                      pc: Optional[int] = None) -> None:
+        """Table pages written (by a stepped guest store, or from outside the guest): each changed
+        descriptor, against the page's bytes ``before``, goes to ``table_written``; then Unicorn's
+        soft TLB is flushed, which write-protects the pages again."""
+        read = self.core.engine.read
+        for page, old in before.items():
+            new = read(page, PAGE)
+            for off in range(0, PAGE, 8):
+                if old[off:off + 8] != new[off:off + 8]:
+                    self.table_written(page + off, int.from_bytes(old[off:off + 8], "little"),
+                                       int.from_bytes(new[off:off + 8], "little"), cpu, pc)
+        self.core.engine.flush_soft_tlb()
+
     def table_written(self, pa: int, old: int, new: int, cpu: Optional[int] = None,
                       pc: Optional[int] = None) -> None:
         """A descriptor changed (guest store, or the kernel side when cpu is None): bbm, or

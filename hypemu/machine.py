@@ -151,14 +151,8 @@ class Machine:
             pages = [p for p in range(first, last + 1, 0x1000) if p in checks.table_pages]
         before = {p: self.core.engine.read(p, 0x1000) for p in pages}
         self.core.engine.write(pa, data)
-        for page, old in before.items():
-            new = self.core.engine.read(page, 0x1000)
-            for off in range(0, 0x1000, 8):
-                if old[off:off + 8] != new[off:off + 8]:
-                    checks.table_written(page + off, int.from_bytes(old[off:off + 8], "little"),
-                                         int.from_bytes(new[off:off + 8], "little"))
         if pages:
-            self.core.engine.flush_soft_tlb()
+            checks.pages_written(before)
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
