@@ -5,17 +5,21 @@ BIN := $(VENV)/bin
 
 .PHONY: run test bench scenarios clean
 
+# One set-up for every target: the venv with hypemu and its test extras. pip's own output goes to
+# $(VENV)/install.log (shown only when the install fails), so `make run` prints only hypemu's.
 $(BIN)/hypemu: setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(BIN)/hypemu
+	@$(PYTHON) -m venv $(VENV)
+	@echo "hypemu: installing into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[test]'; } \
+		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $(BIN)/hypemu
 
 run: $(BIN)/hypemu
-	$(BIN)/hypemu run
+	@$(BIN)/hypemu run
 
+# The suite is safe in parallel (no shared files, each test its own Machine): pytest-xdist, -n auto.
 test: $(BIN)/hypemu
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(BIN)/hypemu
 	$(BIN)/hypemu bench
