@@ -139,7 +139,7 @@ class TableMemory:
     to the hazard checks (a change to a descriptor some TLB may cache is how ``bbm`` is found)."""
 
     def __init__(self, core: Core):
-        self.engine, self.checks = core.engine, core.checks
+        self.engine, self.core = core.engine, core
 
     def read64(self, pa: int) -> int:
         return self.engine.read64(pa)
@@ -147,15 +147,13 @@ class TableMemory:
     def write64(self, pa: int, value: int) -> None:
         old = self.engine.read64(pa)
         self.engine.write64(pa, value)
-        if self.checks is not None and old != value:
-            self.checks.table_written(pa, old, value)
-            self.engine.flush_soft_tlb()   # the next access of every page asks the model again
+        if old != value:
+            self.core.descriptor_stored(pa, old, value)
 
     def new_table(self, pa: int) -> None:
         """A page becomes a HYP table page (zeroed; watched for guest stores)."""
         self.engine.write(pa, bytes(PAGE_SIZE))
-        if self.checks is not None:
-            self.checks.table_pages.add(pa)
+        self.core.watch_table_page(pa)
 
 
 class Kernel:

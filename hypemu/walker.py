@@ -36,7 +36,7 @@ from .lpae import (
     LeafAttrs,
     base_lower_bound,
     bits,
-    decode,
+    decode_descriptor,
     input_size,
     start_level,
     table_index,
@@ -175,7 +175,7 @@ def _table_step(desc: Descriptor, path: _Path) -> None:
         path.notes.append(f"PXNTable=1 in a HYP level-{desc.level} table descriptor (ignored)")
 
 
-def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int, base: int,
+def _walk_levels(read64: ReadPhys, regime: Regime, va: int, access: str, level: int, base: int,
              path: _Path) -> Descriptor | Fault:
     """The level loop: read descriptors until a block or page; faults on the way.
 
@@ -192,7 +192,7 @@ def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int,
             raw = read64(slot)
         except LookupError:   # no memory there: synchronous external abort on the table walk
             return Fault("external", level, va, access, descriptors=tuple(path.descriptors))
-        desc = decode(raw, level)
+        desc = decode_descriptor(raw, level)
         if not desc.valid:
             return Fault("translation", level, va, access, descriptors=tuple(path.descriptors))
         if desc.high_bits:
@@ -255,7 +255,7 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
         return start
     level, base, notes = start
     path = _Path(notes=notes)
-    leaf = _descend(read64, regime, va, access, level, base, path)
+    leaf = _walk_levels(read64, regime, va, access, level, base, path)
     if isinstance(leaf, Fault):
         return leaf
     if not leaf.leaf.af:
