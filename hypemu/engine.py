@@ -20,7 +20,8 @@ from typing import Any, Callable, NamedTuple, Optional
 from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
                      UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
                      UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_EXEC,
-                     UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL, Uc, UcError)
+                     UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL)
+from unicorn import Uc, UcError  # type: ignore[attr-defined]
 from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
                                UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15)
 
@@ -63,13 +64,13 @@ class Registers:
     accesses and a walk reads up to four descriptors. This costs a third of that. Falls back to the
     binding when this Unicorn build does not expose its library handle."""
 
-    def __init__(self, uc: Uc) -> None:
+    def __init__(self, uc: Any) -> None:
         try:
             from unicorn.unicorn_py3.unicorn import uclib
             self._handle, self._c_read, self._c_write = uc._uch, uclib.uc_reg_read, uclib.uc_reg_write
         except (ImportError, AttributeError):   # pragma: no cover - other bindings
-            self.read = lambda n: uc.reg_read(_UC_REG[n])  # type: ignore[method-assign]
-            self.write = lambda n, v: uc.reg_write(_UC_REG[n], v)  # type: ignore[method-assign]
+            self.read = lambda n: uc.reg_read(_UC_REG[n])  # type: ignore[method-assign, assignment]
+            self.write = lambda n, v: uc.reg_write(_UC_REG[n], v)  # type: ignore[method-assign, assignment]
             self.load = self._load_by_binding  # type: ignore[method-assign]
             self._uc = uc
             return
@@ -101,9 +102,9 @@ class Registers:
             raise EngineError(f"uc_reg_write({reg}) failed")
 
 
-def new_uc() -> Uc:
+def new_uc() -> Any:
     """A Cortex-A15 Unicorn with 4 KiB pages and the virtual (hook-filled) TLB."""
-    uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+    uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]  # untyped binding
     uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_A15)
     uc.ctl_set_page_size(PAGE)
     uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
@@ -115,9 +116,9 @@ def new_uc() -> Uc:
     return uc
 
 
-def _handle_address(uc: Uc) -> int:
+def _handle_address(uc: Any) -> int:
     handle = uc._uch  # the uc_engine pointer of the binding
-    return handle.value if hasattr(handle, "value") else int(handle)
+    return int(handle.value if hasattr(handle, "value") else handle)
 
 
 @functools.lru_cache(maxsize=1)
@@ -133,7 +134,7 @@ def _counter_offset() -> int:
     probes = ((37, 12345), (53, 23457))
     candidates = None
     for executed, requested in probes:
-        uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+        uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]
         uc.ctl_set_page_size(PAGE)
         uc.mem_map(0x10000, PAGE)
         nop, branch_self = 0xE1A00000, 0xEAFFFFFE
@@ -153,7 +154,7 @@ class Engine:
     """One Unicorn instance with RAM banks mapped by physical address."""
 
     def __init__(self, banks: list[tuple[int, int]]) -> None:
-        self.uc = new_uc()
+        self.uc: Any = new_uc()
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
         for base, size in self.banks:
@@ -224,7 +225,7 @@ class Engine:
         self._hook_error = exc   # never lost: re-raised by start()
         self.uc.emu_stop()
 
-    def _on_tlb_fill(self, uc: Uc, va: int, access: int, entry: Any, data: Any) -> bool:
+    def _on_tlb_fill(self, uc: Any, va: int, access: int, entry: Any, data: Any) -> bool:
         try:
             decision = self._fill(va, _ACCESS.get(access, "read"))
             if type(decision) is Map:
@@ -235,14 +236,14 @@ class Engine:
             self._captured(exc)
         return False
 
-    def _on_invalid(self, uc: Uc, data: Any) -> bool:
+    def _on_invalid(self, uc: Any, data: Any) -> bool:
         try:
             self._trap()
         except BaseException as exc:
             self._captured(exc)
         return True
 
-    def _on_interrupt(self, uc: Uc, intno: int, data: Any) -> None:
+    def _on_interrupt(self, uc: Any, intno: int, data: Any) -> None:
         try:
             self._interrupt(intno, self.regs.read(REG_PC))
         except BaseException as exc:
@@ -252,7 +253,7 @@ class Engine:
         """Call ``seen(pa)`` for every data access until ``unwatch``. With UC_TLB_VIRTUAL Unicorn
         gives the hook the *physical* address. Flushes translated code: memory hooks are compiled
         into it."""
-        def on_access(uc: Uc, access: int, address: int, size: int, value: int, data: Any) -> None:
+        def on_access(uc: Any, access: int, address: int, size: int, value: int, data: Any) -> None:
             seen(address)
         handle = self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, on_access)
         self.flush_code_cache()

@@ -13,7 +13,8 @@ from typing import Callable, Mapping, Optional, Union
 
 from .. import cp15
 from ..engine import PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, Map
-from ..layout import PAGE_MASK, PAGE_SIZE
+from ..lpae import PAGE_SIZE
+from ..layout import PAGE_MASK
 from ..observer import LocateVA
 from ..syndrome import Abort, ExternalAbort
 from ..walker import Fault, Translation, check_access, walk
