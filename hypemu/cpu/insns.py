@@ -41,7 +41,8 @@ Handler = Callable[[ExecContext, Insn, int], None]
 
 def execute(ctx: ExecContext, word: int, pc: int) -> None:
     """Emulate the trapped instruction ``word`` at ``pc``: it sets PC, enters an exception, or
-    ends the run with ``ctx.fault``."""
+    ends the run with ``ctx.fault``. The events it records carry its word."""
+    ctx.log.trapped(pc, word)
     kind = barrier_kind(word)
     if kind is not None:
         return barrier(ctx, kind, pc)

@@ -121,7 +121,6 @@ class Runner:
             raise NotModelled(f"cpu{ctx.st.id}: a trapped instruction in Thumb state at {pc:#x} "
                               f"(hypemu decodes ARM state only)")
         word = self.patched.get(pa) or engine.read32(pa)
-        ctx.log.trapped(pc, word)   # events of this instruction carry its word
         insns.execute(ctx, word, pc)
         if ctx.fault is not None:
             engine.stop()
