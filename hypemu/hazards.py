@@ -1,4 +1,4 @@
-"""The hazard checks (DESIGN.md 1.4): what a forgiving emulator hides.
+"""The hazard checks: what a forgiving emulator hides (ARCHITECTURE.md, "The hazard checks").
 
 Hardware keeps translations in its TLBs until they are invalidated, lets a system-register write
 take effect only after a context synchronization event, and completes TLB maintenance only at a

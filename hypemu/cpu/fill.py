@@ -14,12 +14,13 @@ from typing import Callable, Mapping, Optional, Union
 from .. import cp15
 from ..engine import PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, Map
 from ..lpae import PAGE_SIZE
-from ..layout import PAGE_MASK
 from ..observer import LocateVA
 from ..syndrome import Abort, ExternalAbort
 from ..walker import Fault, Translation, check_access, walk
 from .context import ExecContext
 from .state import MODE_HYP, CpuState, regime_of
+
+PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
 @dataclass(frozen=True)
