@@ -26,7 +26,7 @@ from typing import Optional
 
 from . import cp15, events, inject, lpae
 from .asm import Program, assemble_file
-from .cpu import MODE_HYP, MODE_SVC, Core, FaultRecord, CPSR_A, CPSR_F, CPSR_I
+from .cpu import MODE_HYP, MODE_SVC, CpuComplex, FaultRecord, CPSR_A, CPSR_F, CPSR_I
 from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, check_trampoline
 from .layout import page_align_up, plan
 from .scenario import Scenario
@@ -138,7 +138,7 @@ class TableMemory:
     """Physical memory as the kernel side writes HYP page tables: every descriptor write is shown
     to the hazard checks (a change to a descriptor some TLB may cache is how ``bbm`` is found)."""
 
-    def __init__(self, core: Core):
+    def __init__(self, core: CpuComplex):
         self.engine, self.core = core.engine, core
 
     def read64(self, pa: int) -> int:
@@ -159,7 +159,7 @@ class TableMemory:
 class Kernel:
     """The PL1 kernel of the board: its memory plan, its HYP page tables and its init calls."""
 
-    def __init__(self, core: Core, scenario: Scenario):
+    def __init__(self, core: CpuComplex, scenario: Scenario):
         self.core, self.scenario = core, scenario
         self.mem = TableMemory(core)
         self.single_step = scenario.init == "single-step"
