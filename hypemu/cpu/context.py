@@ -90,7 +90,7 @@ class ExecContext:
         if self.observer.enabled:
             self.observer.sysreg_written(st.id, name, st.sysregs[name], pc)
         st.sysregs[name] = value
-        self.record(events.SYSREG, name, value, pc)
+        self.log.record(events.SYSREG, name, value, pc)
 
     def regime_changed(self) -> None:
         self.st.regime = None

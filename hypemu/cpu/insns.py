@@ -74,18 +74,13 @@ def _sysreg(ctx: ExecContext, key: cp15.Key, write: bool) -> Optional[cp15.SysRe
     return row
 
 
-def write_sysreg(ctx: ExecContext, row: cp15.SysReg, value: int, pc: int) -> None:
-    """A system-register write with its architectural effect: the row's own ``write``."""
-    row.write(ctx, row, value, pc)
-
-
 def mcr(ctx: ExecContext, insn: Insn, pc: int) -> None:
     row = _sysreg(ctx, ("c", insn.opc1, insn.crn, insn.crm, insn.opc2), True)
     if row is None:
         ctx.fault = undefined(ctx, pc, f"MCR p15, {insn.opc1}, c{insn.crn}, c{insn.crm}, "
                                        f"{insn.opc2}")
         return
-    write_sysreg(ctx, row, ctx.reg(insn.rt), pc)
+    row.write(ctx, row, ctx.reg(insn.rt), pc)   # the row's own write behaviour
     ctx.next(pc)
 
 
@@ -112,7 +107,7 @@ def mcrr(ctx: ExecContext, insn: Insn, pc: int) -> None:
     if row is None:
         ctx.fault = undefined(ctx, pc, f"MCRR p15, {insn.opc1}, c{insn.crm}")
         return
-    write_sysreg(ctx, row, ctx.reg(insn.rt2) << 32 | ctx.reg(insn.rt), pc)
+    row.write(ctx, row, ctx.reg(insn.rt2) << 32 | ctx.reg(insn.rt), pc)
     ctx.next(pc)
 
 
