@@ -151,12 +151,13 @@ def decode_insn(word: int) -> Insn | None:
     return None
 
 
-BARRIERS = {0xF57FF060: "isb", 0xF57FF040: "dsb", 0xF57FF050: "dmb"}   # any option field
+BARRIERS = {0xF57FF060: "isb", 0xF57FF040: "dsb", 0xF57FF050: "dmb"}   # by word & BARRIER_MASK
+BARRIER_MASK = 0xFFFFFFF0   # any option field
 
 
 def barrier_kind(word: int) -> Optional[str]:
     """'isb', 'dsb' or 'dmb' for the ARM barrier encodings (any option), else None."""
-    return BARRIERS.get(word & 0xFFFFFFF0)
+    return BARRIERS.get(word & BARRIER_MASK)
 
 
 def is_wfi(word: int) -> bool:

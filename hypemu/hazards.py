@@ -171,11 +171,13 @@ class Checks:
         unsynchronized regime writes; then a fresh walk's descriptors are remembered. A new report
         on a data access that is served asks for its exact VA."""
         hazard = None
+        c = self.cpu[cpu]
         if hit is not None:
-            hazard = self._verify_hit(cpu, hit, va, access)
-        elif walked is not None and self.cpu[cpu].unfinished:
+            if c.verified.get((hit.va, hit.size)) != (self.tables_version, c.regime_version):
+                hazard = self._verify_hit(cpu, hit, va, access)
+        elif walked is not None and c.unfinished:
             hazard = self._unfinished_hit(cpu, va, access)
-        if hyp and self._regime_pending(cpu):
+        if hyp and c.unsynced and self._regime_pending(cpu):
             hazard = self._check_unsynced(cpu, va, access, outcome) or hazard
         if isinstance(walked, Translation):
             self._filled(cpu, walked)

@@ -40,15 +40,15 @@ def filler(mode: int = MODE_HYP, observer=None, mmu: bool = True) -> tuple[Fille
 
 def test_a_mapped_page_is_granted_with_its_permissions_and_cached():
     f, _ = filler()
-    assert f.decide(VA + 0x123, "read") == Map(PA + 0x123, PROT_READ | PROT_WRITE)   # XN
+    assert f.decide(VA + 0x123, "read") == Map((PA + 0x123, PROT_READ | PROT_WRITE))   # XN
     assert len(f.ctx.st.tlb) == 1 and f.ctx.stats.walks == 1
-    assert f.decide(VA + 0x456, "write") == Map(PA + 0x456, PROT_READ | PROT_WRITE)  # a TLB hit
+    assert f.decide(VA + 0x456, "write") == Map((PA + 0x456, PROT_READ | PROT_WRITE))  # a TLB hit
     assert f.ctx.stats.walks == 1
 
 
 def test_pl1_and_hyp_with_the_mmu_off_are_flat():
     assert filler(mode=MODE_SVC)[0].decide(0x8000_5000, "fetch") == \
-        Map(0x8000_5000, PROT_READ | PROT_WRITE | PROT_EXEC)
+        Map((0x8000_5000, PROT_READ | PROT_WRITE | PROT_EXEC))
     assert filler(mmu=False)[0].decide(0x8000_5000, "read").pa == 0x8000_5000
 
 
@@ -82,4 +82,4 @@ def test_an_observer_report_pauses_a_data_access_and_a_table_page_store_pauses()
     f.table_pages.add(PA)
     assert f.decide(VA, "write") == Pause(TableStore(PA, VA))
     f.stepping = {PA: bytes(4096)}                 # the runner steps the store: now granted
-    assert f.decide(VA, "write") == Map(PA, PROT_READ | PROT_WRITE)
+    assert f.decide(VA, "write") == Map((PA, PROT_READ | PROT_WRITE))

@@ -17,7 +17,7 @@ def engine_with(words: list[int]) -> Engine:
     for n, word in enumerate(words):
         e.write32(RAM + 4 * n, word)
     e.regs.write(REG_CPSR, 0x10)
-    e.on_fill(lambda va, access: Map(va, PROT_ALL), lambda decision: None)
+    e.on_fill(lambda va, access: Map((va, PROT_ALL)), lambda decision: None)
     return e
 
 
@@ -37,7 +37,7 @@ def test_a_fill_hook_exception_is_raised_by_start_and_then_forgotten():
     e.on_fill(lambda va, access: 1 // 0, lambda decision: None)
     with pytest.raises(ZeroDivisionError):
         e.start(RAM, 2)
-    e.on_fill(lambda va, access: Map(va, PROT_ALL), lambda decision: None)
+    e.on_fill(lambda va, access: Map((va, PROT_ALL)), lambda decision: None)
     e.flush_soft_tlb()
     assert e.start(RAM, 2) is None and e.regs.read(REG_PC) == RAM + 8
 

@@ -58,9 +58,12 @@ class ExecContext:
     st: CpuState = field(init=False)
     fault: Optional[FaultRecord] = None
     returned: bool = False
+    # record(kind, name, value, pc, detail=""): an event of this CPU; the log's own method
+    record: Callable[..., None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.st = self.cpus[0]
+        self.record = self.log.record
 
     # --- registers ------------------------------------------------------------------------------
     def reg(self, n: int) -> int:
@@ -79,10 +82,6 @@ class ExecContext:
     def set_cpsr(self, value: int) -> None:
         if self.st.write_cpsr(self.regs, value):
             self.flush_soft_tlb()   # the translation regime follows the mode
-
-    # --- events ---------------------------------------------------------------------------------
-    def record(self, kind: str, name: str, value: Optional[int], pc: int, detail: str = "") -> None:
-        self.log.record(kind, name, value, pc, detail)
 
     # --- cp15.WriteContext ----------------------------------------------------------------------
     def store(self, name: str, value: int, pc: int) -> None:

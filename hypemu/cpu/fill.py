@@ -1,6 +1,6 @@
 """The soft-TLB fill decision: what Unicorn may cache for one page of the running CPU.
 
-Every Unicorn soft-TLB miss comes here. The answer is a value: ``Map(pa, perms)`` (granted),
+Every Unicorn soft-TLB miss comes here. The answer is a value: ``Map((pa, perms))`` (granted),
 ``Refuse(abort)`` (the access aborts: a walk or permission fault, or no RAM at the PA), or
 ``Pause(reason)`` (the run stops before the access so that the runner can do something first: find
 the exact VA for a check's report, or step a store to a HYP table page). The runner acts on it.
@@ -80,44 +80,44 @@ class Filler:
         ctx.stats.tlb_fills += 1
         if self.lent_va is not None:   # replaying one instruction for its exact data address
             if va == self.lent_va:
-                return Map(self.scratch, PROT_ALL)
+                return Map((self.scratch, PROT_ALL))
             if access != "fetch":
                 return Pause(OutsideLentPage())
         st = ctx.st
         hit: Optional[Translation] = None
         walked: Union[Translation, Fault, None] = None
-        outcome: Union[int, Translation, Fault]
+        trans: Optional[Translation] = None      # the translation the access goes through
+        fault: Optional[Fault] = None
         mmu_on = st.mmu_on
         if mmu_on:
             hit = st.tlb.lookup(va)
             t: Union[Translation, Fault]
-            if hit is not None:
-                t = hit
-            else:
+            if hit is None:
                 t = walked = walk(self.read64, st.hyp_regime(), va, access)
                 ctx.stats.walks += 1
-            if isinstance(t, Fault):
-                outcome = t
             else:
-                outcome = check_access(t, va, access) or t
-        else:
-            outcome = va
+                t = hit
+            if isinstance(t, Fault):
+                fault = t
+            else:
+                trans, fault = t, check_access(t, va, access)
         locate = None
         if self.observing:
+            outcome: Union[int, Translation, Fault] = va if not mmu_on else fault or t
             locate = ctx.observer.fill(st.id, va, access, hit, walked, outcome,
                                        st.mode == MODE_HYP)
-        if isinstance(walked, Translation):   # into the TLB model only now: the observer asked
-            if st.tlb.fill(walked) is not None:   # it what it held
+        if walked is not None and walked is trans:   # into the TLB model only now: the
+            if st.tlb.fill(trans) is not None:        # observer asked it what it held
                 self.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
-        if isinstance(outcome, Fault):
-            return Refuse(outcome, va)
-        pa = outcome if isinstance(outcome, int) else outcome.pa_of(va)
+        if fault is not None:
+            return Refuse(fault, va)
+        pa = va if trans is None else trans.pa_of(va)
         if not self.is_ram(pa):
             return Refuse(ExternalAbort(va, access), va)
         perms = PROT_ALL
-        if isinstance(outcome, Translation):
-            perms = (PROT_READ | (PROT_WRITE if outcome.writable else 0)
-                     | (PROT_EXEC if outcome.executable else 0))
+        if trans is not None:
+            perms = (PROT_READ | (PROT_WRITE if trans.writable else 0)
+                     | (PROT_EXEC if trans.executable else 0))
         if self.observing:
             if locate is not None:
                 return Pause(LocateHazard(locate, va))   # pause once: the exact VA, then resume
@@ -129,7 +129,7 @@ class Filler:
                     return Pause(TableStore(page, va))
                 elif page not in self.stepping:   # the stepped store spans pages
                     self.stepping[page] = self.read(page, PAGE_SIZE)
-        return Map(pa, perms)
+        return Map((pa, perms))
 
 
 def translate(st: CpuState, read64: Callable[[int], int], va: int, access: str = "read",

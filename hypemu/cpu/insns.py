@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from .. import cp15, events, syndrome
-from ..decode import Insn, barrier_kind, condition_passed, decode_insn
+from ..decode import BARRIER_MASK, BARRIERS, Insn, condition_passed, decode_insn
 from .context import ExecContext
 from .exceptions import VEC_HVC, VEC_TRAP, enter_hyp, eret, undefined
 from .state import (MODE_HYP, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR, REG_LR, REG_SP,
@@ -42,8 +42,9 @@ Handler = Callable[[ExecContext, Insn, int], None]
 def execute(ctx: ExecContext, word: int, pc: int) -> None:
     """Emulate the trapped instruction ``word`` at ``pc``: it sets PC, enters an exception, or
     ends the run with ``ctx.fault``. The events it records carry its word."""
-    ctx.log.trapped(pc, word)
-    kind = barrier_kind(word)
+    log = ctx.log
+    log.trap_pc, log.trap_word = pc, word   # EventLog.trapped, inlined: once per trap
+    kind = BARRIERS.get(word & BARRIER_MASK)   # barrier_kind(word), without a call per trap
     if kind is not None:
         return barrier(ctx, kind, pc)
     insn = decode_insn(word)
