@@ -41,7 +41,6 @@ class CpuComplex:
                                self.engine.flush_soft_tlb, self.stats)
         self.filler = Filler(self.ctx, self.engine.read64, self.engine.read, self.engine.is_ram,
                              self.engine.scratch)
-        self.filler.flush_soft_tlb = self.engine.flush_soft_tlb
         self.runner = Runner(self.engine, self.ctx, self.filler)
         for cpu in self.cpus:
             self._init_context(cpu)

@@ -73,7 +73,6 @@ class Filler:
         self.lent_va: Optional[int] = None       # replaying one instruction with this page lent
         self.stepping: Optional[dict[int, bytes]] = None  # table page -> bytes, while stepping
         self.observing = False                   # observer enabled and not replaying
-        self.flush_soft_tlb: Callable[[], None] = lambda: None
 
     def decide(self, va: int, access: str) -> Decision:
         ctx = self.ctx
@@ -108,7 +107,7 @@ class Filler:
                                        st.mode == MODE_HYP)
         if walked is not None and walked is trans:   # into the TLB model only now: the
             if st.tlb.fill(trans) is not None:        # observer asked it what it held
-                self.flush_soft_tlb()  # the evicted entry may sit in Unicorn's TLB
+                ctx.flush_soft_tlb()   # the evicted entry may sit in Unicorn's TLB
         if fault is not None:
             return Refuse(fault, va)
         pa = va if trans is None else trans.pa_of(va)
