@@ -2,7 +2,7 @@
 and the bare-Unicorn baselines.
 
 A baseline is bare Unicorn by definition: flat memory, no MMU model, no hooks unless the row names
-one. That is why this file imports unicorn (inside the hypemu package only engine.py and cpu.py do).
+one. That is why this file imports unicorn (inside the hypemu package only engine.py does).
 """
 
 from __future__ import annotations

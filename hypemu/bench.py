@@ -4,7 +4,7 @@ table and the JSON report.
 The benchmarks themselves (what is measured) are the *suite*, in ``benchmarks/`` of the source tree,
 next to ``asm/`` and ``scenarios/``; this module finds it, runs it and reports. The split keeps the
 package free of benchmark code (the suite's bare-Unicorn baselines import Unicorn, which inside
-hypemu only ``engine.py`` and ``cpu.py`` do) while ``hypemu bench`` stays one command.
+hypemu only ``engine.py`` does) while ``hypemu bench`` stays one command.
 
 Method:
 - A benchmark's set-up returns a ``Case``: ``measure`` runs hypemu's operation once and returns its

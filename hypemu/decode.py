@@ -1,15 +1,20 @@
-"""A32 decoding of the privileged instructions that the HYP model emulates.
+"""A32 decoding of the instructions the HYP model emulates: one declarative pattern table.
 
 Why: Unicorn runs the guest in User mode, so every privileged instruction arrives at the invalid-
 instruction hook as a bare 32-bit word; this module turns the word into a small record the CPU model
-acts on. Encodings: ARM ARM (ARMv7-A/R) A8.8 and B9.3 (MRS/MSR banked, ERET, HVC, CPS, MCR/MRC,
-MCRR/MRRC). ARM state only: Thumb is not modelled.
+acts on. In the manner of QEMU's decodetree, each row of ``PATTERNS`` is the encoding diagram of the
+ARM ARM written out (``0``/``1`` fixed bits, ``.`` any), with the named fields it extracts; the first
+row that matches wins, and a row with no operation marks encodings that are deliberately not
+emulated. ``cpu.insns`` maps each operation to its semantics. Encodings: ARM ARM (ARMv7-A/R) A8.8
+and B9.3 (MRS/MSR banked, ERET, HVC, CPS, MCR/MRC, MCRR/MRRC). ARM state only: Thumb is not
+modelled.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
 COND_AL = 0xE
 
@@ -37,58 +42,122 @@ def _ror(value: int, amount: int) -> int:
     return ((value >> amount) | (value << (32 - amount))) & 0xFFFFFFFF
 
 
+Field = Union[tuple[tuple[int, int], ...], Callable[[int], int]]
+"""A field: (lsb, width) segments concatenated most significant first, or a function of the word."""
+
+
+def _bits(*segments: tuple[int, int]) -> Field:
+    return segments
+
+
+# Field definitions (decodetree's %fields)
+RT = _bits((12, 4))
+RT_LO = _bits((0, 4))
+RT2 = _bits((16, 4))
+OPC1_MCR = _bits((21, 3))
+OPC1_MCRR = _bits((4, 4))
+CRN = _bits((16, 4))
+CRM = _bits((0, 4))
+OPC2 = _bits((5, 3))
+R = _bits((22, 1))
+MSR_MASK = _bits((16, 4))
+SYSM = _bits((8, 1), (16, 4))              # SYSm = m:m1 (B9.3.9)
+HVC_IMM16 = _bits((8, 12), (0, 4))
+SMC_IMM4 = _bits((0, 4))
+HINT = _bits((0, 4))
+CPS_IMOD = _bits((18, 2))
+CPS_M = _bits((17, 1))
+CPS_AIF = _bits((6, 3))
+CPS_MODE = _bits((0, 5))
+
+
+def _modified_immediate(word: int) -> int:
+    """ARMExpandImm: imm8 rotated right by twice rotate (A5.2.4)."""
+    return _ror(word & 0xFF, 2 * ((word >> 8) & 0xF))
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One encoding: its diagram, the operation it decodes to (None: not emulated) and its fields."""
+
+    op: Optional[str]
+    diagram: str
+    fields: tuple[tuple[str, Field], ...] = ()
+
+    @property
+    def mask_value(self) -> tuple[int, int]:
+        bits = self.diagram.replace(" ", "")
+        if len(bits) != 32:
+            raise ValueError(f"pattern {self.op}: {len(bits)} bits, not 32")
+        mask = int("".join("1" if b in "01" else "0" for b in bits), 2)
+        value = int("".join(b if b in "01" else "0" for b in bits), 2)
+        return mask, value
+
+
+def _p(op: Optional[str], diagram: str, **fields: Field) -> Pattern:
+    return Pattern(op, diagram, tuple(fields.items()))
+
+
+# Conditional rows ("cccc") never match the unconditional space (cond = 0b1111).
+PATTERNS: tuple[Pattern, ...] = (
+    _p("cps", "1111 0001 0000 ...0 0000 000. ..0. ....", mask=CPS_IMOD, r=CPS_M, opc2=CPS_AIF,
+       imm=CPS_MODE),
+    _p("eret", "cccc 0001 0110 0000 0000 0000 0110 1110"),
+    _p("hvc", "cccc 0001 0100 .... .... .... 0111 ....", imm=HVC_IMM16),
+    _p("smc", "cccc 0001 0110 0000 0000 0000 0111 ....", imm=SMC_IMM4),
+    _p("mcr", "cccc 1110 ...0 .... .... 1111 ...1 ....", opc1=OPC1_MCR, crn=CRN, rt=RT, opc2=OPC2,
+       crm=CRM),
+    _p("mrc", "cccc 1110 ...1 .... .... 1111 ...1 ....", opc1=OPC1_MCR, crn=CRN, rt=RT, opc2=OPC2,
+       crm=CRM),
+    _p("mcrr", "cccc 1100 0100 .... .... 1111 .... ....", rt2=RT2, rt=RT, opc1=OPC1_MCRR, crm=CRM),
+    _p("mrrc", "cccc 1100 0101 .... .... 1111 .... ....", rt2=RT2, rt=RT, opc1=OPC1_MCRR, crm=CRM),
+    _p("hint", "cccc 0011 0010 0000 1111 0000 0000 0001", imm=HINT),   # YIELD
+    _p("hint", "cccc 0011 0010 0000 1111 0000 0000 0010", imm=HINT),   # WFE
+    _p("mrs", "cccc 0001 0.00 1111 .... 0000 0000 0000", r=R, rt=RT),
+    _p("mrs_banked", "cccc 0001 0.00 .... .... 001. 0000 0000", r=R, sysm=SYSM, rt=RT),
+    _p("msr", "cccc 0001 0.10 .... 1111 0000 0000 ....", r=R, mask=MSR_MASK, rt=RT_LO),
+    _p("msr_banked", "cccc 0001 0.10 .... 1111 001. 0000 ....", r=R, sysm=SYSM, rt=RT_LO),
+    _p(None, "cccc 0011 0.10 0000 1111 .... .... ...."),   # other hints (NOP, WFI, SEV ...)
+    _p("msr_imm", "cccc 0011 0.10 .... 1111 .... .... ....", r=R, mask=MSR_MASK,
+       imm=_modified_immediate),
+    _p("exception_return", "cccc 00.. ...1 .... 1111 .... .... ...."),  # SUBS/MOVS PC, ...
+)
+
+_COMPILED = tuple((*p.mask_value, p.diagram.startswith("cccc"), p) for p in PATTERNS)
+
+
+def _extract(field: Field, word: int) -> int:
+    if callable(field):
+        return field(word)
+    value = 0
+    for lsb, width in field:
+        value = value << width | (word >> lsb) & ((1 << width) - 1)
+    return value
+
+
 @functools.lru_cache(maxsize=1024)
-def decode(word: int) -> Insn | None:
+def decode_insn(word: int) -> Insn | None:
     """The privileged instruction ``word`` encodes, or None for anything hypemu does not emulate
     (which the CPU model treats as an undefined instruction). Memoized: pure, and a guest traps on
     the same few words again and again."""
     cond = word >> 28
-    if cond == 0xF:
-        return _decode_unconditional(word)
-    if (word & 0x0FFFFFFF) == 0x0160006E:
-        return Insn("eret", cond)
-    if (word & 0x0FF000F0) == 0x01400070:
-        return Insn("hvc", cond, imm=((word >> 8) & 0xFFF) << 4 | (word & 0xF))
-    if (word & 0x0FFFFFF0) == 0x01600070:
-        return Insn("smc", cond, imm=word & 0xF)
-    if (word & 0x0F000F10) == 0x0E000F10:           # MCR/MRC, coproc 15
-        op = "mrc" if word & (1 << 20) else "mcr"
-        return Insn(op, cond, opc1=(word >> 21) & 7, crn=(word >> 16) & 0xF, rt=(word >> 12) & 0xF,
-                    opc2=(word >> 5) & 7, crm=word & 0xF)
-    if (word & 0x0FE00F00) == 0x0C400F00:           # MCRR/MRRC, coproc 15
-        op = "mrrc" if word & (1 << 20) else "mcrr"
-        return Insn(op, cond, rt2=(word >> 16) & 0xF, rt=(word >> 12) & 0xF,
-                    opc1=(word >> 4) & 0xF, crm=word & 0xF)
-    if (word & 0x0FFFFFFF) in (0x0320F001, 0x0320F002):   # YIELD (1), WFE (2): hints
-        return Insn("hint", cond, imm=word & 0xF)
-    return _decode_status_access(word, cond)
-
-
-def _decode_status_access(word: int, cond: int) -> Insn | None:
-    """MRS/MSR (plain and banked, ARM ARM B9.3.9-B9.3.12) and exception-returning data processing."""
-    r = (word >> 22) & 1
-    sysm = ((word >> 8) & 1) << 4 | (word >> 16) & 0xF
-    if (word & 0x0FBF0FFF) == 0x010F0000:
-        return Insn("mrs", cond, r=r, rt=(word >> 12) & 0xF)
-    if (word & 0x0FB00EFF) == 0x01000200:
-        return Insn("mrs_banked", cond, r=r, sysm=sysm, rt=(word >> 12) & 0xF)
-    if (word & 0x0FB0FFF0) == 0x0120F000:
-        return Insn("msr", cond, r=r, mask=(word >> 16) & 0xF, rt=word & 0xF)
-    if (word & 0x0FB0FEF0) == 0x0120F200:
-        return Insn("msr_banked", cond, r=r, sysm=sysm, rt=word & 0xF)
-    if (word & 0x0FB0F000) == 0x0320F000 and (word >> 16) & 0xF:
-        imm = _ror(word & 0xFF, 2 * ((word >> 8) & 0xF))
-        return Insn("msr_imm", cond, r=r, mask=(word >> 16) & 0xF, imm=imm)
-    if (word & 0x0C10F000) == 0x0010F000:           # SUBS/MOVS/... PC, ... (exception return)
-        return Insn("exception_return", cond)
+    for mask, value, conditional, pattern in _COMPILED:
+        if (word & mask) != value or (conditional and cond == 0xF):
+            continue
+        if pattern.op is None:
+            return None
+        fields = {name: _extract(f, word) for name, f in pattern.fields}
+        return Insn(pattern.op, cond if conditional else COND_AL, **fields)
     return None
 
 
-def _decode_unconditional(word: int) -> Insn | None:
-    if (word & 0xFFF1FE20) == 0xF1000000:           # CPS
-        return Insn("cps", COND_AL, imm=word & 0x1F, mask=(word >> 18) & 3,
-                    r=(word >> 17) & 1, opc2=(word >> 6) & 7)
-    return None
+BARRIERS = {0xF57FF060: "isb", 0xF57FF040: "dsb", 0xF57FF050: "dmb"}   # by word & BARRIER_MASK
+BARRIER_MASK = 0xFFFFFFF0   # any option field
+
+
+def barrier_kind(word: int) -> Optional[str]:
+    """'isb', 'dsb' or 'dmb' for the ARM barrier encodings (any option), else None."""
+    return BARRIERS.get(word & BARRIER_MASK)
 
 
 def is_wfi(word: int) -> bool:
@@ -101,8 +170,8 @@ def needs_patch(word: int) -> bool:
     (reads the User mode), MSR CPSR_<fields> (mode/mask writes silently ignored) and CPS; and the
     hints YIELD and WFE, which Unicorn reports to the invalid-instruction hook with the PC already
     past them (so the model would decode the *next* word). The loader replaces them by a trap marker
-    so the model sees them where they stand (see cpu.Core.load_code)."""
-    insn = decode(word)
+    so the model sees them where they stand (see ``cpu.CpuComplex.load_code``)."""
+    insn = decode_insn(word)
     if insn is None:
         return False
     return insn.op in ("cps", "hint") or (insn.op in ("mrs", "msr", "msr_imm") and insn.r == 0)

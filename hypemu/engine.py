@@ -1,9 +1,13 @@
-"""The thin adapter around one Unicorn instance: memory by physical address, registers, the exact
-instruction counter of a counted ``emu_start``, and Unicorn's soft-TLB flush.
+"""The thin adapter around one Unicorn instance: memory by physical address, registers by
+architectural number, the hooks the CPU model needs (soft-TLB fill, trapped instruction, interrupt,
+a memory watch for the replay), the exact instruction counter of a counted ``emu_start``, and
+Unicorn's soft-TLB flush.
 
-Why a separate module: only this file and ``cpu.py`` speak Unicorn; everything above them uses plain
-integers and bytes. The instruction counter lives here because Unicorn keeps it internally without an
-API (see ``_counter_offset``).
+Why a separate module: only this file speaks Unicorn; everything above it uses plain integers,
+bytes and callbacks. An exception raised in a hook cannot cross Unicorn's C frames, so the adapter
+captures it, stops the run and re-raises it from ``start`` (every ``emu_start``, the replay's
+included). The instruction counter lives here because Unicorn keeps it internally without an API
+(see ``_counter_offset``).
 """
 
 from __future__ import annotations
@@ -11,13 +15,45 @@ from __future__ import annotations
 import ctypes
 import functools
 import struct
-from typing import Optional
+from typing import Any, Callable, Optional
 
-from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH, UC_MODE_ARM,
-                     UC_TLB_VIRTUAL, Uc, UcError)
-from unicorn.arm_const import UC_CPU_ARM_CORTEX_A15
+from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
+                     UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
+                     UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_EXEC,
+                     UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL)
+from unicorn import Uc, UcError  # type: ignore[attr-defined]
+from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
+                               UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15)
 
 PAGE = 4096
+
+# Registers by architectural number: 0-12 R0-R12, 13 SP, 14 LR, 15 PC; 16 is the CPSR.
+REG_SP, REG_LR, REG_PC, REG_CPSR = 13, 14, 15, 16
+_UC_REG = tuple(UC_ARM_REG_R0 + n for n in range(13)) + (UC_ARM_REG_SP, UC_ARM_REG_LR,
+                                                         UC_ARM_REG_PC, UC_ARM_REG_CPSR)
+# Soft-TLB entry permissions (the values Unicorn uses)
+PROT_READ, PROT_WRITE, PROT_EXEC = UC_PROT_READ, UC_PROT_WRITE, UC_PROT_EXEC
+PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
+_ACCESS = {UC_MEM_FETCH: "fetch", UC_MEM_WRITE: "write"}
+
+
+class Map(tuple[int, int]):
+    """A soft-TLB fill granted: ``Map((pa, perms))``, the PA and its PROT_* permissions. A bare
+    tuple subclass, not a NamedTuple: it is built on every fill, and this costs one call less."""
+
+    __slots__ = ()
+
+    @property
+    def pa(self) -> int:
+        return self[0]
+
+    @property
+    def perms(self) -> int:
+        return self[1]
+
+
+FillHook = Callable[[int, str], Any]
+"""(va, 'read' | 'write' | 'fetch') -> a ``Map`` to grant the fill, anything else to refuse it."""
 
 
 class EngineError(RuntimeError):
@@ -30,19 +66,20 @@ class NoMemory(EngineError, LookupError):
 
 
 class Registers:
-    """32-bit register access and small memory loads through Unicorn's C API with reused buffers.
+    """32-bit register access by architectural number (see ``REG_*``) and small memory loads through Unicorn's C API with reused buffers.
     Why: the binding's ``reg_read``/``reg_write`` dispatch on the register's type on every call
     (~1.2 us each), and ``mem_read`` allocates a buffer per call; a trapped instruction makes several
     accesses and a walk reads up to four descriptors. This costs a third of that. Falls back to the
     binding when this Unicorn build does not expose its library handle."""
 
-    def __init__(self, uc: Uc):
+    def __init__(self, uc: Any) -> None:
         try:
             from unicorn.unicorn_py3.unicorn import uclib
             self._handle, self._c_read, self._c_write = uc._uch, uclib.uc_reg_read, uclib.uc_reg_write
         except (ImportError, AttributeError):   # pragma: no cover - other bindings
-            self.read, self.write = uc.reg_read, uc.reg_write
-            self.load = self._load_by_binding
+            self.read = lambda n: uc.reg_read(_UC_REG[n])  # type: ignore[method-assign, assignment]
+            self.write = lambda n, v: uc.reg_write(_UC_REG[n], v)  # type: ignore[method-assign, assignment]
+            self.load = self._load_by_binding  # type: ignore[method-assign]
             self._uc = uc
             return
         self._c_mem_read = uclib.uc_mem_read
@@ -57,9 +94,9 @@ class Registers:
             raise NoMemory(f"no memory at PA {pa:#x}") from None
 
     def read(self, reg: int) -> int:
-        if self._c_read(self._handle, reg, self._ref):
+        if self._c_read(self._handle, _UC_REG[reg], self._ref):
             raise EngineError(f"uc_reg_read({reg}) failed")
-        return self._buf.value
+        return int(self._buf.value)
 
     def load(self, pa: int, size: int) -> int:
         """The little-endian value of ``size`` (4 or 8) bytes of memory at ``pa``."""
@@ -69,13 +106,13 @@ class Registers:
 
     def write(self, reg: int, value: int) -> None:
         self._buf.value = value & 0xFFFFFFFF
-        if self._c_write(self._handle, reg, self._ref):
+        if self._c_write(self._handle, _UC_REG[reg], self._ref):
             raise EngineError(f"uc_reg_write({reg}) failed")
 
 
-def new_uc() -> Uc:
+def new_uc() -> Any:
     """A Cortex-A15 Unicorn with 4 KiB pages and the virtual (hook-filled) TLB."""
-    uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+    uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]  # untyped binding
     uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_A15)
     uc.ctl_set_page_size(PAGE)
     uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
@@ -87,9 +124,9 @@ def new_uc() -> Uc:
     return uc
 
 
-def _handle_address(uc: Uc) -> int:
+def _handle_address(uc: Any) -> int:
     handle = uc._uch  # the uc_engine pointer of the binding
-    return handle.value if hasattr(handle, "value") else int(handle)
+    return int(handle.value if hasattr(handle, "value") else handle)
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,7 +142,7 @@ def _counter_offset() -> int:
     probes = ((37, 12345), (53, 23457))
     candidates = None
     for executed, requested in probes:
-        uc = Uc(UC_ARCH_ARM, UC_MODE_ARM)
+        uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]
         uc.ctl_set_page_size(PAGE)
         uc.mem_map(0x10000, PAGE)
         nop, branch_self = 0xE1A00000, 0xEAFFFFFE
@@ -124,17 +161,25 @@ def _counter_offset() -> int:
 class Engine:
     """One Unicorn instance with RAM banks mapped by physical address."""
 
-    def __init__(self, banks: list[tuple[int, int]]):
-        self.uc = new_uc()
+    def __init__(self, banks: list[tuple[int, int]]) -> None:
+        self.uc: Any = new_uc()
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
         for base, size in self.banks:
             self.uc.mem_map(base, size)
         self.scratch = self._map_scratch()
         self._counter_addr = _handle_address(self.uc) + _counter_offset()
+        self._hook_error: Optional[BaseException] = None
+        self._fill: FillHook = lambda va, access: None
+        self._refused: Callable[[Any], None] = lambda decision: None
+        self._trap: Callable[[], None] = lambda: None
+        self._interrupt: Callable[[int, int], None] = lambda intno, pc: None
+        self.uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
+        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
 
     def _map_scratch(self) -> int:
-        """A page outside RAM, used to replay one faulting access (see cpu.Core._exact_data_va)."""
+        """A page outside RAM, used to replay one faulting access (see cpu.runner)."""
         pa = (1 << 40) - PAGE
         while self.is_ram(pa):
             pa -= PAGE
@@ -170,6 +215,76 @@ class Engine:
     def write64(self, pa: int, value: int) -> None:
         self.uc.mem_write(pa, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little"))
 
+    # --- hooks -------------------------------------------------------------------------------------
+    def on_fill(self, fill: FillHook, refused: Callable[[Any], None]) -> None:
+        """Every soft-TLB miss asks ``fill``; a decision other than a ``Map`` refuses the access
+        (Unicorn then stops with a memory fault) and goes to ``refused``."""
+        self._fill, self._refused = fill, refused
+
+    def on_trap(self, trap: Callable[[], None]) -> None:
+        """An invalid instruction at PC: ``trap`` emulates it (sets PC) or stops the run."""
+        self._trap = trap
+
+    def on_interrupt(self, interrupt: Callable[[int, int], None]) -> None:
+        """A CPU exception Unicorn raises itself (SVC, BKPT ...): ``interrupt(intno, pc)``."""
+        self._interrupt = interrupt
+
+    def _captured(self, exc: BaseException) -> None:
+        self._hook_error = exc   # never lost: re-raised by start()
+        self.uc.emu_stop()
+
+    def _on_tlb_fill(self, uc: Any, va: int, access: int, entry: Any, data: Any) -> bool:
+        try:
+            decision = self._fill(va, _ACCESS.get(access, "read"))
+            if type(decision) is Map:
+                entry.paddr, entry.perms = decision
+                return True
+            self._refused(decision)
+        except BaseException as exc:
+            self._captured(exc)
+        return False
+
+    def _on_invalid(self, uc: Any, data: Any) -> bool:
+        try:
+            self._trap()
+        except BaseException as exc:
+            self._captured(exc)
+        return True
+
+    def _on_interrupt(self, uc: Any, intno: int, data: Any) -> None:
+        try:
+            self._interrupt(intno, self.regs.read(REG_PC))
+        except BaseException as exc:
+            self._captured(exc)
+
+    def watch_memory(self, seen: Callable[[int], None]) -> Any:
+        """Call ``seen(pa)`` for every data access until ``unwatch``. With UC_TLB_VIRTUAL Unicorn
+        gives the hook the *physical* address. Flushes translated code: memory hooks are compiled
+        into it."""
+        def on_access(uc: Any, access: int, address: int, size: int, value: int, data: Any) -> None:
+            seen(address)
+        handle = self.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, on_access)
+        self.flush_code_cache()
+        return handle
+
+    def unwatch(self, handle: Any) -> None:
+        self.uc.hook_del(handle)
+        self.flush_code_cache()
+
+    # --- register contexts (one per CPU) ----------------------------------------------------------
+    def context_save(self) -> Any:
+        return self.uc.context_save()
+
+    def context_restore(self, context: Any) -> None:
+        self.uc.context_restore(context)
+
+    def context_update(self, context: Any) -> None:
+        self.uc.context_update(context)
+
+    def stop(self) -> None:
+        """End the current emu_start after this hook returns."""
+        self.uc.emu_stop()
+
     # --- engine control -------------------------------------------------------------------------
     def flush_soft_tlb(self) -> None:
         """Drop every translation Unicorn cached; the next access of each page asks the model."""
@@ -181,16 +296,22 @@ class Engine:
 
     def executed(self) -> int:
         """Instructions the last counted emu_start executed (requested + 1 when the count ran out)."""
-        return ctypes.c_uint64.from_address(self._counter_addr).value
+        return int(ctypes.c_uint64.from_address(self._counter_addr).value)
 
     def start(self, pc: int, count: Optional[int]) -> UcError | None:
         """Run from ``pc`` for at most ``count`` instructions; the error, if Unicorn stopped on one.
-        ``count`` None runs uncounted (no budget, ``executed()`` meaningless): the benchmark suite
-        uses it to separate the cost of the exact budget from the cost of the HYP model."""
+        An exception a hook raised is re-raised here. ``count`` None runs uncounted (no budget,
+        ``executed()`` meaningless): the benchmark suite uses it to separate the cost of the exact
+        budget from the cost of the HYP model."""
         if count is not None and count < 1:
             raise EngineError("emu_start needs a positive instruction count (0 means unlimited)")
+        self._hook_error = None
+        err: UcError | None = None
         try:
             self.uc.emu_start(pc, 0, count=count or 0)
-        except UcError as err:
-            return err
-        return None
+        except UcError as exc:
+            err = exc
+        if self._hook_error is not None:
+            error, self._hook_error = self._hook_error, None
+            raise error
+        return err

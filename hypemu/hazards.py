@@ -1,4 +1,4 @@
-"""The hazard checks (DESIGN.md 1.4): what a forgiving emulator hides.
+"""The hazard checks: what a forgiving emulator hides (ARCHITECTURE.md, "The hazard checks").
 
 Hardware keeps translations in its TLBs until they are invalidated, lets a system-register write
 take effect only after a context synchronization event, and completes TLB maintenance only at a
@@ -20,33 +20,27 @@ relied on something the architecture does not promise:
   access is served by a fresh walk: the report says hardware might still have used the old entry.)
 
 No Python on the hot path: the checks run where Python runs anyway (Unicorn soft-TLB fills and
-trapped instructions), plus observe-only code hooks on the addresses of the barrier instructions
-found when code is loaded (``barrier_kind``), and write-protection of the HYP table pages in
-Unicorn's soft TLB, so that a guest store to a table page pauses the run: the model executes that
-one store and compares the page before and after.
+trapped instructions; the barriers are patched to trap when code is loaded, ``decode.barrier_kind``),
+plus write-protection of the HYP table pages in Unicorn's soft TLB, so that a guest store to a table
+page pauses the run: the CPU executes that one store and hands the page before and after here.
+
+``Checks`` is an ``observer.CpuObserver``: it sees the CPUs only through ``observer.CpuView`` and
+writes its reports into the board's ``events.EventLog``; it never imports the CPU model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Optional, Union
 
 from . import events, lpae
+from .observer import CpuView, LocateVA, Outcome
 from .walker import Fault, Translation, walk
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .cpu import Core, CpuState
 
 KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")
 REGIME_REGISTERS = ("HSCTLR", "HTTBR", "HTCR", "HMAIR0", "HMAIR1")
 SYNCED_REGISTERS = REGIME_REGISTERS + ("HVBAR",)
 PAGE = 4096
-
-
-def barrier_kind(word: int) -> Optional[str]:
-    """'isb', 'dsb' or 'dmb' for the ARM barrier encodings (any option), else None."""
-    top = word & 0xFFFFFFF0
-    return {0xF57FF060: "isb", 0xF57FF040: "dsb", 0xF57FF050: "dmb"}.get(top)
 
 
 @dataclass
@@ -62,7 +56,7 @@ class Hazard:
     insn: Optional[int] = None     # the instruction word at pc, for the disassembly
     event: int = -1                # index of its event in the log
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         disasm = None
         if self.insn is not None:
             from .trace import disassemble   # capstone only when a report is rendered
@@ -77,7 +71,7 @@ class Unfinished:
 
     issuer: int
     entry: Translation
-    values: tuple
+    values: tuple[int, ...]
     op: str
     pc: int
 
@@ -87,12 +81,13 @@ class CpuChecks:
     """What the checks remember for one CPU."""
 
     regime_version: int = 0
-    verified: dict = field(default_factory=dict)   # (va, size) -> (tables_version, regime_version)
-    values: dict = field(default_factory=dict)     # (va, size) -> descriptor values when walked
-    unsynced: dict = field(default_factory=dict)   # register -> (value still visible, pc of the write)
-    unfinished: list = field(default_factory=list)  # [Unfinished]
-
-
+    # (va, size) -> (tables_version, regime_version) when last found current
+    verified: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    # (va, size) -> descriptor values when walked
+    values: dict[tuple[int, int], tuple[int, ...]] = field(default_factory=dict)
+    # register -> (value still visible, pc of the write)
+    unsynced: dict[str, tuple[int, int]] = field(default_factory=dict)
+    unfinished: list[Unfinished] = field(default_factory=list)
 
 
 def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
@@ -101,7 +96,7 @@ def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
             and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
 
 
-def _describe(t: Union[Translation, Fault]) -> str:
+def _describe_walk(t: Union[Translation, Fault]) -> str:
     """A walk result or a TLB entry, by its whole range (the fill hook only knows the page)."""
     if isinstance(t, Fault):
         return f"a {t.type} fault at level {t.level}"
@@ -112,7 +107,7 @@ def _describe(t: Union[Translation, Fault]) -> str:
 def material_change(old: int, new: int, level: int) -> bool:
     """True when going from descriptor ``old`` to ``new`` (both valid) needs break-before-make:
     another output address or next table, another kind, or other memory attributes/shareability."""
-    a, b = lpae.decode(old, level), lpae.decode(new, level)
+    a, b = lpae.decode_descriptor(old, level), lpae.decode_descriptor(new, level)
     if b.kind in ("invalid", "reserved") or a.kind in ("invalid", "reserved"):
         return False
     if a.kind != b.kind or a.address != b.address:
@@ -124,28 +119,30 @@ def material_change(old: int, new: int, level: int) -> bool:
 
 
 class Checks:
-    """The checks of one board. ``Core`` calls in at fills, traps, barriers and TLB maintenance;
-    the kernel side calls ``table_written`` for every descriptor it writes."""
+    """The checks of one board, a ``CpuObserver``: the CPUs call in at fills, register writes,
+    barriers, exception entries, TLB maintenance, table stores and resets; the kernel side's
+    descriptor writes arrive through the CPU (``descriptor_stored``)."""
 
-    def __init__(self, core: "Core"):
-        self.core = core
+    enabled = True
+
+    def __init__(self, view: CpuView, log: events.EventLog) -> None:
+        self.view = view
+        self.log = log
         self.hazards: list[Hazard] = []
-        self.active = True                 # False while the model replays an instruction
         self.tables_version = 0
-        self.table_pages: set[int] = set()
-        self.cpu = [CpuChecks() for _ in core.cpus]
-        self._sites: set = set()
+        self.cpu = [CpuChecks() for _ in range(view.ncpus)]
+        self._sites: set[tuple[Any, ...]] = set()
 
     # --- reporting ------------------------------------------------------------------------------
     def report(self, kind: str, cpu: Optional[int], pc: Optional[int], va: Optional[int],
-               detail: str, site: Optional[tuple] = None,
+               detail: str, site: Optional[tuple[Any, ...]] = None,
                insn: Optional[int] = None, guest: bool = False,
                fetch: bool = False) -> Optional[Hazard]:
         """Record a hazard unless this site already reported one; the new Hazard, or None.
         ``guest``: a guest access during a run, whose PC (when ``pc`` is None) is read now, and
         whose VA is that PC for a fetch (the fill hook only gives the page)."""
         if guest and pc is None:
-            pc = self.core.guest_pc()
+            pc = self.view.pc()
         if fetch and va is not None and pc is not None and pc >> 12 == va >> 12:
             va = pc
         site = site or (kind, cpu, pc)
@@ -153,155 +150,175 @@ class Checks:
             return None
         self._sites.add(site)
         if insn is None and pc is not None:
-            insn = self.core.code_word(pc)
-        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.core.events))
+            insn = self.view.code_word(pc)
+        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log))
         self.hazards.append(hazard)
-        self.core.record(events.HAZARD, kind, va, pc=pc if pc is not None else 0, detail=detail)
+        self.log.record(events.HAZARD, kind, va, pc if pc is not None else 0, detail)
         return hazard
 
-    def located(self, hazard: Hazard) -> None:
-        """The exact VA of a data access was found after the report: update its event."""
-        log = self.core.events
-        if 0 <= hazard.event < len(log):
-            log[hazard.event] = replace(log[hazard.event], value=hazard.va)
+    def _locator(self, hazard: Hazard) -> LocateVA:
+        """What a data access's report needs: its exact VA, found by the CPU after the report."""
+        def located(va: int) -> None:
+            hazard.va = va
+            self.log.set_value(hazard.event, va)
+        return located
 
-    # --- TLB entries: fills and hits ------------------------------------------------------------
-    def filled(self, st: "CpuState", t: Translation) -> None:
+    # --- fills ----------------------------------------------------------------------------------
+    def fill(self, cpu: int, va: int, access: str, hit: Optional[Translation],
+             walked: Union[Translation, Fault, None], outcome: Outcome,
+             hyp: bool) -> Optional[LocateVA]:
+        """stale_tlb on a hit, missing_dsb on a miss an unfinished TLBI caused, missing_isb with
+        unsynchronized regime writes; then a fresh walk's descriptors are remembered. A new report
+        on a data access that is served asks for its exact VA."""
+        hazard = None
+        c = self.cpu[cpu]
+        if hit is not None:
+            if c.verified.get((hit.va, hit.size)) != (self.tables_version, c.regime_version):
+                hazard = self._verify_hit(cpu, hit, va, access)
+        elif walked is not None and c.unfinished:
+            hazard = self._unfinished_hit(cpu, va, access)
+        if hyp and c.unsynced and self._regime_pending(cpu):
+            hazard = self._check_unsynced(cpu, va, access, outcome) or hazard
+        if isinstance(walked, Translation):
+            self._filled(cpu, walked)
+        if hazard is not None and access != "fetch" and not isinstance(outcome, Fault):
+            return self._locator(hazard)
+        return None
+
+    def _filled(self, cpu: int, t: Translation) -> None:
         """A fresh walk went into the CPU's TLB: remember the descriptors it was built from."""
-        c = self.cpu[st.id]
+        c = self.cpu[cpu]
         key = (t.va, t.size)
         c.verified[key] = (self.tables_version, c.regime_version)
-        read = self.core.engine.read64
+        read = self.view.read64
         c.values[key] = tuple(read(pa) for pa in t.descriptors)
 
-    def verify_hit(self, st: "CpuState", t: Translation, va: int, access: str) -> Optional[Hazard]:
+    def _verify_hit(self, cpu: int, t: Translation, va: int, access: str) -> Optional[Hazard]:
         """stale_tlb: a TLB hit, re-walked when the tables or the CPU's regime changed since the
         entry was last found current."""
-        c = self.cpu[st.id]
+        c = self.cpu[cpu]
         key, stamp = (t.va, t.size), (self.tables_version, c.regime_version)
         if c.verified.get(key) == stamp:
             return None
         c.verified[key] = stamp
-        fresh = walk(self.core.engine.read64, st.hyp_regime(), va, access)
+        fresh = walk(self.view.read64, self.view.hyp_regime(cpu), va, access)
         if _same(t, fresh, va):
             return None
-        return self.report("stale_tlb", st.id, None, va,
-                           f"{access} served by the TLB entry {_describe(t)}; a fresh walk of HTTBR "
-                           f"{st.sysregs['HTTBR']:#x} gives {_describe(fresh)}",
-                           guest=True, fetch=access == "fetch")
+        return self.report("stale_tlb", cpu, None, va,
+                           f"{access} served by the TLB entry {_describe_walk(t)}; a fresh walk of "
+                           f"HTTBR {self.view.sysregs(cpu)['HTTBR']:#x} gives "
+                           f"{_describe_walk(fresh)}", guest=True, fetch=access == "fetch")
 
-    def unfinished_hit(self, st: "CpuState", va: int, access: str) -> Optional[Hazard]:
+    def _unfinished_hit(self, cpu: int, va: int, access: str) -> Optional[Hazard]:
         """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh
-        walk differs, the access relied on that TLBI: reported (the caller goes on with the walk)."""
-        c = self.cpu[st.id]
-        for u in c.unfinished:
+        walk differs, the access relied on that TLBI: reported (the CPU goes on with the walk)."""
+        for u in self.cpu[cpu].unfinished:
             if u.entry.covers(va):
-                fresh = walk(self.core.engine.read64, st.hyp_regime(), va, access)
+                fresh = walk(self.view.read64, self.view.hyp_regime(cpu), va, access)
                 if _same(u.entry, fresh, va):
                     return None
                 return self.report(
-                    "missing_dsb", st.id, None, va,
+                    "missing_dsb", cpu, None, va,
                     f"{access} relies on {u.op} at {u.pc:#x} (cpu{u.issuer}) having removed the "
-                    f"TLB entry {_describe(u.entry)}, but no DSB completed it; a fresh walk gives "
-                    f"{_describe(fresh)}", guest=True, fetch=access == "fetch")
+                    f"TLB entry {_describe_walk(u.entry)}, but no DSB completed it; a fresh walk "
+                    f"gives {_describe_walk(fresh)}", guest=True, fetch=access == "fetch")
         return None
 
     # --- context synchronization ----------------------------------------------------------------
-    def sysreg_written(self, st: "CpuState", name: str, old: int, pc: int) -> None:
+    def sysreg_written(self, cpu: int, name: str, old: int, pc: int) -> None:
         if name not in SYNCED_REGISTERS:
             return
-        c = self.cpu[st.id]
+        c = self.cpu[cpu]
         if name != "HVBAR":
             c.regime_version += 1
         c.unsynced.setdefault(name, (old, pc))
 
-    def synchronized(self, st: "CpuState") -> None:
-        """An ISB, an exception entry or an ERET: every earlier register write is visible now."""
-        self.cpu[st.id].unsynced.clear()
+    def barrier(self, cpu: int, kind: str) -> None:
+        """ISB and ERET synchronize the context (every earlier register write is visible now);
+        DSB completes every TLB maintenance operation this CPU issued; DMB orders nothing here."""
+        if kind in ("isb", "eret"):
+            self.cpu[cpu].unsynced.clear()
+        elif kind == "dsb":
+            for c in self.cpu:
+                if c.unfinished:
+                    c.unfinished = [u for u in c.unfinished if u.issuer != cpu]
 
-    def regime_pending(self, st: "CpuState") -> bool:
-        unsynced = self.cpu[st.id].unsynced
+    def _regime_pending(self, cpu: int) -> bool:
+        unsynced = self.cpu[cpu].unsynced
         return bool(unsynced) and any(name != "HVBAR" for name in unsynced)
 
-    def check_unsynced(self, st: "CpuState", va: int, access: str,
-                       new: Union[int, Translation, Fault]) -> Optional[Hazard]:
+    def _check_unsynced(self, cpu: int, va: int, access: str, new: Outcome) -> Optional[Hazard]:
         """missing_isb: would this access translate differently with the unsynchronized writes
         not yet visible? (Only then did it depend on them.) ``new``: what it gives with them
         visible: the VA itself (MMU off), a Translation, or a Fault."""
-        c = self.cpu[st.id]
-        old_regs = dict(st.sysregs)
+        c = self.cpu[cpu]
+        old_regs = dict(self.view.sysregs(cpu))
         for name, (value, _) in c.unsynced.items():
             old_regs[name] = value
-        old = self.core.hyp_translate_with(st, old_regs, va, access)
+        old = self.view.translate_with(cpu, old_regs, va, access)
         if _agree(old, new, va):
             return None
         old_pa, new_pa = _pa(old, va), _pa(new, va)
         writes = ", ".join(f"{n} at {p:#x}" for n, (_, p) in c.unsynced.items() if n != "HVBAR")
-        insn, pc = None, self.core.guest_pc()
+        insn, pc = None, self.view.pc()
         if access == "fetch":   # the word is readable through whichever regime maps it
             page = new_pa if new_pa is not None else old_pa
-            pa = (page & ~0xFFF) + (pc & 0xFFF)
-            insn = self.core.patched.get(pa) or (self.core.engine.read32(pa)
-                                                 if self.core.engine.is_ram(pa) else None)
-        return self.report("missing_isb", st.id, pc, va,
+            if page is not None:
+                insn = self.view.code_word_at((page & ~0xFFF) + (pc & 0xFFF))
+        return self.report("missing_isb", cpu, pc, va,
                            f"{access} depends on {writes} with no ISB since: "
                            f"{_result(new)} with the writes visible, {_result(old)} without",
                            insn=insn, guest=True, fetch=access == "fetch")
 
-    def exception_entry(self, st: "CpuState", pc: int, new_base: int) -> None:
+    def exception_entry(self, cpu: int, pc: int, vector_base: int) -> None:
         """An exception uses HVBAR as it is visible; an unsynchronized write makes that unknown."""
-        pending = self.cpu[st.id].unsynced.get("HVBAR")
-        if pending is not None and (pending[0] & ~0x1F) != new_base:
-            self.report("missing_isb", st.id, pc, None,
+        pending = self.cpu[cpu].unsynced.get("HVBAR")
+        if pending is not None and (pending[0] & ~0x1F) != vector_base:
+            self.report("missing_isb", cpu, pc, None,
                         f"exception taken with the HVBAR write at {pending[1]:#x} "
-                        f"({pending[0]:#x} -> {new_base:#x}) not yet synchronized by an ISB: "
+                        f"({pending[0]:#x} -> {vector_base:#x}) not yet synchronized by an ISB: "
                         f"the old vectors may be used")
-        self.synchronized(st)
+        self.cpu[cpu].unsynced.clear()
 
     # --- TLB maintenance ------------------------------------------------------------------------
-    def tlbi(self, issuer: "CpuState", dropped: dict, op: str, pc: int) -> None:
+    def tlbi(self, cpu: int, removed: Mapping[int, list[Translation]], op: str, pc: int) -> None:
         """Entries a TLBI removed stay 'unfinished' until the issuing CPU executes a DSB."""
-        for cpu_id, entries in dropped.items():
+        for cpu_id, entries in removed.items():
             c = self.cpu[cpu_id]
             for t in entries:
                 key = (t.va, t.size)
                 c.verified.pop(key, None)
                 values = c.values.pop(key, ())
-                c.unfinished.append(Unfinished(issuer.id, t, values, op, pc))
+                c.unfinished.append(Unfinished(cpu, t, values, op, pc))
 
-    def dsb(self, st: "CpuState") -> None:
-        """A DSB completes every TLB maintenance operation this CPU issued."""
-        for c in self.cpu:
-            if c.unfinished:
-                c.unfinished = [u for u in c.unfinished if u.issuer != st.id]
-
-    def cpu_reset(self, st: "CpuState") -> None:
+    def reset(self, cpu: int) -> None:
         """Power on or off: the CPU's registers and TLB are at reset, nothing is pending."""
-        self.cpu[st.id] = CpuChecks(regime_version=self.cpu[st.id].regime_version + 1)
+        self.cpu[cpu] = CpuChecks(regime_version=self.cpu[cpu].regime_version + 1)
 
     # --- page-table writes ----------------------------------------------------------------------
-    def pages_written(self, before: dict[int, bytes], cpu: Optional[int] = None,
-                      pc: Optional[int] = None) -> None:
+    def table_stored(self, before: Mapping[int, bytes], cpu: Optional[int] = None,
+                     pc: Optional[int] = None) -> None:
         """Table pages written (by a stepped guest store, or from outside the guest): each changed
-        descriptor, against the page's bytes ``before``, goes to ``table_written``; then Unicorn's
-        soft TLB is flushed, which write-protects the pages again."""
-        read = self.core.engine.read
+        descriptor, against the page's bytes ``before``, goes to ``descriptor_changed``."""
         for page, old in before.items():
-            new = read(page, PAGE)
+            new = self.view.read(page, PAGE)
             for off in range(0, PAGE, 8):
                 if old[off:off + 8] != new[off:off + 8]:
-                    self.table_written(page + off, int.from_bytes(old[off:off + 8], "little"),
-                                       int.from_bytes(new[off:off + 8], "little"), cpu, pc)
-        self.core.engine.flush_soft_tlb()
+                    self.descriptor_changed(page + off, int.from_bytes(old[off:off + 8], "little"),
+                                            int.from_bytes(new[off:off + 8], "little"), cpu, pc)
 
-    def table_written(self, pa: int, old: int, new: int, cpu: Optional[int] = None,
-                      pc: Optional[int] = None) -> None:
+    def descriptor_stored(self, pa: int, old: int, new: int) -> None:
+        """The kernel side wrote a descriptor."""
+        self.descriptor_changed(pa, old, new)
+
+    def descriptor_changed(self, pa: int, old: int, new: int, cpu: Optional[int] = None,
+                           pc: Optional[int] = None) -> None:
         """A descriptor changed (guest store, or the kernel side when cpu is None): bbm, or
         missing_dsb when the entries built from it were removed by a TLBI no DSB completed."""
         self.tables_version += 1
         if old == new or not new & 1:
             return
-        who = f"cpu{cpu} at {pc:#x}" if cpu is not None else "the kernel side"
+        who = f"cpu{cpu} at {pc:#x}" if cpu is not None and pc is not None else "the kernel side"
         for kind, holder, t, values, op in self._holders(pa):
             index = t.descriptors.index(pa)
             level = t.level - (len(t.descriptors) - 1 - index)
@@ -319,25 +336,26 @@ class Checks:
                         site=site)
             return
 
-    def _holders(self, pa: int):
-        for st in self.core.cpus:
-            c = self.cpu[st.id]
-            for t in st.tlb.entries():
+    def _holders(self, pa: int) -> Iterator[tuple[str, int, Translation, tuple[int, ...],
+                                                  Optional[str]]]:
+        for cpu in range(self.view.ncpus):
+            c = self.cpu[cpu]
+            for t in self.view.tlb_entries(cpu):
                 if pa in t.descriptors:
-                    yield "bbm", st.id, t, c.values.get((t.va, t.size), ()), None
+                    yield "bbm", cpu, t, c.values.get((t.va, t.size), ()), None
         for cpu_id, c in enumerate(self.cpu):
             for u in c.unfinished:
                 if pa in u.entry.descriptors:
                     yield "missing_dsb", cpu_id, u.entry, u.values, f"{u.op} at {u.pc:#x}"
 
 
-def _pa(r: Union[int, Translation, Fault], va: int) -> Optional[int]:
+def _pa(r: Outcome, va: int) -> Optional[int]:
     if isinstance(r, Fault):
         return None
     return r if isinstance(r, int) else r.pa_of(va)
 
 
-def _agree(a: Union[int, Translation, Fault], b: Union[int, Translation, Fault], va: int) -> bool:
+def _agree(a: Outcome, b: Outcome, va: int) -> bool:
     """Would the access be the same either way? Two walks must agree in PA, permissions and
     attributes (an HMAIR write changes only the latter); MMU off against on only in the PA, which
     is what an identity map promises (the dual-step init relies on it); two faults agree."""
@@ -348,9 +366,9 @@ def _agree(a: Union[int, Translation, Fault], b: Union[int, Translation, Fault],
     return _pa(a, va) == _pa(b, va)
 
 
-def _result(r: Union[int, Translation, Fault]) -> str:
+def _result(r: Outcome) -> str:
     if isinstance(r, Fault):
         return f"a {r.type} fault (level {r.level})"
     if isinstance(r, Translation):
-        return _describe(r)
+        return _describe_walk(r)
     return f"PA {r:#x} (MMU off)"

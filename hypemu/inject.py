@@ -18,8 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import cp15, events
-from .decode import decode
-from .hazards import barrier_kind
+from .decode import barrier_kind, decode_insn
 from .lpae import LEVEL_SIZE
 from .walker import Regime, Translation, walk
 
@@ -42,7 +41,7 @@ class InjectError(ValueError):
 def _matches(word: int, name: str) -> bool:
     if name in BARRIERS:
         return barrier_kind(word) == name
-    insn = decode(word)
+    insn = decode_insn(word)
     if insn is None or insn.op not in ("mcr", "mcrr"):
         return False
     key = ("c", insn.opc1, insn.crn, insn.crm, insn.opc2) if insn.op == "mcr" else ("q", insn.opc1, insn.crm)

@@ -26,7 +26,7 @@ from typing import Optional
 
 from . import cp15, events, inject, lpae
 from .asm import Program, assemble_file
-from .cpu import MODE_HYP, MODE_SVC, Core, FaultRecord, CPSR_A, CPSR_F, CPSR_I
+from .cpu import MODE_HYP, MODE_SVC, CpuComplex, FaultRecord, CPSR_A, CPSR_F, CPSR_I
 from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, check_trampoline
 from .layout import page_align_up, plan
 from .scenario import Scenario
@@ -138,8 +138,8 @@ class TableMemory:
     """Physical memory as the kernel side writes HYP page tables: every descriptor write is shown
     to the hazard checks (a change to a descriptor some TLB may cache is how ``bbm`` is found)."""
 
-    def __init__(self, core: Core):
-        self.engine, self.checks = core.engine, core.checks
+    def __init__(self, core: CpuComplex):
+        self.engine, self.core = core.engine, core
 
     def read64(self, pa: int) -> int:
         return self.engine.read64(pa)
@@ -147,21 +147,19 @@ class TableMemory:
     def write64(self, pa: int, value: int) -> None:
         old = self.engine.read64(pa)
         self.engine.write64(pa, value)
-        if self.checks is not None and old != value:
-            self.checks.table_written(pa, old, value)
-            self.engine.flush_soft_tlb()   # the next access of every page asks the model again
+        if old != value:
+            self.core.descriptor_stored(pa, old, value)
 
     def new_table(self, pa: int) -> None:
         """A page becomes a HYP table page (zeroed; watched for guest stores)."""
         self.engine.write(pa, bytes(PAGE_SIZE))
-        if self.checks is not None:
-            self.checks.table_pages.add(pa)
+        self.core.watch_table_page(pa)
 
 
 class Kernel:
     """The PL1 kernel of the board: its memory plan, its HYP page tables and its init calls."""
 
-    def __init__(self, core: Core, scenario: Scenario):
+    def __init__(self, core: CpuComplex, scenario: Scenario):
         self.core, self.scenario = core, scenario
         self.mem = TableMemory(core)
         self.single_step = scenario.init == "single-step"

@@ -209,7 +209,7 @@ def _table_attrs(attr_bits: int) -> TableAttrs:
 
 
 @functools.lru_cache(maxsize=4096)
-def decode(raw: int, level: int) -> Descriptor:
+def decode_descriptor(raw: int, level: int) -> Descriptor:
     """Decode the 64-bit descriptor ``raw`` read at lookup ``level`` (1, 2 or 3).
 
     Pure, and its results are frozen, so it is memoized: a walk reads the same table descriptors
@@ -296,7 +296,7 @@ def _check_pgd(pgd_pa: int, t0sz: int) -> None:
     _check_output(pgd_pa, 1 << base_lower_bound(t0sz), "pgd address")
 
 
-def _descend(mem: PhysMem, pgd_pa: int, t0sz: int, va: int, target: int,
+def _slot_for(mem: PhysMem, pgd_pa: int, t0sz: int, va: int, target: int,
              alloc: Callable[[], int] | None) -> tuple[int, int]:
     """Follow table descriptors for ``va`` from the pgd towards level ``target``.
 
@@ -337,13 +337,13 @@ def _chunks(va: int, pa: int, size: int, first_block_level: int) -> Iterator[tup
         offset += LEVEL_SIZE[level]
 
 
-def _leaf(pa: int, level: int, attrs: LeafAttrs) -> int:
+def _encode_leaf(pa: int, level: int, attrs: LeafAttrs) -> int:
     return encode_page(pa, attrs) if level == 3 else encode_block(pa, level, attrs)
 
 
 def _refuse_conflict(mem: PhysMem, pgd_pa: int, t0sz: int, va: int, level: int, new: int) -> None:
     """Raise ValueError if writing ``new`` for ``va`` at ``level`` would clobber a valid entry."""
-    found, slot = _descend(mem, pgd_pa, t0sz, va, level, None)
+    found, slot = _slot_for(mem, pgd_pa, t0sz, va, level, None)
     old = mem.read64(slot)
     if found < level and old & 0b01:
         raise ValueError(f"map_range: VA {va:#x}: level-{found} entry at PA {slot:#x} is a block "
@@ -372,12 +372,12 @@ def map_range(mem: PhysMem, alloc_table: Callable[[], int], pgd_pa: int, va: int
         raise ValueError(f"PA range {pa:#x}+{size:#x} exceeds the {PA_BITS}-bit physical space")
     _check_pgd(pgd_pa, t0sz)
     first_block_level = start_level(t0sz) if blocks else 3
-    leaves = [(level, cur_va, _leaf(cur_pa, level, attrs))
+    leaves = [(level, cur_va, _encode_leaf(cur_pa, level, attrs))
               for level, cur_va, cur_pa in _chunks(va, pa, size, first_block_level)]
     for level, cur_va, desc in leaves:
         _refuse_conflict(mem, pgd_pa, t0sz, cur_va, level, desc)
     for level, cur_va, desc in leaves:
-        _, slot = _descend(mem, pgd_pa, t0sz, cur_va, level, alloc_table)
+        _, slot = _slot_for(mem, pgd_pa, t0sz, cur_va, level, alloc_table)
         mem.write64(slot, desc)
 
 
@@ -393,7 +393,7 @@ def unmap_range(mem: PhysMem, pgd_pa: int, va: int, size: int, *, t0sz: int = 0)
     slots, offset = [], 0
     while offset < size:
         cur = va + offset
-        level, slot = _descend(mem, pgd_pa, t0sz, cur, 3, None)
+        level, slot = _slot_for(mem, pgd_pa, t0sz, cur, 3, None)
         span = LEVEL_SIZE[level]
         if mem.read64(slot) & 0b01:
             if cur % span or size - offset < span:

@@ -12,9 +12,9 @@ from typing import Any, Mapping, Optional, Union
 
 from . import inject
 from .events import Event
-from .hazards import Hazard
+from .hazards import Checks, Hazard
 from .asm import AsmError
-from .cpu import MODE_HYP, MODE_NAMES, Core, NotModelled
+from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, NotModelled
 from .kvm import BudgetExhausted, GuestFault, Kernel
 from .layout import ConfigError
 from .scenario import Scenario, ScenarioError, load_scenario
@@ -33,7 +33,10 @@ class Machine:
     def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
         self.scenario = load_scenario(scenario)
         s = self.scenario
-        self.core = Core([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries, checks)
+        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
+        self.checks = Checks(self.core.view(), self.core.log) if checks else None
+        if self.checks is not None:
+            self.core.attach(self.checks)
         self.kernel = Kernel(self.core, s)
         self.layout = self.kernel.layout
 
@@ -144,15 +147,7 @@ class Machine:
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
-        checks = self.core.checks
-        pages = []
-        if checks is not None:
-            first, last = pa & ~0xFFF, (pa + max(len(data), 1) - 1) & ~0xFFF
-            pages = [p for p in range(first, last + 1, 0x1000) if p in checks.table_pages]
-        before = {p: self.core.engine.read(p, 0x1000) for p in pages}
-        self.core.engine.write(pa, data)
-        if pages:
-            checks.pages_written(before)
+        self.core.write_phys(pa, data)
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
@@ -182,7 +177,7 @@ class Machine:
     @property
     def hazards(self) -> list[Hazard]:
         """The hazards reported so far (empty when the machine runs with ``checks=False``)."""
-        return list(self.core.checks.hazards) if self.core.checks is not None else []
+        return list(self.checks.hazards) if self.checks is not None else []
 
     def _cpu_list(self, cpus: Union[str, list[int]]) -> list[int]:
         if cpus == "all":

@@ -8,7 +8,10 @@ instruction), HSR.ISS bits[24:0]. Aborts carry a long-descriptor fault status co
 
 from __future__ import annotations
 
-from .walker import Fault
+from dataclasses import dataclass
+from typing import Union
+
+from .walker import ACCESS_KINDS, Fault
 
 EC_UNKNOWN = 0x00
 EC_CP15_32 = 0x03  # trapped MCR/MRC to cp15
@@ -30,6 +33,21 @@ ISS_S1PTW = 1 << 7  # a stage 2 fault on a stage 1 table walk
 _FSC_BASE = {"address_size": 0b000000, "translation": 0b000100,
              "access_flag": 0b001000, "permission": 0b001100,
              "external": 0b010100}   # synchronous external abort on a translation table walk
+
+
+@dataclass(frozen=True)
+class ExternalAbort:
+    """A synchronous external abort on the access itself: its PA has no RAM (no walk failed)."""
+
+    va: int
+    access: str
+
+    def __post_init__(self) -> None:
+        if self.access not in ACCESS_KINDS:
+            raise ValueError(f"access must be one of {ACCESS_KINDS}, got {self.access!r}")
+
+
+Abort = Union[Fault, ExternalAbort]
 
 
 def encode_ldfsc(fault: Fault) -> int:
@@ -58,8 +76,9 @@ def hsr_for_hvc(imm16: int) -> int:
     return encode_hsr(EC_HVC, imm16)
 
 
-def hsr_for_abort(fault: Fault, taken_from_hyp: bool) -> int:
-    """HSR for a prefetch abort (fetch) or data abort (read/write) entering HYP.
+def hsr_for_abort(fault: Abort, taken_from_hyp: bool) -> int:
+    """HSR for a prefetch abort (fetch) or data abort (read/write) entering HYP. An
+    ``ExternalAbort`` has the status code of a synchronous external abort (0b010000, no level).
 
     ISS layout (B3.13.6): IFSC/DFSC bits[5:0], WnR bit 6 (data aborts only), S1PTW bit 7, EA bit 9
     (0: no external abort type here). ISV (bit 24) is 0, so SAS/SSE/SRT are not provided: ARMv7
@@ -72,7 +91,10 @@ def hsr_for_abort(fault: Fault, taken_from_hyp: bool) -> int:
         ec = EC_PABT_HYP if taken_from_hyp else EC_PABT_LOWER
     else:
         ec = EC_DABT_HYP if taken_from_hyp else EC_DABT_LOWER
-    iss = encode_ldfsc(fault) | (ISS_S1PTW if fault.s1ptw else 0)
+    if isinstance(fault, ExternalAbort):
+        iss = FSC_SYNC_EXTERNAL
+    else:
+        iss = encode_ldfsc(fault) | (ISS_S1PTW if fault.s1ptw else 0)
     if fault.access == "write":
         iss |= ISS_WNR
     return encode_hsr(ec, iss)

@@ -89,20 +89,21 @@ class TLB:
         self._entries[key] = t
         return evicted
 
-    def invalidate_all(self) -> int:
-        """TLBIALLH: drop every entry; return how many were dropped."""
-        dropped = len(self._entries)
+    def invalidate_all(self) -> list[Translation]:
+        """TLBIALLH: drop every entry; return the entries dropped, oldest first."""
+        dropped = list(self._entries.values())
         self._entries.clear()
-        self.stats.invalidations += dropped
+        self.stats.invalidations += len(dropped)
         return dropped
 
-    def invalidate_va(self, va: int) -> int:
-        """TLBIMVAH: drop every entry whose range contains ``va`` (operand bits[31:12]).
+    def invalidate_va(self, va: int) -> list[Translation]:
+        """TLBIMVAH: drop every entry whose range contains ``va`` (operand bits[31:12]); return
+        the entries dropped, oldest first.
 
         Blocks are included: invalidating any VA inside a 2 MiB or 1 GiB block entry drops it.
         """
         keys = self._covering_keys(va & TLBI_VA_MASK)
-        for key in keys:
-            del self._entries[key]
-        self.stats.invalidations += len(keys)
-        return len(keys)
+        keys.sort(key=list(self._entries).index)
+        dropped = [self._entries.pop(key) for key in keys]
+        self.stats.invalidations += len(dropped)
+        return dropped

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Iterable
 
-from capstone import CS_ARCH_ARM, CS_MODE_ARM, Cs
+from capstone import CS_ARCH_ARM, CS_MODE_ARM, Cs  # type: ignore[import-untyped]
 
 from .events import Event
 

@@ -36,7 +36,7 @@ from .lpae import (
     LeafAttrs,
     base_lower_bound,
     bits,
-    decode,
+    decode_descriptor,
     input_size,
     start_level,
     table_index,
@@ -167,6 +167,8 @@ def _table_step(desc: Descriptor, path: _Path) -> None:
     Non-secure walk is Non-secure throughout.
     """
     attrs = desc.table
+    if attrs is None:
+        raise ValueError(f"internal: a level-{desc.level} {desc.kind} descriptor has no table attrs")
     path.xn_table |= attrs.xn_table
     path.ro_table |= bool(attrs.ap_table & 0b10)
     if attrs.ap_table & 0b01:
@@ -175,8 +177,8 @@ def _table_step(desc: Descriptor, path: _Path) -> None:
         path.notes.append(f"PXNTable=1 in a HYP level-{desc.level} table descriptor (ignored)")
 
 
-def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int, base: int,
-             path: _Path) -> Descriptor | Fault:
+def _walk_levels(read64: ReadPhys, regime: Regime, va: int, access: str, level: int, base: int,
+                 path: _Path) -> Descriptor | Fault:
     """The level loop: read descriptors until a block or page; faults on the way.
 
     A descriptor read from a PA with no memory is a synchronous external abort on the walk at that
@@ -192,7 +194,7 @@ def _descend(read64: ReadPhys, regime: Regime, va: int, access: str, level: int,
             raw = read64(slot)
         except LookupError:   # no memory there: synchronous external abort on the table walk
             return Fault("external", level, va, access, descriptors=tuple(path.descriptors))
-        desc = decode(raw, level)
+        desc = decode_descriptor(raw, level)
         if not desc.valid:
             return Fault("translation", level, va, access, descriptors=tuple(path.descriptors))
         if desc.high_bits:
@@ -223,6 +225,8 @@ def _translation(regime: Regime, va: int, leaf: Descriptor, path: _Path) -> Tran
     writable mapping. PXN does not apply in HYP.
     """
     attrs, size = leaf.leaf, LEVEL_SIZE[leaf.level]
+    if attrs is None:
+        raise ValueError(f"internal: a level-{leaf.level} {leaf.kind} descriptor has no leaf attrs")
     writable = not attrs.ap & 0b10 and not path.ro_table
     executable = not (attrs.xn or path.xn_table) and not (regime.wxn and writable)
     mair_attr = bits(regime.mair, 8 * attrs.attr_indx + 7, 8 * attrs.attr_indx)
@@ -255,10 +259,10 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
         return start
     level, base, notes = start
     path = _Path(notes=notes)
-    leaf = _descend(read64, regime, va, access, level, base, path)
+    leaf = _walk_levels(read64, regime, va, access, level, base, path)
     if isinstance(leaf, Fault):
         return leaf
-    if not leaf.leaf.af:
+    if leaf.leaf is None or not leaf.leaf.af:
         return Fault("access_flag", leaf.level, va, access, descriptors=tuple(path.descriptors))
     return _translation(regime, va, leaf, path)
 

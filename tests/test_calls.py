@@ -124,5 +124,5 @@ def test_guest_changes_its_own_descriptor_tlb_stays_stale_until_tlbimvah(booted)
     assert m.read32(desc_pa) == new_desc & 0xFFFFFFFF
     # ... and the checks saw both mistakes: a live descriptor rewritten in place, and the load
     # served by the stale entry
-    found = {(h.kind, h.pc - code_va) for h in m.core.checks.hazards}
+    found = {(h.kind, h.pc - code_va) for h in m.hazards}
     assert found == {("bbm", 8), ("stale_tlb", 16)}

@@ -159,14 +159,14 @@ def test_translate_uses_the_tlb_model_first(booted):
     (0xF10C0080, "cps", {"mask": 0b11, "opc2": 0b010}),               # cpsid i
 ])
 def test_decode(word, op, fields):
-    insn = decode.decode(word)
+    insn = decode.decode_insn(word)
     assert insn.op == op
     for name, value in fields.items():
         assert getattr(insn, name) == value, name
 
 
 def test_decode_leaves_ordinary_and_undefined_words_alone():
-    assert decode.decode(0xE1A00000) is None       # mov r0, r0
-    assert decode.decode(0xE7FDEAF0) is None       # udf: an undefined instruction
+    assert decode.decode_insn(0xE1A00000) is None       # mov r0, r0
+    assert decode.decode_insn(0xE7FDEAF0) is None       # udf: an undefined instruction
     assert decode.needs_patch(0xE10F0000)          # mrs r0, cpsr: does not trap in User mode
     assert not decode.needs_patch(0xE14FE000)      # mrs lr, spsr: traps by itself

@@ -123,7 +123,7 @@ def test_api_misuse_is_a_value_error_not_a_crash():
 def test_the_event_log_is_bounded():
     m = hypemu.Machine({"name": "log"})
     m.boot()
-    m.core.max_events = len(m.events) + 10
+    m.core.log.limit = len(m.events) + 10
     from test_hazards import hyp_code
     code = hyp_code(m, """
         mov     r1, #100
@@ -133,5 +133,5 @@ def test_the_event_log_is_bounded():
         bx      lr
     """)
     m.call(0, code)
-    assert len(m.events) == m.core.max_events + 1
+    assert len(m.events) == m.core.log.limit + 1
     assert m.events[-1].name == "event log full"

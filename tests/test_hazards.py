@@ -336,8 +336,8 @@ def test_powering_a_cpu_down_completes_its_tlb_maintenance():
         bx      lr
     """)
     m.call(0, code, va)
-    assert m.core.checks.cpu[1].unfinished
+    assert m.checks.cpu[1].unfinished
     m.hotplug(0, "off")
-    assert not m.core.checks.cpu[1].unfinished
+    assert not m.checks.cpu[1].unfinished
     m.remap("runtime", va, other_page(m, 3), bbm=False, tlbi=False)
     assert m.hazards == []

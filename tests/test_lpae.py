@@ -12,7 +12,7 @@ from hypemu.lpae import (
     base_lower_bound,
     bit,
     bits,
-    decode,
+    decode_descriptor,
     encode_block,
     encode_page,
     encode_table,
@@ -95,8 +95,8 @@ def test_encode_blocks():
     lambda: LeafAttrs(ap=4),
     lambda: LeafAttrs(sw=16),
     lambda: TableAttrs(ap_table=4),
-    lambda: decode(0, 0),
-    lambda: decode(1 << 64, 1),
+    lambda: decode_descriptor(0, 0),
+    lambda: decode_descriptor(1 << 64, 1),
 ])
 def test_encoding_errors(call):
     with pytest.raises(ValueError):
@@ -117,7 +117,7 @@ def test_encoding_errors(call):
     (0x4020_0441, 1, "block", 0x4000_0000),  # level 1 output address is bits[39:30] only
 ])
 def test_decode_kinds(raw, level, kind, address):
-    d = decode(raw, level)
+    d = decode_descriptor(raw, level)
     assert (d.kind, d.address, d.level, d.raw) == (kind, address, level, raw)
     assert (d.leaf is not None) == (kind in ("block", "page"))
     assert (d.table is not None) == (kind == "table")
@@ -125,22 +125,22 @@ def test_decode_kinds(raw, level, kind, address):
 
 def test_decode_high_bits():
     # bits[47:40] of 0x0000_FF00_8000_2003 are 0xFF; the address stays bits[39:12].
-    d = decode(0x0000_FF00_8000_2003, 1)
+    d = decode_descriptor(0x0000_FF00_8000_2003, 1)
     assert (d.kind, d.address, d.high_bits) == ("table", 0x8000_2000, 0xFF)
-    assert decode(0x0000_0100_0000_0003, 3).high_bits == 0x01
+    assert decode_descriptor(0x0000_0100_0000_0003, 3).high_bits == 0x01
     # bits[51:48] are not part of the address field.
-    assert decode(0x000F_0000_0000_0003, 3).high_bits == 0
+    assert decode_descriptor(0x000F_0000_0000_0003, 3).high_bits == 0
 
 
 def test_decode_page_hyp_fields():
-    d = decode(0x0080_0000_8000_175F, 3)
+    d = decode_descriptor(0x0080_0000_8000_175F, 3)
     assert d.leaf == PAGE_HYP and d.address == 0x8000_1000
 
 
 @given(attrs=leaf_attrs(), frame=st.integers(0, (1 << 28) - 1))
 def test_page_round_trip(attrs, frame):
     pa = frame << 12
-    d = decode(encode_page(pa, attrs), 3)
+    d = decode_descriptor(encode_page(pa, attrs), 3)
     assert (d.kind, d.address, d.leaf, d.high_bits) == ("page", pa, attrs, 0)
 
 
@@ -148,13 +148,13 @@ def test_page_round_trip(attrs, frame):
 def test_block_round_trip(attrs, level, data):
     shift = 30 if level == 1 else 21
     pa = data.draw(st.integers(0, (1 << (40 - shift)) - 1)) << shift
-    d = decode(encode_block(pa, level, attrs), level)
+    d = decode_descriptor(encode_block(pa, level, attrs), level)
     assert (d.kind, d.address, d.leaf) == ("block", pa, attrs)
 
 
 @given(attrs=table_attrs(), frame=st.integers(0, (1 << 28) - 1), level=st.sampled_from([1, 2]))
 def test_table_round_trip(attrs, frame, level):
-    d = decode(encode_table(frame << 12, attrs), level)
+    d = decode_descriptor(encode_table(frame << 12, attrs), level)
     assert (d.kind, d.address, d.table) == ("table", frame << 12, attrs)
 
 

@@ -1,0 +1,116 @@
+"""The running CPU as its trapped instructions see it: state, registers, the event log, the
+observer, the other CPUs (broadcast TLB maintenance) and the one engine service they need (drop
+Unicorn's soft TLB). It implements ``cp15.WriteContext``, so a register row's ``write=`` function
+acts on it; ``insns`` and ``exceptions`` act on it too. No engine import: a unit test builds one
+over a ``state.DictRegisters``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+from .. import events
+from ..observer import CpuObserver, NullObserver
+from ..walker import Translation
+from .state import REG_PC, CpuState, RegisterFile
+
+
+@dataclass
+class Stats:
+    instructions: int = 0
+    tlb_fills: int = 0
+    walks: int = 0
+    hvcs: int = 0
+    traps: int = 0
+
+
+@dataclass
+class FaultRecord:
+    """An exception the flow did not expect, as the result reports it (ARCHITECTURE.md, Result)."""
+
+    cpu: int
+    kind: str                 # prefetch_abort | data_abort | undefined
+    pc: int
+    va: Optional[int] = None
+    fsc: Optional[str] = None  # translation | access_flag | permission | address_size | external ...
+    level: Optional[int] = None
+    hsr: Optional[int] = None  # None when the exception is taken to PL1 (not modelled)
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Optional[int | str]]:
+        """The result's ``fault`` object."""
+        return {"cpu": self.cpu, "kind": self.kind, "pc": self.pc, "va": self.va, "fsc": self.fsc,
+                "level": self.level, "hsr": self.hsr}
+
+
+@dataclass
+class ExecContext:
+    """The CPU that runs now (``st``) with what its instructions act on. ``fault`` and
+    ``returned`` are how an instruction ends the run (the runner stops the engine)."""
+
+    cpus: Sequence[CpuState]
+    regs: RegisterFile
+    log: events.EventLog = field(default_factory=events.EventLog)
+    observer: CpuObserver = field(default_factory=NullObserver)
+    flush_soft_tlb: Callable[[], None] = lambda: None
+    stats: Stats = field(default_factory=Stats)
+    st: CpuState = field(init=False)
+    fault: Optional[FaultRecord] = None
+    returned: bool = False
+    # record(kind, name, value, pc, detail=""): an event of this CPU; the log's own method
+    record: Callable[..., None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.st = self.cpus[0]
+        self.record = self.log.record
+
+    # --- registers ------------------------------------------------------------------------------
+    def reg(self, n: int) -> int:
+        return self.regs.read(n)
+
+    def set_reg(self, n: int, value: int) -> None:
+        self.regs.write(n, value & 0xFFFFFFFF)
+
+    def next(self, pc: int) -> None:
+        """Continue after the instruction at ``pc``."""
+        self.regs.write(REG_PC, pc + 4)
+
+    def cpsr(self) -> int:
+        return self.st.read_cpsr(self.regs)
+
+    def set_cpsr(self, value: int) -> None:
+        if self.st.write_cpsr(self.regs, value):
+            self.flush_soft_tlb()   # the translation regime follows the mode
+
+    # --- cp15.WriteContext ----------------------------------------------------------------------
+    def store(self, name: str, value: int, pc: int) -> None:
+        st = self.st
+        if self.observer.enabled:
+            self.observer.sysreg_written(st.id, name, st.sysregs[name], pc)
+        st.sysregs[name] = value
+        self.log.record(events.SYSREG, name, value, pc)
+
+    def regime_changed(self) -> None:
+        self.st.regime = None
+        self.flush_soft_tlb()
+
+    def invalidate_hyp_tlb(self, va: Optional[int], broadcast: bool, op: str, pc: int) -> None:
+        """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every online CPU (the inner
+        shareable domain is the whole board; a powered-off CPU's TLB is empty anyway). Deviation:
+        the model applies them at once; the hazard checks, not the TLB, judge whether a DSB/ISB
+        followed."""
+        targets = [c for c in self.cpus if c.online] if broadcast else [self.st]
+        removed: dict[int, list[Translation]] = {}
+        for cpu in targets:
+            dropped = cpu.tlb.invalidate_all() if va is None else cpu.tlb.invalidate_va(va)
+            if dropped:
+                removed[cpu.id] = dropped
+        if removed:
+            if self.observer.enabled:
+                self.observer.tlbi(self.st.id, removed, op, pc)
+            self.flush_soft_tlb()
+
+    def barrier(self, kind: str) -> None:
+        if self.observer.enabled:
+            self.observer.barrier(self.st.id, kind)
