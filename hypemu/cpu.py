@@ -26,6 +26,7 @@ from unicorn.arm_const import UC_ARM_REG_SP
 from . import cp15, events, syndrome
 from .decode import Insn, condition_passed, decode, is_wfi, needs_patch
 from .engine import Engine
+from .errors import NotModelled  # one errors module; re-exported here
 from .layout import PAGE_MASK
 from .events import Event
 from .hazards import Checks, barrier_kind
@@ -69,10 +70,6 @@ BANKED = {
     (0, 0b11110): ("elr", MODE_HYP), (0, 0b11111): ("sp", MODE_HYP),
     (1, 0b10010): ("spsr", MODE_SVC), (1, 0b11110): ("spsr", MODE_HYP),
 }
-
-
-class NotModelled(RuntimeError):
-    """The guest did something real hardware would do but hypemu does not model; never guessed."""
 
 
 @dataclass
