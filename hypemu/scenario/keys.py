@@ -153,8 +153,9 @@ def _variant(model: Any) -> dict[str, Any]:
     if not body["properties"]:
         body = {}
     if model.BODY is not None:
-        own = {**model.BODY[0].schema, "description": model.BODY[1]}
+        own = dict(model.BODY[0].schema)
         body = {"anyOf": [own, body]} if body else own
+        body["description"] = model.BODY[1]
     return {"type": "object", "additionalProperties": False, "required": [model.TAG],
             "properties": {model.TAG: body}}
 
