@@ -62,9 +62,9 @@ class Machine:
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
         va = self.symbol(fn) if isinstance(fn, str) else fn
-        regs = list(args) + [0] * (3 - len(args))
+        r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
-        return self.kernel.hvc(cpu, va, *regs, during=f"the call of {fn}")
+        return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
 
     def hotplug(self, cpu: int, state: str) -> None:
         """CPU hotplug: ``off`` powers the CPU down (its HYP state is lost); ``on`` powers it up and
@@ -90,7 +90,7 @@ class Machine:
         """The CPUs whose HYP init has completed and that are still online."""
         return set(self.kernel.ready)
 
-    def corrupt(self, table: str, va: int, field: str, value: int) -> dict:
+    def corrupt(self, table: str, va: int, field: str, value: int) -> dict[str, Any]:
         """Fault injection, now: change one field (valid, af, xn, ap or output) of the leaf
         descriptor mapping ``va`` in the ``boot`` or ``runtime`` table, as a kernel bug or a stray
         write would. No TLB maintenance is done. Returns what was changed."""
@@ -98,7 +98,8 @@ class Machine:
         self.kernel.injections.append(record)
         return record
 
-    def remap(self, table: str, va: int, to: int, bbm: bool = True, tlbi: bool = True) -> dict:
+    def remap(self, table: str, va: int, to: int, bbm: bool = True,
+              tlbi: bool = True) -> dict[str, Any]:
         """Fault injection, now: the kernel side points the live mapping of ``va`` at PA ``to``,
         with (or without) break-before-make and HYP TLB invalidation (an HVC to hyp_tlbi_va_is on
         the first online CPU). Returns what was changed."""
@@ -130,7 +131,9 @@ class Machine:
         model first, then a walk of its HTTBR; a plain PA when its HYP MMU is off); ``"boot"``,
         ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR."""
         self._check_cpu(cpu)
-        ttbr = {"boot": self.kernel.boot_pgd, "runtime": self.kernel.runtime_pgd}.get(pgd, pgd)
+        if isinstance(pgd, str) and pgd not in ("boot", "runtime"):
+            raise UsageError(f"pgd must be None, 'boot', 'runtime' or a PA, got {pgd!r}")
+        ttbr = self.kernel.pgd(pgd) if isinstance(pgd, str) else pgd
         return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
 
     def read_phys(self, pa: int, size: int) -> bytes:
@@ -151,7 +154,7 @@ class Machine:
             pages = [p for p in range(first, last + 1, 0x1000) if p in checks.table_pages]
         before = {p: self.core.engine.read(p, 0x1000) for p in pages}
         self.core.engine.write(pa, data)
-        if pages:
+        if pages and checks is not None:
             checks.pages_written(before)
 
     def read32(self, pa: int) -> int:
@@ -230,7 +233,7 @@ class Result:
                 "injections": list(self.injections)}
 
 
-def _layout_dict(m: Machine) -> dict:
+def _layout_dict(m: Machine) -> dict[str, Any]:
     """The layout of DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
     and there is no trampoline (null)."""
     lay, single = m.layout, m.kernel.single_step

@@ -176,7 +176,7 @@ def expect(user: Mapping[str, Any], cpus: int) -> Expect:
 
 
 def _fault(given: dict[str, Any], cpus: int) -> FaultMatch:
-    checked = {name: (cpu_id(value, "expect.fault.cpu", cpus) if name == "cpu"
+    checked: dict[str, Any] = {name: (cpu_id(value, "expect.fault.cpu", cpus) if name == "cpu"
                       else _parse(f"expect.fault.{name}", value))
                for name, value in given.items()}
     return FaultMatch(**checked, given=tuple(checked))     # compared in the order written

@@ -6,7 +6,7 @@ before running; a remap names a step that exists.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import ScenarioError
 from . import values as v
@@ -16,8 +16,8 @@ from .models import (CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, 
                      Remap, Skip, Step)
 from .sections import cpu_id, mapping
 
-STEP_KINDS = tuple(t.TAG for t in STEP_TYPES)
-INJECT_KINDS = tuple(t.TAG for t in INJECTION_TYPES)
+STEP_KINDS: tuple[str, ...] = tuple(getattr(t, "TAG") for t in STEP_TYPES)
+INJECT_KINDS: tuple[str, ...] = tuple(getattr(t, "TAG") for t in INJECTION_TYPES)
 
 
 def _one_of(value: Any, key: str, prefix: str, kinds: tuple[str, ...], what: str) -> tuple[str, Any]:
@@ -73,7 +73,8 @@ def _hotplug(value: Any, key: str, cpus: int) -> HotplugStep:
                        v.choice(state, f"{key}.state", HOTPLUG_STATES))
 
 
-_STEP_PARSERS = {"boot": _boot, "call": _call, "hotplug": _hotplug}
+_STEP_PARSERS: dict[str, Callable[[Any, str, int], Step]] = {
+    "boot": _boot, "call": _call, "hotplug": _hotplug}
 
 
 def steps(value: Any, cpus: int) -> tuple[Step, ...]:

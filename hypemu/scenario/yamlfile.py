@@ -49,7 +49,7 @@ class _Loader(_Marked, yaml.SafeLoader):
 
 _FAST: Optional[type] = None
 if getattr(yaml, "__with_libyaml__", False):
-    class _CLoader(_Marked, yaml.CSafeLoader):  # type: ignore[name-defined,misc]
+    class _CLoader(_Marked, yaml.CSafeLoader):
         """libyaml's parser with PyYAML's safe constructor and resolver."""
 
     _FAST = _CLoader
@@ -152,12 +152,14 @@ def _yaml_error(err: yaml.YAMLError, text: str, lines: Mapping[str, int]) -> Sce
         return ScenarioError(FILE_KEY, f"YAML error: {err}", line=1)
     problem, context = err.problem or "", err.context or ""
     mark, where = err.problem_mark, err.context_mark
-    if isinstance(err, yaml.composer.ComposerError) and "another document" in problem:
+    if isinstance(err, yaml.composer.ComposerError) and "another document" in problem \
+            and mark is not None and where is not None:
         return ScenarioError(FILE_KEY, "a second YAML document starts here: a scenario file holds one "
                                        f"document (the first starts on line {where.line + 1})",
                              line=mark.line + 1)
     if isinstance(err, yaml.constructor.ConstructorError):
-        line = (mark or where).line + 1
+        at = mark or where
+        line = at.line + 1 if at is not None else 1
         return ScenarioError(_path_at(lines, line), problem, line=line)
     at_end = "end of stream" in problem or "<stream end>" in problem
     if where is not None and (mark is None or at_end):
