@@ -1,6 +1,6 @@
 """hypemu: a simulator of the Linux KVM/ARM HYP-mode bring-up on Unicorn, with a Python-modelled HYP.
 
-Public API (DESIGN.md section 6; typed, see ``py.typed``):
+Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
 
 - ``load_scenario(path_or_mapping) -> Scenario``: read and validate a scenario (nothing runs).
 - ``run(scenario) -> Result``: build a board, run every step, judge the outcome against ``expect``.

@@ -138,7 +138,7 @@ def plan(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Op
 
 
 def check_trampoline(layout: Layout) -> None:
-    """The refusals of kvm_mmu_init() about the trampoline and the idmap (DESIGN.md section 1)."""
+    """The refusals of kvm_mmu_init() about the trampoline and the idmap (docs/DESIGN.md section 1)."""
     va = layout.trampoline_va
     if va & ~PAGE_MASK or not 0 <= va < FOUR_GIB:
         raise ConfigError(f"trampoline VA {va:#x} is not a page-aligned 32-bit address")

@@ -1,7 +1,8 @@
 """A board running a scenario: RAM, CPUs, the kernel side, the steps, and the Result.
 
 ``Machine`` is the step-by-step API for other rigs (boot, call, hotplug, translate, physical memory);
-``run`` executes a whole scenario and turns what happened into a ``Result`` (DESIGN.md section 6).
+``run`` executes a whole scenario and turns what happened into a ``Result`` (docs/DESIGN.md
+section 6). Which exceptions are the user's input and which are bugs: ``hypemu.errors``.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class Machine:
         return int.from_bytes(self.read_phys(pa, 4), "little")
 
     def hyp_registers(self, cpu: int) -> dict[str, int]:
-        """The HYP registers of DESIGN.md section 6, plus the syndrome/return state."""
+        """The HYP registers of docs/DESIGN.md section 6, plus the syndrome/return state."""
         self._check_cpu(cpu)
         st = self.core.cpus[cpu]
         regs = {name: st.sysregs[name] for name in HYP_REGISTERS}
@@ -205,7 +206,7 @@ class Machine:
 
 @dataclass
 class Result:
-    """What a scenario run produced (DESIGN.md section 6)."""
+    """What a scenario run produced (docs/DESIGN.md section 6)."""
 
     name: str
     file: Optional[str]
@@ -224,7 +225,7 @@ class Result:
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
+        """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
         ``events`` and ``mismatch`` are not part of it."""
         return {"name": self.name, "file": self.file, "outcome": self.outcome,
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
@@ -234,8 +235,8 @@ class Result:
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
-    """The layout of DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
-    and there is no trampoline (null)."""
+    """The layout of docs/DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP
+    table, and there is no trampoline (null)."""
     lay, single = m.layout, m.kernel.single_step
     return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
             "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
