@@ -5,6 +5,7 @@ validator applies, the keys allowed at each level, and the JSON Schema shipped a
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
@@ -77,8 +78,10 @@ def defaults_under(prefix: str) -> dict[str, Any]:
     return out
 
 
-def allowed(prefix: str) -> list[str]:
-    """The keys allowed in the mapping at ``prefix`` (a path such as ``machine`` or ``steps[]``)."""
+@functools.lru_cache(maxsize=None)
+def allowed(prefix: str) -> tuple[str, ...]:
+    """The keys allowed in the mapping at ``prefix`` (a path such as ``machine`` or ``steps[]``);
+    computed once per prefix (every mapping of every file asks)."""
     keys: list[str] = []
     for path, _, _ in KEYS:
         if prefix and not path.startswith(prefix + "."):
@@ -87,7 +90,7 @@ def allowed(prefix: str) -> list[str]:
         name = rest.split(".")[0].removesuffix("[]")
         if name not in keys:
             keys.append(name)
-    return keys
+    return tuple(keys)
 
 
 DEFAULTS: dict[str, Any] = defaults_under("")
