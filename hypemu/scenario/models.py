@@ -55,6 +55,9 @@ def section(model: type) -> Any:
 
 ADDRESS = v.int_kind("address", 0, U32, size=True, hexa=True)
 SIZE = v.int_kind("size", 0, PHYS_LIMIT, size=True, hexa=True)
+PA = v.int_kind("size", 0, PHYS_LIMIT - 1, size=True, hexa=True)        # a PA, written as a size
+PA_SIZE = PA
+ARG = v.int_kind("int", 0, U32, hexa=True)
 IDENT_KIND = v.Kind("identifier", {"type": "string", "pattern": v.IDENT_PATTERN})
 CPU_ID = v.int_kind("int", 0, MAX_CPUS - 1)
 # YAML 1.1 reads a bare on/off as a boolean: the loader takes true/false as on/off.
@@ -69,7 +72,7 @@ MAPPING = v.other("mapping", {"type": "object"})
 class RamKeys:
     """The keys of one RAM bank (its typed value is a ``layout.Bank``)."""
 
-    base: int = key(SIZE, "bank base PA, page-aligned", 0x80000000)
+    base: int = key(PA, "bank base PA, page-aligned", 0x80000000)
     size: int = key(SIZE, "bank size, page-aligned, > 0; base + size <= 1 TiB (40 bits)", 1 << 30)
 
 
@@ -85,9 +88,10 @@ class MachineSection:
 
 @dataclass(frozen=True)
 class KernelSection:
-    page_offset: int = key(ADDRESS, "kernel lowmem VA of the first RAM byte; 16 MiB aligned, "
-                                    "0x10000000..0xf0000000", 0xC0000000)
-    text_offset: int = key(SIZE, "kernel image offset in the first bank, page-aligned", 0x8000)
+    page_offset: int = key(v.int_kind("address", 0x10000000, 0xF0000000, size=True, hexa=True),
+                           "kernel lowmem VA of the first RAM byte; 16 MiB aligned, "
+                           "0x10000000..0xf0000000", 0xC0000000)
+    text_offset: int = key(PA_SIZE, "kernel image offset in the first bank, page-aligned", 0x8000)
     hyp_idmap_offset: Optional[int] = key(
         v.other("auto or size", {"anyOf": [{"const": "auto"}, v.SIZE_SCHEMA]}),
         "offset of the HYP init code from the image start (auto, or an int >= 0x1000, 32-byte "
@@ -135,8 +139,7 @@ class CallStep:
     cpu: int = key(CPU_ID, "CPU that issues the HVC", 0)
     fn: str = key(IDENT_KIND, "required: the runtime HYP function to call")
     args: tuple[int, ...] = key(
-        v.other("list of int", {"type": "array", "maxItems": MAX_ARGS,
-                                "items": {"type": "integer", "minimum": 0, "maximum": U32}}),
+        v.other("list of int", {"type": "array", "maxItems": MAX_ARGS, "items": ARG.schema}),
         "up to 3 arguments (r1-r3), each 0..0xffffffff", [])
 
 

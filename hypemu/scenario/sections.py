@@ -82,9 +82,9 @@ def banks(value: Any, key: str) -> tuple[Bank, ...]:
                  for i, bank in enumerate(raw)]
     out: list[Bank] = []
     for where, bank in items:
-        base = v.aligned(v.integer(bank["base"], f"{where}.base", 0, PHYS_LIMIT - 1, size=True, hexa=True),
+        base = v.aligned(kind_of("machine.ram.base").parse(bank["base"], f"{where}.base"),
                          f"{where}.base", PAGE_SIZE, "page-aligned (4 KiB)")
-        size = v.aligned(v.integer(bank["size"], f"{where}.size", 0, PHYS_LIMIT, size=True, hexa=True),
+        size = v.aligned(kind_of("machine.ram.size").parse(bank["size"], f"{where}.size"),
                          f"{where}.size", PAGE_SIZE, "a multiple of the page size (4 KiB)")
         if size == 0:
             raise ScenarioError(f"{where}.size", "must be greater than 0 (an empty bank)")
@@ -103,13 +103,12 @@ def banks(value: Any, key: str) -> tuple[Bank, ...]:
 def kernel(user: Mapping[str, Any]) -> KernelSection:
     k = section(user, "kernel")
     key = "kernel.page_offset"
-    page_offset = v.integer(k["page_offset"], key, 0x10000000, 0xF0000000, size=True, hexa=True)
+    page_offset = _parse(key, k["page_offset"])
     v.aligned(page_offset, key, PAGE_OFFSET_ALIGN, "16 MiB aligned",
               "ARM Linux patches PAGE_OFFSET - PHYS_OFFSET into the top 8 bits of add/sub immediates "
               "(ARM_PATCH_PHYS_VIRT)")
     key = "kernel.text_offset"
-    text_offset = v.aligned(v.integer(k["text_offset"], key, 0, PHYS_LIMIT - 1, size=True, hexa=True),
-                            key, PAGE_SIZE, "page-aligned (4 KiB)",
+    text_offset = v.aligned(_parse(key, k["text_offset"]), key, PAGE_SIZE, "page-aligned (4 KiB)",
                             "hypemu loads the kernel image at a page boundary")
     return KernelSection(page_offset, text_offset, _idmap_offset(k["hyp_idmap_offset"]))
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from ..errors import ScenarioError
 from . import values as v
 from .keys import INJECT_DEFAULTS, STEP_DEFAULTS, kind_of
-from .models import (CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
+from .models import (ARG, CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
                      SKIP_BARRIERS, STEP_TYPES, BootStep, CallStep, Corrupt, HotplugStep, Injection,
                      Remap, Skip, Step)
 from .sections import cpu_id, mapping
@@ -60,8 +60,7 @@ def _call(value: Any, key: str, cpus: int) -> CallStep:
         raise ScenarioError(f"{key}.args", f"a HYP call takes at most {MAX_ARGS} arguments (r1-r3), "
                                            f"got {len(args)}")
     return CallStep(cpu_id(call["cpu"], f"{key}.cpu", cpus), fn,
-                    tuple(v.integer(arg, f"{key}.args[{i}]", 0, 0xFFFFFFFF, hexa=True)
-                          for i, arg in enumerate(args)))
+                    tuple(ARG.parse(arg, f"{key}.args[{i}]") for i, arg in enumerate(args)))
 
 
 def _hotplug(value: Any, key: str, cpus: int) -> HotplugStep:

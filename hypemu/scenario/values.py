@@ -163,11 +163,8 @@ class Text(Kind):
 @dataclass(frozen=True)
 class Choice(Kind):
     choices: tuple[str, ...] = ()
-    nullable: bool = False
 
-    def parse(self, value: Any, key: str) -> Optional[str]:
-        if value is None and self.nullable:
-            return None
+    def parse(self, value: Any, key: str) -> str:
         return choice(value, key, self.choices)
 
 
@@ -179,12 +176,19 @@ class Int(Kind):
     hi: int = TOO_LARGE
     size: bool = False
     hexa: bool = False
-    nullable: bool = False
 
-    def parse(self, value: Any, key: str) -> Optional[int]:
-        if value is None and self.nullable:
-            return None
+    def parse(self, value: Any, key: str) -> int:
         return integer(value, key, self.lo, self.hi, size=self.size, hexa=self.hexa)
+
+
+@dataclass(frozen=True)
+class OrNull(Kind):
+    """``inner``, or null (YAML's empty value)."""
+
+    inner: Kind = field(default_factory=lambda: Kind("?"))
+
+    def parse(self, value: Any, key: str) -> Any:
+        return None if value is None else self.inner.parse(value, key)
 
 
 @dataclass(frozen=True)
@@ -201,22 +205,25 @@ def text(words: str = "string") -> Text:
     return Text(words, {"type": "string"})
 
 
-def one_of(values: Sequence[str], nullable: bool = False) -> Choice:
-    words = "|".join(values) + (" or null" if nullable else "")
-    enum: list[Any] = [*values, *([None] if nullable else [])]
-    return Choice(words, {"enum": enum}, tuple(values), nullable)
+def one_of(values: Sequence[str], nullable: bool = False) -> Kind:
+    words = "|".join(values)
+    kind = Choice(words, {"enum": list(values)}, tuple(values))
+    if nullable:
+        return OrNull(words + " or null", {"enum": [*values, None]}, kind)
+    return kind
 
 
 def int_kind(words: str, lo: int = 0, hi: int = TOO_LARGE, *, size: bool = False, hexa: bool = False,
-             nullable: bool = False) -> Int:
+             nullable: bool = False) -> Kind:
     schema: dict[str, Any] = dict(SIZE_SCHEMA) if size else {"type": "integer"}
     if not size:
         schema["minimum"] = lo
         if hi < TOO_LARGE:
             schema["maximum"] = hi
+    kind = Int(words, schema, lo, hi, size, hexa)
     if nullable:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    return Int(words, schema, lo, hi, size, hexa, nullable)
+        return OrNull(words, {"anyOf": [schema, {"type": "null"}]}, kind)
+    return kind
 
 
 def other(words: str, schema: Mapping[str, Any]) -> Kind:
