@@ -25,17 +25,22 @@ from ..errors import ScenarioError
 from ..layout import Bank
 from .keys import DEFAULTS, INJECT_DEFAULTS, KEYS, STEP_DEFAULTS, default_of, json_schema, key_table
 from .load import DEFAULT_SCENARIO, from_mapping, load_file, load_scenario
-from .models import (FAULT_FSCS, FAULT_KINDS, FORMAT, HAZARD_KINDS, OUTCOMES, BootStep, CallStep,
-                     Corrupt, Expect, FaultMatch, HotplugStep, HypSection, Injection, KernelSection,
-                     Limits, MachineSection, Remap, Scenario, Skip, Step)
+from .models import (BOUNCE_PAGE, CALL_ABIS, CORRUPT_FIELDS, FAULT_FSCS, FAULT_KINDS, FORMAT,
+                     HAZARD_KINDS, HOTPLUG_STATES, INIT_KINDS, INJECT_TABLES, MAX_ARGS, MAX_BANKS,
+                     MAX_CPUS, OUTCOMES, PHYS_LIMIT, SKIP_BARRIERS, BootStep, CallStep, Corrupt,
+                     Expect, FaultMatch, HotplugStep, HypSection, Injection, KernelSection, Limits,
+                     MachineSection, Remap, Scenario, Skip, Step)
+from .steps import INJECT_KINDS, STEP_KINDS
 from .values import parse_size
-from .yamlfile import FILE_KEY, line_of, located
+from .yamlfile import FILE_KEY, MAX_FILE_BYTES, line_of, located
 
 # The JSON Schema (draft 2020-12) of a scenario file's data, generated from the models.
 SCENARIO_SCHEMA: Path = Path(__file__).resolve().parent.parent / "scenario.schema.json"
 
 __all__ = [
-    "Bank", "BootStep", "CallStep", "Corrupt", "DEFAULTS", "DEFAULT_SCENARIO", "Expect",
+    "BOUNCE_PAGE", "CALL_ABIS", "CORRUPT_FIELDS", "HOTPLUG_STATES", "INIT_KINDS", "INJECT_KINDS",
+    "INJECT_TABLES", "MAX_ARGS", "MAX_BANKS", "MAX_CPUS", "MAX_FILE_BYTES", "PHYS_LIMIT",
+    "SKIP_BARRIERS", "STEP_KINDS", "Bank", "BootStep", "CallStep", "Corrupt", "DEFAULTS", "DEFAULT_SCENARIO", "Expect",
     "FAULT_FSCS", "FAULT_KINDS", "FILE_KEY", "FORMAT", "FaultMatch", "HAZARD_KINDS", "HotplugStep",
     "HypSection", "INJECT_DEFAULTS", "Injection", "KEYS", "KernelSection", "Limits",
     "MachineSection", "OUTCOMES", "Remap", "SCENARIO_SCHEMA", "STEP_DEFAULTS", "Scenario",
