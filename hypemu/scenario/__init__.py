@@ -38,12 +38,12 @@ from .yamlfile import FILE_KEY, MAX_FILE_BYTES, line_of, located
 SCENARIO_SCHEMA: Path = Path(__file__).resolve().parent.parent / "scenario.schema.json"
 
 __all__ = [
-    "BOUNCE_PAGE", "CALL_ABIS", "CORRUPT_FIELDS", "HOTPLUG_STATES", "INIT_KINDS", "INJECT_KINDS",
-    "INJECT_TABLES", "MAX_ARGS", "MAX_BANKS", "MAX_CPUS", "MAX_FILE_BYTES", "PHYS_LIMIT",
-    "SKIP_BARRIERS", "STEP_KINDS", "Bank", "BootStep", "CallStep", "Corrupt", "DEFAULTS", "DEFAULT_SCENARIO", "Expect",
-    "FAULT_FSCS", "FAULT_KINDS", "FILE_KEY", "FORMAT", "FaultMatch", "HAZARD_KINDS", "HotplugStep",
-    "HypSection", "INJECT_DEFAULTS", "Injection", "KEYS", "KernelSection", "Limits",
-    "MachineSection", "OUTCOMES", "Remap", "SCENARIO_SCHEMA", "STEP_DEFAULTS", "Scenario",
-    "ScenarioError", "Skip", "Step", "default_of", "from_mapping", "json_schema", "key_table",
-    "line_of", "load_file", "load_scenario", "located", "parse_size",
+    "BOUNCE_PAGE", "Bank", "BootStep", "CALL_ABIS", "CORRUPT_FIELDS", "CallStep", "Corrupt",
+    "DEFAULTS", "DEFAULT_SCENARIO", "Expect", "FAULT_FSCS", "FAULT_KINDS", "FILE_KEY", "FORMAT",
+    "FaultMatch", "HAZARD_KINDS", "HOTPLUG_STATES", "HotplugStep", "HypSection", "INIT_KINDS",
+    "INJECT_DEFAULTS", "INJECT_KINDS", "INJECT_TABLES", "Injection", "KEYS", "KernelSection",
+    "Limits", "MAX_ARGS", "MAX_BANKS", "MAX_CPUS", "MAX_FILE_BYTES", "MachineSection", "OUTCOMES",
+    "PHYS_LIMIT", "Remap", "SCENARIO_SCHEMA", "SKIP_BARRIERS", "STEP_DEFAULTS", "STEP_KINDS",
+    "Scenario", "ScenarioError", "Skip", "Step", "default_of", "from_mapping", "json_schema",
+    "key_table", "line_of", "load_file", "load_scenario", "located", "parse_size",
 ]

@@ -93,6 +93,14 @@ def allowed(prefix: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
+@functools.lru_cache(maxsize=None)
+def required(prefix: str) -> tuple[str, ...]:
+    """The keys a mapping at ``prefix`` must have (their meaning starts with ``required:``)."""
+    return tuple(row.path[len(prefix) + 1:] for row in ROWS
+                 if row.path.startswith(prefix + ".") and "." not in row.path[len(prefix) + 1:]
+                 and row.meaning.startswith("required:"))
+
+
 DEFAULTS: dict[str, Any] = defaults_under("")
 STEP_DEFAULTS: dict[str, Any] = defaults_under("steps[]")
 INJECT_DEFAULTS: dict[str, Any] = defaults_under("inject[]")

@@ -85,4 +85,5 @@ def load_scenario(source: Union[Scenario, Mapping[str, Any], str, "os.PathLike[s
         return from_mapping(source)
     if isinstance(source, (str, os.PathLike)):
         return load_file(source)
-    raise TypeError(f"load_scenario expects a Scenario, a mapping or a path, got {type(source).__name__}")
+    raise TypeError(f"load_scenario expects a Scenario, a mapping or a path, "
+                    f"got {type(source).__name__}")

@@ -42,7 +42,8 @@ U32 = 0xFFFFFFFF
 def key(kind: v.Kind, meaning: str, default: Any = NO_DEFAULT, **more: Any) -> Any:
     """A field that is a YAML key: its kind, meaning and (YAML) default; ``model=`` for a mapping
     of further keys, ``variants=`` for the typed forms of a list's items, ``value=`` for the
-    field's own Python default (a partial match)."""
+    field's own Python default (a partial match). A meaning that starts with ``required:`` makes
+    the key required in its mapping (the README says so in the same words)."""
     value = more.pop("value", NO_DEFAULT)
     meta = {"kind": kind, "meaning": meaning, "default": default, **more}
     return field(metadata=meta) if value is NO_DEFAULT else field(default=value, metadata=meta)
@@ -56,7 +57,6 @@ def section(model: type) -> Any:
 ADDRESS = v.int_kind("address", 0, U32, size=True, hexa=True)
 SIZE = v.int_kind("size", 0, PHYS_LIMIT, size=True, hexa=True)
 PA = v.int_kind("size", 0, PHYS_LIMIT - 1, size=True, hexa=True)        # a PA, written as a size
-PA_SIZE = PA
 ARG = v.int_kind("int", 0, U32, hexa=True)
 IDENT_KIND = v.Kind("identifier", {"type": "string", "pattern": v.IDENT_PATTERN})
 CPU_ID = v.int_kind("int", 0, MAX_CPUS - 1)
@@ -91,7 +91,7 @@ class KernelSection:
     page_offset: int = key(v.int_kind("address", 0x10000000, 0xF0000000, size=True, hexa=True),
                            "kernel lowmem VA of the first RAM byte; 16 MiB aligned, "
                            "0x10000000..0xf0000000", 0xC0000000)
-    text_offset: int = key(PA_SIZE, "kernel image offset in the first bank, page-aligned", 0x8000)
+    text_offset: int = key(PA, "kernel image offset in the first bank, page-aligned", 0x8000)
     hyp_idmap_offset: Optional[int] = key(
         v.other("auto or size", {"anyOf": [{"const": "auto"}, v.SIZE_SCHEMA]}),
         "offset of the HYP init code from the image start (auto, or an int >= 0x1000, 32-byte "
@@ -171,7 +171,8 @@ class Skip:
         "make instructions of the init and runtime code NOPs: every isb, dsb, dmb, or MCR/MCRR to a "
         "cp15 operation or register (tlbiallh, tlbimvah, hsctlr, ...); or the one at {symbol, offset}")
     mnemonic: Optional[str]
-    symbol: Optional[str] = key(IDENT_KIND, "a global label of the init or runtime code", value=None)
+    symbol: Optional[str] = key(IDENT_KIND, "required: a global label of the init or runtime code",
+                                value=None)
     offset: int = key(v.int_kind("int", 0, 1 << 20, hexa=True), "byte offset from the symbol, a "
                                                                 "multiple of 4", 0, value=0)
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ScenarioError
 from . import values as v
-from .keys import INJECT_DEFAULTS, STEP_DEFAULTS, kind_of
+from .keys import INJECT_DEFAULTS, STEP_DEFAULTS, kind_of, required
 from .models import (ARG, CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
                      SKIP_BARRIERS, STEP_TYPES, BootStep, CallStep, Corrupt, HotplugStep, Injection,
                      Remap, Skip, Step)
@@ -49,7 +49,7 @@ def _boot(value: Any, key: str, cpus: int) -> BootStep:
 
 
 def _call(value: Any, key: str, cpus: int) -> CallStep:
-    call = mapping(value, key, "steps[].call", ("fn",))
+    call = mapping(value, key, "steps[].call", required("steps[].call"))
     fn = call["fn"]
     if not isinstance(fn, str) or not v.IDENT.fullmatch(fn):
         raise ScenarioError(f"{key}.fn", f"expected the name of a runtime HYP function (an identifier "
@@ -64,7 +64,7 @@ def _call(value: Any, key: str, cpus: int) -> CallStep:
 
 
 def _hotplug(value: Any, key: str, cpus: int) -> HotplugStep:
-    plug = mapping(value, key, "steps[].hotplug", ("cpu", "state"))
+    plug = mapping(value, key, "steps[].hotplug", required("steps[].hotplug"))
     state = plug["state"]
     if isinstance(state, bool):          # YAML 1.1 reads a bare on/off as a boolean
         state = "on" if state else "off"
@@ -128,7 +128,7 @@ def injections(value: Any, nsteps: int) -> tuple[Injection, ...]:
 
 
 def _corrupt(body: Any, where: str) -> Corrupt:
-    c = mapping(body, where, "inject[].corrupt", ("table", "va", "field", "value"))
+    c = mapping(body, where, "inject[].corrupt", required("inject[].corrupt"))
     field = v.choice(c["field"], f"{where}.field", CORRUPT_FIELDS)
     limit = PHYS_LIMIT - 1 if field == "output" else (3 if field == "ap" else 1)
     return Corrupt(table=kind_of("inject[].corrupt.table").parse(c["table"], f"{where}.table"),
@@ -137,7 +137,8 @@ def _corrupt(body: Any, where: str) -> Corrupt:
 
 
 def _remap(body: Any, where: str, nsteps: int) -> Remap:
-    r = {**INJECT_DEFAULTS["remap"], **mapping(body, where, "inject[].remap", ("table", "va", "to", "at"))}
+    r = {**INJECT_DEFAULTS["remap"], **mapping(body, where, "inject[].remap",
+                                                   required("inject[].remap"))}
     bbm, tlbi = v.flag(r["bbm"], f"{where}.bbm"), v.flag(r["tlbi"], f"{where}.tlbi")
     if nsteps == 0:
         raise ScenarioError(f"{where}.at", "there are no steps to remap before")
@@ -162,7 +163,8 @@ def skip_names() -> list[str]:
 
 def _skip(value: Any, key: str) -> Skip:
     if isinstance(value, Mapping):
-        body = {**INJECT_DEFAULTS["skip"], **mapping(value, key, "inject[].skip", ("symbol",))}
+        given = mapping(value, key, "inject[].skip", required("inject[].skip"))
+        body = {**INJECT_DEFAULTS["skip"], **given}
         symbol = body["symbol"]
         if not isinstance(symbol, str) or not v.IDENT.fullmatch(symbol):
             raise ScenarioError(f"{key}.symbol", f"expected a label of the init or runtime code, "
