@@ -1,4 +1,4 @@
-"""Scenario loading and validation (DESIGN.md section 4).
+"""Scenario loading and validation (docs/DESIGN.md section 4).
 
 Every file in tests/bad/ is one invalid scenario whose first line says what the error must be:
 ``# expect: LINE: key.path: fragment of the message``.
