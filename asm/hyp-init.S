@@ -1,4 +1,4 @@
-@ The dual-step HYP init (the design of the 2013 mail in shared/seeds/, written for hypemu).
+@ The dual-step HYP init (the design of the 2013 KVM/ARM mail, written for hypemu).
 @
 @ The kernel makes two HVCs into these vectors (the stub has pointed HVBAR here):
 @   phase 1: MMU off, "stack" = 0: load the boot pgd into HTTBR, derive HTCR/VTCR from TTBCR,

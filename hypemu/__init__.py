@@ -1,6 +1,6 @@
 """hypemu: a simulator of the Linux KVM/ARM HYP-mode bring-up on Unicorn, with a Python-modelled HYP.
 
-Public API (DESIGN.md section 6; typed, see ``py.typed``):
+Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
 
 - ``load_scenario(path_or_mapping) -> Scenario``: read and validate a scenario (nothing runs).
 - ``run(scenario) -> Result``: build a board, run every step, judge the outcome against ``expect``.
@@ -8,11 +8,16 @@ Public API (DESIGN.md section 6; typed, see ``py.typed``):
   ``translate``, ``read_phys``/``write_phys``, ``map_hyp``, ``hyp_registers``, ``events``).
 - ``Result``: what a run produced; ``Result.to_dict()`` is the JSON object that ``RESULT_SCHEMA``
   (a JSON Schema file shipped in this package) describes.
-- Errors: ``ScenarioError`` (invalid scenario input, ``FILE:LINE: key: message``), ``ConfigError``
-  (the kernel side refuses the layout; ``.reason``), ``AsmError`` (user init code that does not
-  assemble), ``NotModelled`` (the guest did something hypemu does not model), and for step-by-step
-  use ``GuestFault`` (the guest took an exception the flow did not expect; ``.record`` is a
-  ``FaultRecord``) and ``BudgetExhausted`` (a step's instruction budget ran out).
+- Errors (``hypemu.errors``; whose fault it is): ``HypemuError`` is the base of them all.
+  ``InputError``: the input is wrong: ``ScenarioError`` (``FILE:LINE: key: message``) and
+  ``AsmError`` (user init code that does not assemble). ``ConfigError``: the kernel side refuses
+  the layout (``.reason``). ``NotModelled``: the guest did something hypemu does not model.
+  ``UsageError`` (a ``ValueError``): a ``Machine`` call that cannot be done. For step-by-step use
+  ``GuestFault`` (the guest took an exception the flow did not expect; ``.record`` is a
+  ``FaultRecord``) and ``BudgetExhausted`` (a step's instruction budget ran out). Anything else
+  is a bug of hypemu.
+- ``SCENARIO_SCHEMA`` / ``scenario_schema()``: the JSON Schema of scenario files, generated from
+  the typed models of ``hypemu.scenario``.
 - Types that appear in those signatures: ``Scenario``, ``Translation`` and ``Fault`` (what
   ``Machine.translate`` returns), ``FaultRecord``, ``Event``.
 
@@ -30,29 +35,33 @@ __version__ = "0.1.0"
 
 # The JSON Schema (draft 2020-12) of ``Result.to_dict()`` and of ``hypemu run --json`` output.
 RESULT_SCHEMA: Path = Path(__file__).resolve().with_name("result.schema.json")
+# The JSON Schema (draft 2020-12) of a scenario file's data, generated from hypemu.scenario's models.
+SCENARIO_SCHEMA: Path = Path(__file__).resolve().with_name("scenario.schema.json")
 
 _API = {
-    "ConfigError": "layout", "Machine": "machine", "Result": "machine", "run": "machine",
-    "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "scenario",
-    "load_scenario": "scenario", "NotModelled": "cpu", "FaultRecord": "cpu", "GuestFault": "kvm",
+    "ConfigError": "errors", "HypemuError": "errors", "InputError": "errors",
+    "UsageError": "errors", "Machine": "machine", "Result": "machine", "run": "machine",
+    "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "errors",
+    "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
     "Event": "events",
 }
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
     "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Fault", "FaultRecord",
-    "GuestFault", "Machine", "NotModelled", "RESULT_SCHEMA", "Result", "Scenario", "ScenarioError",
-    "Translation", "__version__", "load_scenario", "result_schema", "run",
+    "GuestFault", "HypemuError", "InputError", "Machine", "NotModelled", "RESULT_SCHEMA", "Result",
+    "SCENARIO_SCHEMA", "Scenario", "ScenarioError", "Translation", "UsageError", "__version__",
+    "load_scenario", "result_schema", "run", "scenario_schema",
 ]
 
 if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` imports on first use
     from .asm import AsmError
-    from .cpu import FaultRecord, NotModelled
+    from .cpu import FaultRecord
+    from .errors import ConfigError, HypemuError, InputError, NotModelled, ScenarioError, UsageError
     from .events import Event
     from .kvm import BudgetExhausted, GuestFault
-    from .layout import ConfigError
     from .machine import Machine, Result, run
-    from .scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, load_scenario
+    from .scenario import DEFAULT_SCENARIO, Scenario, load_scenario
     from .walker import Fault, Translation
 
 
@@ -61,6 +70,16 @@ def result_schema() -> dict[str, Any]:
     line of ``hypemu run --json`` against it with any JSON Schema (draft 2020-12) validator."""
     import json
     with open(RESULT_SCHEMA, encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file (``SCENARIO_SCHEMA``), parsed: every key with its type,
+    default and meaning, for editors and other tools. It checks the shape of the data; the loader
+    also checks the rules across keys (alignment, overlaps, which CPUs are up at each step)."""
+    import json
+    with open(SCENARIO_SCHEMA, encoding="utf-8") as handle:
         schema: dict[str, Any] = json.load(handle)
     return schema
 

@@ -1,7 +1,9 @@
-"""The ``hypemu`` command (DESIGN.md section 5).
+"""The ``hypemu`` command (docs/DESIGN.md section 5).
 
-Exit status: 0 every scenario met its expectation, 1 one did not, 2 invalid input or usage. A user
-never sees a Python traceback for bad input: input errors are one line ``FILE:LINE: key: message``.
+Exit status: 0 every scenario met its expectation, 1 one did not, 2 invalid input or usage, 3 an
+internal error (a bug of hypemu). A user never sees a Python traceback for bad input: input errors
+are one line ``FILE:LINE: key: message``; an internal error prints its traceback and asks for a bug
+report (``hypemu.errors`` says whose fault each error is).
 """
 
 from __future__ import annotations
@@ -10,18 +12,19 @@ import argparse
 import json
 import os
 import sys
-from typing import Optional, Sequence
+import traceback
+from typing import Callable, Optional, Sequence
 
 from . import __version__
-from .asm import AsmError
+from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
+from .scenario import DEFAULT_SCENARIO, Scenario, from_mapping, load_file
 from .trace import lines as trace_lines
-from .scenario import DEFAULT_SCENARIO, ScenarioError, from_mapping
 
 EXAMPLES = """examples:
   hypemu run                          the built-in default scenario (1 CPU, 1 GiB, dual-step init)
-  hypemu run --json                   the same, as one JSON object (DESIGN.md section 6)
+  hypemu run --json                   the same, as one JSON object (README: "The JSON result")
   hypemu run --trace                  the same, with every HYP event the guest caused
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
@@ -29,8 +32,8 @@ EXAMPLES = """examples:
 """
 
 
-class InputError(Exception):
-    """Invalid input or usage: exit status 2, one line, no traceback."""
+class OneLine(Exception):
+    """Invalid input or usage, already worded: exit status 2, one line, no traceback."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,22 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str):
-    from .scenario import load_file  # file loading and validation (issue: scenario files)
-    return load_file(path)
-
-
-def _scenarios(files: Sequence[str]) -> list:
+def _scenarios(files: Sequence[str]) -> list[Scenario]:
     if not files:
         return [from_mapping(DEFAULT_SCENARIO)]
-    return [_load(path) for path in files]
+    return [load_file(path) for path in files]
 
 
-def _run_one(scenario, args) -> Result:
+def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
     try:
         result = run(scenario)
     except INPUT_ERRORS as err:   # incl. NotModelled: the guest did what hypemu does not model
-        raise InputError(input_error_message(err, scenario)) from None
+        raise OneLine(input_error_message(err, scenario)) from None
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -87,7 +85,7 @@ def _run_one(scenario, args) -> Result:
     return result
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args.files)
     results = [_run_one(s, args) for s in scenarios]
     passed = sum(r.passed for r in results)
@@ -96,13 +94,13 @@ def cmd_run(args) -> int:
     return 0 if passed == len(results) else 1
 
 
-def cmd_validate(args) -> int:
+def cmd_validate(args: argparse.Namespace) -> int:
     """Check every file (not only up to the first bad one): one line each, exit 2 if any is bad."""
     bad = 0
     for path in args.files:
         try:
-            refused = check_buildable(_load(path))
-        except (ScenarioError, AsmError) as err:
+            refused = check_buildable(load_file(path))
+        except InputError as err:
             print(f"hypemu: {err}", file=sys.stderr)
             bad += 1
         else:
@@ -111,7 +109,7 @@ def cmd_validate(args) -> int:
     return 2 if bad else 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench   # imported on use: `hypemu run` does not load the suite
     command = " ".join(["hypemu bench", *(["--quick"] if args.quick else []),
                         *(["--only", *args.only] if args.only else []),
@@ -121,7 +119,7 @@ def cmd_bench(args) -> int:
             return bench.list_suite()
         return bench.main(args.quick, args.json, args.only, command)
     except bench.BenchError as err:
-        raise InputError(str(err)) from None
+        raise OneLine(str(err)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -130,15 +128,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "run": cmd_run, "validate": cmd_validate, "bench": cmd_bench}
     try:
-        return {"run": cmd_run, "validate": cmd_validate, "bench": cmd_bench}[args.command](args)
-    except (InputError, ScenarioError, AsmError) as err:
+        return commands[args.command](args)
+    except (OneLine, InputError) as err:
         print(f"hypemu: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:   # `hypemu run --trace | head`: the reader left, which is no error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception:         # not the user's input: a bug of hypemu, shown as one
+        traceback.print_exc()
+        print(BUG_REPORT, file=sys.stderr)
+        return INTERNAL_EXIT
 
 
 if __name__ == "__main__":

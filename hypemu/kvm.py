@@ -29,7 +29,7 @@ from .asm import Program, assemble_file
 from .cpu import MODE_HYP, MODE_SVC, CpuComplex, FaultRecord, CPSR_A, CPSR_F, CPSR_I
 from .layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, check_trampoline
 from .layout import page_align_up, plan
-from .scenario import Scenario
+from .scenario import Corrupt, Scenario, Skip
 
 def _asm_dir() -> Path:
     """The guest sources: asm/ of the source tree (editable installs, a checkout), else where a
@@ -171,11 +171,9 @@ class Kernel:
         self.ready: set[int] = set()          # CPUs whose HYP init completed (runtime vectors set)
         self._load()
         self.boot_pgd, self.runtime_pgd = self._build_tables()
-        for index, item in enumerate(scenario.inject):
-            if "corrupt" in item:
-                c = item["corrupt"]
-                self._injected(index, lambda: inject.corrupt(self, c["table"], c["va"], c["field"],
-                                                             c["value"]))
+        for index, c in enumerate(scenario.inject):
+            if isinstance(c, Corrupt):
+                self._injected(index, lambda: inject.corrupt(self, c.table, c.va, c.field, c.value))
 
     # --- placement and loading ------------------------------------------------------------------
     def _plan(self) -> Layout:
@@ -229,15 +227,14 @@ class Kernel:
         sizes = {"init": len(init_code), "runtime": len(runtime_code)}
         code = {"init": init_code, "runtime": runtime_code}
         for index, item in enumerate(self.scenario.inject):
-            if "skip" not in item:
+            if not isinstance(item, Skip):
                 continue
-            sites = self._injected(index, lambda: inject.skip_sites(programs, sizes, item["skip"]),
-                                   record=False)
+            target = item.mnemonic or {"symbol": item.symbol, "offset": item.offset}
+            sites = self._injected(index, lambda: inject.skip_sites(programs, sizes, target), record=False)
             for prog in programs:
                 code[prog] = inject.nop_out(code[prog], [off for name, off in sites if name == prog])
             addresses = [programs[name].base + off for name, off in sites]
-            what = item["skip"] if isinstance(item["skip"], str) else \
-                f"{item['skip']['symbol']}+{item['skip'].get('offset', 0):#x}"
+            what = item.what
             self.injections.append({"kind": "skip", "what": what, "addresses": addresses})
             self.core.record(events.INJECT, "skip", len(addresses), pc=addresses[0],
                              detail=f"{what}: {len(addresses)} instruction(s) made NOPs at "

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .errors import ConfigError
 from .lpae import PAGE_SIZE
-from .scenario import Bank
 
 PAGE_MASK = ~(PAGE_SIZE - 1)
 # The kernel's lowmem ends where the vmalloc area must start at the latest (arch/arm/mm/mmu.c,
@@ -22,12 +22,19 @@ VMALLOC_MIN = 0xFF000000 - (240 << 20) - (8 << 20)
 FOUR_GIB = 1 << 32
 
 
-class ConfigError(Exception):
-    """The kernel side refuses this layout, as KVM would (the ``config_error`` outcome)."""
+__all__ = ["Bank", "ConfigError", "Layout", "check_idmap", "check_trampoline", "page_align_up", "plan"]
 
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(reason)
+
+@dataclass(frozen=True)
+class Bank:
+    """One bank of RAM: ``size`` bytes of physical memory from PA ``base``."""
+
+    base: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
 
 
 def page_align_up(value: int) -> int:
@@ -131,7 +138,7 @@ def plan(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Op
 
 
 def check_trampoline(layout: Layout) -> None:
-    """The refusals of kvm_mmu_init() about the trampoline and the idmap (DESIGN.md section 1)."""
+    """The refusals of kvm_mmu_init() about the trampoline and the idmap (docs/DESIGN.md section 1)."""
     va = layout.trampoline_va
     if va & ~PAGE_MASK or not 0 <= va < FOUR_GIB:
         raise ConfigError(f"trampoline VA {va:#x} is not a page-aligned 32-bit address")

@@ -1,7 +1,8 @@
 """A board running a scenario: RAM, CPUs, the kernel side, the steps, and the Result.
 
 ``Machine`` is the step-by-step API for other rigs (boot, call, hotplug, translate, physical memory);
-``run`` executes a whole scenario and turns what happened into a ``Result`` (DESIGN.md section 6).
+``run`` executes a whole scenario and turns what happened into a ``Result`` (docs/DESIGN.md
+section 6). Which exceptions are the user's input and which are bugs: ``hypemu.errors``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
 from . import inject
+from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
+                     UsageError)
 from .events import Event
 from .hazards import Checks, Hazard
-from .asm import AsmError
-from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, NotModelled
+from .cpu import MODE_HYP, MODE_NAMES, CpuComplex
 from .kvm import BudgetExhausted, GuestFault, Kernel
-from .layout import ConfigError
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import BootStep, CallStep, Expect, HotplugStep, Remap, Scenario, load_scenario, located
 from .walker import Fault, Translation
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
@@ -50,7 +51,7 @@ class Machine:
         todo = self._cpu_list(cpus)
         for cpu in todo:
             if self.core.cpus[cpu].online:
-                raise ValueError(f"cpu {cpu} is already online")
+                raise UsageError(f"cpu {cpu} is already online")
         for cpu in todo:
             self.kernel.boot_cpu(cpu)
         if self.kernel.single_step and not self.kernel.idmap_removed:
@@ -60,25 +61,25 @@ class Machine:
         """An HVC into the runtime HYP code: ``fn`` (a global of the runtime code, or a HYP VA) with
         up to three arguments; returns r0."""
         if len(args) > 3:
-            raise ValueError(f"a HYP call takes at most 3 arguments (r1-r3), got {len(args)}")
+            raise UsageError(f"a HYP call takes at most 3 arguments (r1-r3), got {len(args)}")
         self._check_cpu(cpu)
         if cpu not in self.booted:
-            raise ValueError(f"cpu{cpu} has not been booted (or is offline): boot it first")
+            raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
         va = self.symbol(fn) if isinstance(fn, str) else fn
-        regs = list(args) + [0] * (3 - len(args))
+        r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
-        return self.kernel.hvc(cpu, va, *regs, during=f"the call of {fn}")
+        return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
 
     def hotplug(self, cpu: int, state: str) -> None:
         """CPU hotplug: ``off`` powers the CPU down (its HYP state is lost); ``on`` powers it up and
         re-runs the HYP init against the kept boot tables."""
         self._check_cpu(cpu)
         if state not in ("on", "off"):
-            raise ValueError(f"hotplug state must be 'on' or 'off', got {state!r}")
+            raise UsageError(f"hotplug state must be 'on' or 'off', got {state!r}")
         self._new_step()
         if state == "off":
             if not self.core.cpus[cpu].online:
-                raise ValueError(f"cpu {cpu} is already offline")
+                raise UsageError(f"cpu {cpu} is already offline")
             self.kernel.power_off(cpu)
         else:
             self.boot([cpu])
@@ -93,7 +94,7 @@ class Machine:
         """The CPUs whose HYP init has completed and that are still online."""
         return set(self.kernel.ready)
 
-    def corrupt(self, table: str, va: int, field: str, value: int) -> dict:
+    def corrupt(self, table: str, va: int, field: str, value: int) -> dict[str, Any]:
         """Fault injection, now: change one field (valid, af, xn, ap or output) of the leaf
         descriptor mapping ``va`` in the ``boot`` or ``runtime`` table, as a kernel bug or a stray
         write would. No TLB maintenance is done. Returns what was changed."""
@@ -101,7 +102,8 @@ class Machine:
         self.kernel.injections.append(record)
         return record
 
-    def remap(self, table: str, va: int, to: int, bbm: bool = True, tlbi: bool = True) -> dict:
+    def remap(self, table: str, va: int, to: int, bbm: bool = True,
+              tlbi: bool = True) -> dict[str, Any]:
         """Fault injection, now: the kernel side points the live mapping of ``va`` at PA ``to``,
         with (or without) break-before-make and HYP TLB invalidation (an HVC to hyp_tlbi_va_is on
         the first online CPU). Returns what was changed."""
@@ -119,12 +121,12 @@ class Machine:
 
     def symbol(self, name: str) -> int:
         """The HYP VA of ``name``, a global of the runtime HYP code (what a ``call`` step names).
-        Reads nothing from the machine; ValueError if the runtime code has no such global."""
+        Reads nothing from the machine; ``UnknownFunction`` (a ValueError) if the runtime code has
+        no such global."""
         try:
             return self.kernel.symbol(name)
         except KeyError:
-            known = ", ".join(sorted(self.kernel.image.runtime.globals))
-            raise ValueError(f"no HYP function {name!r} in the runtime code (known: {known})") from None
+            raise UnknownFunction(name, sorted(self.kernel.image.runtime.globals)) from None
 
     # --- inspection -----------------------------------------------------------------------------
     def translate(self, cpu: int, va: int, access: str = "read",
@@ -133,16 +135,18 @@ class Machine:
         model first, then a walk of its HTTBR; a plain PA when its HYP MMU is off); ``"boot"``,
         ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR."""
         self._check_cpu(cpu)
-        ttbr = {"boot": self.kernel.boot_pgd, "runtime": self.kernel.runtime_pgd}.get(pgd, pgd)
+        if isinstance(pgd, str) and pgd not in ("boot", "runtime"):
+            raise UsageError(f"pgd must be None, 'boot', 'runtime' or a PA, got {pgd!r}")
+        ttbr = self.kernel.pgd(pgd) if isinstance(pgd, str) else pgd
         return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
 
     def read_phys(self, pa: int, size: int) -> bytes:
         """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no
-        translation, no TLB). ValueError where the board has no RAM."""
+        translation, no TLB). UsageError (a ValueError) where the board has no RAM."""
         try:
             return self.core.engine.read(pa, size)
         except LookupError:
-            raise ValueError(f"no RAM at PA {pa:#x}..{pa + size - 1:#x}") from None
+            raise UsageError(f"no RAM at PA {pa:#x}..{pa + size - 1:#x}") from None
 
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
@@ -154,7 +158,7 @@ class Machine:
         return int.from_bytes(self.read_phys(pa, 4), "little")
 
     def hyp_registers(self, cpu: int) -> dict[str, int]:
-        """The HYP registers of DESIGN.md section 6, plus the syndrome/return state."""
+        """The HYP registers of docs/DESIGN.md section 6, plus the syndrome/return state."""
         self._check_cpu(cpu)
         st = self.core.cpus[cpu]
         regs = {name: st.sysregs[name] for name in HYP_REGISTERS}
@@ -183,21 +187,21 @@ class Machine:
         if cpus == "all":
             return list(range(self.scenario.cpus))
         if isinstance(cpus, str) or not isinstance(cpus, (list, tuple)):
-            raise ValueError(f"cpus must be 'all' or a list of CPU ids, got {cpus!r}")
+            raise UsageError(f"cpus must be 'all' or a list of CPU ids, got {cpus!r}")
         for cpu in cpus:
             self._check_cpu(cpu)
         if len(set(cpus)) != len(cpus):
-            raise ValueError(f"a CPU is listed twice in {list(cpus)}")
+            raise UsageError(f"a CPU is listed twice in {list(cpus)}")
         return list(cpus)
 
     def _check_cpu(self, cpu: int) -> None:
         if not isinstance(cpu, int) or isinstance(cpu, bool) or not 0 <= cpu < self.scenario.cpus:
-            raise ValueError(f"cpu {cpu} does not exist (the board has {self.scenario.cpus})")
+            raise UsageError(f"cpu {cpu} does not exist (the board has {self.scenario.cpus})")
 
 
 @dataclass
 class Result:
-    """What a scenario run produced (DESIGN.md section 6)."""
+    """What a scenario run produced (docs/DESIGN.md section 6)."""
 
     name: str
     file: Optional[str]
@@ -216,7 +220,7 @@ class Result:
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
+        """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
         ``events`` and ``mismatch`` are not part of it."""
         return {"name": self.name, "file": self.file, "outcome": self.outcome,
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
@@ -225,9 +229,9 @@ class Result:
                 "injections": list(self.injections)}
 
 
-def _layout_dict(m: Machine) -> dict:
-    """The layout of DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
-    and there is no trampoline (null)."""
+def _layout_dict(m: Machine) -> dict[str, Any]:
+    """The layout of docs/DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP
+    table, and there is no trampoline (null)."""
     lay, single = m.layout, m.kernel.single_step
     return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
             "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
@@ -246,63 +250,61 @@ def _where(s: Scenario, index: Optional[int]) -> str:
 
 def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
     """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
-    remaps = [(i, item["remap"]) for i, item in enumerate(m.scenario.inject) if "remap" in item]
+    remaps = [(i, item) for i, item in enumerate(m.scenario.inject) if isinstance(item, Remap)]
     for index, step in enumerate(m.scenario.steps):
         at[:] = [index]
         for inject_index, r in remaps:
-            if r["at"] == index:
+            if r.at == index:
                 m._new_step()
                 m.kernel._injected(inject_index, lambda: inject.remap(
-                    m.kernel, r["table"], r["va"], r["to"], r["bbm"], r["tlbi"], r["at"]))
+                    m.kernel, r.table, r.va, r.to, r.bbm, r.tlbi, r.at))
         try:
             _run_step(m, step, result)
-        except ValueError as err:   # e.g. a call of a function the runtime code does not have
+        except UnknownFunction as err:   # only the built runtime code knows its functions
             s = m.scenario
             line = s.step_lines[index] if index < len(s.step_lines) else None
-            key = f"steps[{index}].{next(iter(step))}"
-            raise ScenarioError(key, str(err), s.file, line if s.file else None) from None
+            raise ScenarioError(f"steps[{index}].{step.TAG}", str(err), s.file,
+                                line if s.file else None) from None
 
 
-def _run_step(m: Machine, step: dict, result: Result) -> None:
+def _run_step(m: Machine, step: "BootStep | CallStep | HotplugStep", result: Result) -> None:
     """One step (each Machine step method starts a fresh instruction budget)."""
-    if "boot" in step:
-        m.boot(step["boot"])
-    elif "call" in step:
-        c = step["call"]
-        value = m.call(c.get("cpu", 0), c["fn"], *c.get("args", []))
-        result.calls.append({"cpu": c.get("cpu", 0), "fn": c["fn"], "r0": value})
-    elif "hotplug" in step:
-        m.hotplug(step["hotplug"]["cpu"], step["hotplug"]["state"])
-    else:
-        raise ValueError(f"unknown step {sorted(step)}")
+    match step:
+        case BootStep(cpus=cpus):
+            m.boot("all" if cpus == "all" else list(cpus))
+        case CallStep(cpu=cpu, fn=fn, args=args):
+            value = m.call(cpu, fn, *args)
+            result.calls.append({"cpu": cpu, "fn": fn, "r0": value})
+        case HotplugStep(cpu=cpu, state=state):
+            m.hotplug(cpu, state)
+        case _:
+            raise TypeError(f"not a step: {step!r}")   # the loader makes only the three
 
 
-def _judge(result: Result, expect: dict) -> None:
+def _judge(result: Result, expect: Expect) -> None:
     """Compare the outcome with the expectation: outcome, partial fault match, hazard kinds."""
     if result.outcome != result.expected:
         result.mismatch.append(f"outcome {result.outcome}, expected {result.expected}")
-    want_fault = expect.get("fault")
-    if want_fault:
+    if expect.fault is not None:
         got = result.fault or {}
-        for key, value in want_fault.items():
+        for key, value in expect.fault.items():
             if got.get(key) != value:
                 result.mismatch.append(f"fault.{key} is {got.get(key)!r}, expected {value!r}")
     kinds = {h["kind"] for h in result.hazards}
-    for kind in expect.get("hazards") or []:
+    for kind in expect.hazards or ():
         if kind not in kinds:
             result.mismatch.append(f"hazard {kind!r} expected but not reported")
     result.passed = not result.mismatch
 
 
-INPUT_ERRORS = (ScenarioError, AsmError, ValueError, NotImplementedError, NotModelled)
+INPUT_ERRORS = (InputError, NotModelled)
 """What ``run`` raises for input it cannot run (never an outcome): the CLI's exit status 2, an
-error (not a failure) in the pytest plugin."""
+error (not a failure) in the pytest plugin. Anything else is a bug of hypemu (``hypemu.errors``)."""
 
 
 def _inject_input_error(err: inject.InjectError, s: Scenario) -> ScenarioError:
     key = f"inject[{err.index}].{err.key}" if err.index is not None else f"inject.{err.key}"
-    error = ScenarioError(key, str(err))
-    return error.located(s.file, s.lines) if s.file else error
+    return located(ScenarioError(key, str(err)), s.file, s.lines)
 
 
 def check_buildable(scenario: Scenario) -> Optional[str]:
@@ -311,10 +313,10 @@ def check_buildable(scenario: Scenario) -> Optional[str]:
     try:
         m = Machine(scenario)
         for index, item in enumerate(scenario.inject):
-            if "remap" in item:
-                r = item["remap"]
-                m.kernel._injected(index, lambda: inject.check_remap(m.kernel, r["table"], r["va"],
-                                                                     r["to"]), record=False)
+            if isinstance(item, Remap):
+                r = item
+                m.kernel._injected(index, lambda: inject.check_remap(m.kernel, r.table, r.va, r.to),
+                                   record=False)
     except ConfigError as err:
         return err.reason
     except inject.InjectError as err:
@@ -323,9 +325,9 @@ def check_buildable(scenario: Scenario) -> Optional[str]:
 
 
 def input_error_message(err: BaseException, scenario: Scenario) -> str:
-    """One line for an INPUT_ERRORS exception: ``FILE:LINE: key: message`` for scenario and
-    assembler errors (they carry their place), else prefixed with the scenario file."""
-    if isinstance(err, (ScenarioError, AsmError)):
+    """One line for an INPUT_ERRORS exception: ``FILE:LINE: key: message`` for input errors that
+    carry their place (scenario, assembler), else prefixed with the scenario file."""
+    if isinstance(err, InputError) and err.file:
         return str(err)
     where = f"{scenario.file}: " if scenario.file else ""
     kind = "not modelled: " if isinstance(err, NotModelled) else ""
@@ -334,11 +336,11 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
 
 def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
-    outcomes; invalid input raises (ScenarioError, ValueError, NotImplementedError), and a guest doing
-    something hypemu does not model raises NotModelled."""
+    outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
+    doing something hypemu does not model raises ``NotModelled``."""
     s = load_scenario(scenario)
     started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.get("outcome", "ok"))
+    result = Result(s.name, s.file, "ok", s.expect.outcome)
     machine = None
     at: list[int] = []     # the step in progress
     try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .machine import Result
 
 
-def _hex(value) -> str:
+def _hex(value: Optional[int]) -> str:
     return "-" if value is None else f"{value:#x}"
 
 

@@ -1,6 +1,6 @@
 """The readable trace: events with the disassembly of the instruction that caused them.
 
-Why a module of its own: it is the only place that imports capstone (STYLE.md), and disassembly is
+Why a module of its own: it is the only place that imports capstone (ARCHITECTURE.md), and disassembly is
 only needed when a person reads the trace, never while the guest runs.
 """
 

@@ -3,7 +3,7 @@
 @ table, so the push is correct only once the HTTBR write is synchronized: the ISB at
 @ runtime_stack_isb is what makes it so. scenarios/missing-isb.yaml removes that ISB by injection.
 @ Otherwise the built-in hyp-init.S, unchanged.
-@ The dual-step HYP init (the design of the 2013 mail in shared/seeds/, written for hypemu).
+@ The dual-step HYP init (the design of the 2013 KVM/ARM mail, written for hypemu).
 @
 @ The kernel makes two HVCs into these vectors (the stub has pointed HVBAR here):
 @   phase 1: MMU off, "stack" = 0: load the boot pgd into HTTBR, derive HTCR/VTCR from TTBCR,

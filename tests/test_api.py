@@ -14,13 +14,15 @@ import hypemu
 
 INIT = Path(hypemu.__file__)
 API_CLASSES = ("Machine", "Result", "Scenario", "Translation", "Fault", "FaultRecord", "Event")
-ERRORS = ("ScenarioError", "ConfigError", "AsmError", "NotModelled", "GuestFault", "BudgetExhausted")
+ERRORS = ("ScenarioError", "ConfigError", "AsmError", "NotModelled", "GuestFault", "BudgetExhausted",
+          "HypemuError", "InputError", "UsageError")
 
 
 def test_every_exported_name_resolves():
     for name in hypemu.__all__:
         assert getattr(hypemu, name) is not None, name
     assert set(hypemu.__all__) == set(hypemu._API) | {"RESULT_SCHEMA", "result_schema",
+                                                      "SCENARIO_SCHEMA", "scenario_schema",
                                                       "__version__"}
     for name in ERRORS:
         assert issubclass(getattr(hypemu, name), Exception)

@@ -151,3 +151,36 @@ def test_validate_builds_the_board_without_running_it(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"hypemu: {bad}:3: inject[0].skip: no 'hcr' instruction in the init or runtime code"
     assert "ram-above-4g.yaml: ok (the kernel side refuses its layout: config_error:" in proc.stdout
+
+
+def _model_bug(monkeypatch) -> None:
+    """A bug inside the model: the TLB raises a ValueError mid-run, as a broken walker would."""
+    from hypemu.tlb import TLB
+
+    def broken(self, t):
+        raise ValueError("internal: the TLB broke (injected by the test)")
+    monkeypatch.setattr(TLB, "fill", broken)
+
+
+def test_a_bug_of_hypemu_exits_3_with_its_traceback(monkeypatch, capsys):
+    """A ValueError raised inside the model is not the user's mistake (it used to be printed as
+    ``scenarios/hotplug.yaml:11: steps[2].hotplug: internal: ...``, exit 2)."""
+    from hypemu.cli import main
+    from hypemu.errors import BUG_REPORT
+    _model_bug(monkeypatch)
+    status = main(["run", str(SCENARIOS / "hotplug.yaml")])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert "Traceback (most recent call last)" in err and "tlb" in err.lower()
+    assert "ValueError: internal: the TLB broke (injected by the test)" in err
+    assert err.rstrip().endswith(BUG_REPORT)
+    assert "hotplug.yaml:" not in err.replace(str(SCENARIOS / "hotplug.yaml"), "")
+
+
+def test_an_input_error_still_exits_2_in_the_same_process(capsys, tmp_path):
+    from hypemu.cli import main
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nmachine:\n  cpus: 9\n")
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"hypemu: {path}:3: machine.cpus: must be 1..8, got 9\n"

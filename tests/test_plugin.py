@@ -222,3 +222,20 @@ def test_hypemu_machine_releases_its_boards_after_the_test(pytester):
                 gc.enable()
     """)
     _run(pytester).assert_outcomes(passed=2)
+
+
+def test_a_bug_of_hypemu_is_an_error_with_its_traceback(pytester, monkeypatch):
+    """Not an input error in one line: an ERROR at setup, with the traceback and a bug report line."""
+    from hypemu.tlb import TLB
+
+    def broken(self, t):
+        raise ValueError("internal: the TLB broke (injected by the test)")
+    monkeypatch.setattr(TLB, "fill", broken)
+    _project(pytester)
+    result = _run(pytester, "--hypemu-scenarios", "scenarios/good.yaml")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "ERROR at setup of scenario good" in out
+    assert "ValueError: internal: the TLB broke (injected by the test)" in out
+    assert "InternalError: internal error: this is a bug in hypemu" in out
+    assert "hypemu: scenarios/good.yaml" not in out     # not worded as the user's mistake

@@ -1,4 +1,4 @@
-"""Scenario loading and validation (DESIGN.md section 4).
+"""Scenario loading and validation (docs/DESIGN.md section 4).
 
 Every file in tests/bad/ is one invalid scenario whose first line says what the error must be:
 ``# expect: LINE: key.path: fragment of the message``.
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hypemu.scenario import (DEFAULT_SCENARIO, DEFAULTS, HAZARD_KINDS, KEYS, OUTCOMES, Bank, Scenario,
-                             ScenarioError, default_of, from_mapping, key_table, load_file,
-                             load_scenario, parse_size)
+from hypemu.scenario import (DEFAULT_SCENARIO, DEFAULTS, HAZARD_KINDS, KEYS, OUTCOMES, Bank, BootStep,
+                             CallStep, Expect, FaultMatch, HotplugStep, Scenario, ScenarioError, Skip,
+                             default_of, from_mapping, key_table, load_file, load_scenario,
+                             parse_size)
 
 HERE = Path(__file__).resolve().parent
 BAD = HERE / "bad"
@@ -152,22 +153,25 @@ expect:
 
 def test_design_example_loads(tmp_path):
     s = load_file(_write(tmp_path, FULL))
-    assert (s.name, s.cpus, s.banks) == ("dual-step-1g", 2, [Bank(0x80000000, 1 << 30)])
+    assert (s.name, s.cpus, s.banks) == ("dual-step-1g", 2, (Bank(0x80000000, 1 << 30),))
     assert (s.page_offset, s.text_offset, s.hyp_idmap_offset) == (0xC0000000, 0x8000, None)
     assert (s.init, s.trampoline_va, s.bounce_page, s.code, s.call_abi) == \
         ("dual-step", 0xFFFF0000, "auto", "builtin", "seed")
-    assert s.steps == [
-        {"boot": "all"},
-        {"call": {"cpu": 0, "fn": "hyp_probe", "args": []}},
-        {"call": {"cpu": 0, "fn": "hyp_read", "args": [0xC0001000]}},
-        {"hotplug": {"cpu": 1, "state": "off"}},     # YAML 1.1 reads a bare off as false
-        {"hotplug": {"cpu": 1, "state": "on"}},
-    ]
-    assert s.step_lines == [20, 21, 22, 23, 24]
+    assert s.steps == (
+        BootStep("all"),
+        CallStep(cpu=0, fn="hyp_probe", args=()),
+        CallStep(cpu=0, fn="hyp_read", args=(0xC0001000,)),
+        HotplugStep(cpu=1, state="off"),     # YAML 1.1 reads a bare off as false
+        HotplugStep(cpu=1, state="on"),
+    )
+    assert s.step_lines == (20, 21, 22, 23, 24)
     assert s.lines["machine.ram.size"] == 7 and s.lines["steps[2].call.args[0]"] == 22
-    assert s.inject == [{"skip": "tlbiallh"}] and s.instructions == 1_000_000
-    assert s.expect == {"outcome": "fault", "hazards": ["stale_tlb"],
-                        "fault": {"cpu": 1, "kind": "prefetch_abort", "fsc": "translation", "level": 1}}
+    assert s.inject == (Skip("tlbiallh"),) and s.instructions == 1_000_000
+    fault = FaultMatch(cpu=1, kind="prefetch_abort", fsc="translation", level=1,
+                       given=("cpu", "kind", "fsc", "level"))
+    assert s.expect == Expect(outcome="fault", fault=fault, hazards=("stale_tlb",))
+    assert dict(s.expect.fault.items()) == {"cpu": 1, "kind": "prefetch_abort", "fsc": "translation",
+                                            "level": 1}
     assert s.file == str(tmp_path / "s.yaml") and s.base_dir == str(tmp_path)
 
 
@@ -175,18 +179,18 @@ def test_defaults_applied(tmp_path):
     s = load_file(_write(tmp_path, "name: minimal\n"))
     assert s.description == DEFAULTS["description"]
     assert s.cpus == DEFAULTS["machine"]["cpus"]
-    assert s.banks == [Bank(DEFAULTS["machine"]["ram"]["base"], DEFAULTS["machine"]["ram"]["size"])]
+    assert s.banks == (Bank(DEFAULTS["machine"]["ram"]["base"], DEFAULTS["machine"]["ram"]["size"]),)
     assert s.tlb_entries == 0 and s.page_offset == DEFAULTS["kernel"]["page_offset"]
     assert s.hyp_idmap_offset is None and s.init == "dual-step" and s.code == "builtin"
-    assert s.steps == [{"boot": "all"}] and s.step_lines == [None]
-    assert s.inject == [] and s.instructions == DEFAULTS["limits"]["instructions"]
-    assert s.expect == {"outcome": "ok"}
+    assert s.steps == (BootStep("all"),) and s.step_lines == (None,)
+    assert s.inject == () and s.instructions == DEFAULTS["limits"]["instructions"]
+    assert s.expect == Expect(outcome="ok", fault=None, hazards=None)
 
 
 def test_partial_sections_keep_other_defaults(tmp_path):
     s = load_file(_write(tmp_path, "name: p\nmachine:\n  cpus: 4\n  ram: {size: 512MiB}\n"
                                    "hyp: {call_abi: linux-3.10}\n"))
-    assert s.cpus == 4 and s.banks == [Bank(0x80000000, 512 << 20)]
+    assert s.cpus == 4 and s.banks == (Bank(0x80000000, 512 << 20),)
     assert s.call_abi == "linux-3.10" and s.trampoline_va == 0xFFFF0000
 
 
@@ -215,7 +219,7 @@ def test_bank_list(tmp_path):
                                    "    - {base: 0x80000000, size: 256MiB}\n"
                                    "    - {base: 0x880000000, size: 2GiB}\n"
                                    "    - {base: 0, size: 4KiB}\n"))
-    assert s.banks == [Bank(0x80000000, 256 << 20), Bank(0x880000000, 2 << 30), Bank(0, 4096)]
+    assert s.banks == (Bank(0x80000000, 256 << 20), Bank(0x880000000, 2 << 30), Bank(0, 4096))
     assert s.lines["machine.ram[1]"] == 5 and s.lines["machine.ram[2].size"] == 6
 
 
@@ -253,7 +257,7 @@ def test_merge_keys_and_anchors(tmp_path):
     text = ("name: merged\nmachine:\n  ram:\n    - &b {base: 0x80000000, size: 1GiB}\n"
             "    - <<: *b\n      base: 0x880000000\n")
     s = load_file(_write(tmp_path, text))
-    assert s.banks == [Bank(0x80000000, 1 << 30), Bank(0x880000000, 1 << 30)]
+    assert s.banks == (Bank(0x80000000, 1 << 30), Bank(0x880000000, 1 << 30))
     assert s.lines["machine.ram[1].base"] == 6 and s.lines["machine.ram[1].size"] == 4
 
 
@@ -288,7 +292,7 @@ def test_yaml_booleans_are_named(tmp_path):
 
 def test_quoted_on_off_are_hotplug_states_too(tmp_path):
     text = "name: q\nmachine: {cpus: 2}\nsteps:\n  - boot: all\n  - hotplug: {cpu: 1, state: 'off'}\n"
-    assert load_file(_write(tmp_path, text)).steps[1] == {"hotplug": {"cpu": 1, "state": "off"}}
+    assert load_file(_write(tmp_path, text)).steps[1] == HotplugStep(cpu=1, state="off")
 
 
 # --- the Python API: the same checks, without lines ------------------------------------------------
@@ -329,7 +333,7 @@ def test_from_mapping_does_not_touch_its_input():
     before = repr(user), repr(DEFAULTS)
     s = from_mapping(user)
     assert (repr(user), repr(DEFAULTS)) == before
-    assert s.steps == [{"boot": [1, 0]}] and s.raw == user
+    assert s.steps == (BootStep((1, 0)),) and s.raw == user
 
 
 def test_from_mapping_code_path_without_file(tmp_path, monkeypatch):
@@ -346,7 +350,7 @@ def test_load_scenario_accepts_paths_mappings_and_scenarios(tmp_path):
     assert load_scenario(str(path)).name == "via-path"
     s = load_scenario(DEFAULT_SCENARIO)
     assert isinstance(s, Scenario) and load_scenario(s) is s
-    assert s.steps[-1] == {"call": {"cpu": 0, "fn": "hyp_probe", "args": []}}
+    assert s.steps[-1] == CallStep(cpu=0, fn="hyp_probe", args=())
     with pytest.raises(TypeError):
         load_scenario(42)
 

@@ -1,4 +1,4 @@
-"""The JSON result format (DESIGN.md section 6) as the JSON Schema shipped in the package: every result
+"""The JSON result format (docs/DESIGN.md section 6) as the JSON Schema shipped in the package: every result
 of the shipped scenarios validates, what the format forbids is refused, and the README documents it."""
 
 from __future__ import annotations

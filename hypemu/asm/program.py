@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
+from ..errors import InputError
 
-class AsmError(Exception):
+
+class AsmError(InputError):
     """A problem in the user's source, located at `file:line`."""
 
     def __init__(self, file: str, line: int, message: str):

@@ -14,6 +14,7 @@ from typing import Any, Optional, Protocol
 from .. import cp15
 from ..tlb import TLB
 from ..walker import Regime
+from ..errors import NotModelled   # one errors module; re-exported by the cpu package
 
 MODE_USR = 0x10
 MODE_SVC = 0x13
@@ -27,10 +28,6 @@ CPSR_FLAGS = 0xF80F0000           # N Z C V Q and GE: live in Unicorn
 CPSR_T, CPSR_F, CPSR_I, CPSR_A, CPSR_E = 1 << 5, 1 << 6, 1 << 7, 1 << 8, 1 << 9
 CPSR_IT_J = 0x0600FC00 | 1 << 24  # IT[7:0] and J: cleared on exception entry
 RESET_CPSR = MODE_SVC | CPSR_A | CPSR_I | CPSR_F
-
-
-class NotModelled(RuntimeError):
-    """The guest did something real hardware would do but hypemu does not model; never guessed."""
 
 
 class RegisterFile(Protocol):

@@ -3,8 +3,9 @@
 ERROR and FAILED mean different things here, as everywhere in hypemu: a file that is not a valid
 scenario is a collection error, and input that only breaks when it runs (a call of a function the
 runtime code lacks, a guest doing something hypemu does not model) is an error at setup; both
-show one line ``FILE:LINE: key: message``. FAILED means the model ran and disagreed with
-``expect``.
+show one line ``FILE:LINE: key: message``. Any other exception is a bug of hypemu: an ERROR at
+setup with its traceback and a request for a bug report. FAILED means the model ran and disagreed
+with ``expect``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
+from ..errors import BUG_REPORT, ScenarioError
 from ..machine import INPUT_ERRORS, Result, input_error_message, run
-from ..scenario import Scenario, ScenarioError, load_file
+from ..scenario import Scenario, load_file
 from .failure import failure_text
 
 
@@ -38,6 +40,10 @@ class ScenarioFile(pytest.File):
         yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
 
 
+class InternalError(Exception):
+    """A bug of hypemu met while running a scenario item (the exception it chains is the bug)."""
+
+
 class ScenarioItem(pytest.Item):
     """One scenario run: ``setup`` runs it with ``hypemu.run``, ``runtest`` judges the Result."""
 
@@ -52,6 +58,8 @@ class ScenarioItem(pytest.Item):
             return
         except INPUT_ERRORS as err:
             message = input_error_message(err, self.scenario)
+        except Exception as err:
+            raise InternalError(f"{BUG_REPORT.removeprefix('hypemu: ')} ({self.scenario.file})") from err
         pytest.fail(f"hypemu: {message}", pytrace=False)   # outside ``except``: no chained traceback
 
     def runtest(self) -> None:
