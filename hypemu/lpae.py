@@ -25,7 +25,7 @@ import dataclasses
 import functools
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -231,7 +231,7 @@ def decode(raw: int, level: int) -> Descriptor:
 
 
 def edit_leaf(raw: int, level: int, *, valid: bool | None = None, output: int | None = None,
-              **attrs: int | bool) -> int:
+              **attrs: Any) -> int:
     """``raw``, a block or page descriptor at ``level`` (or the invalid word one was made into: its
     other bits are kept), with some fields replaced: the valid bit (bit 0), the output address
     (bits[39:30], [39:21] or [39:12], aligned to the level's size) and ``LeafAttrs`` fields by name.

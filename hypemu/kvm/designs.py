@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional, Protocol
 
 from .. import events
-from ..layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, check_idmap, check_trampoline
+from ..layout import PAGE_MASK, ConfigError, Layout, check_idmap, check_trampoline
+from ..lpae import PAGE_SIZE
 from .calls import InitCall
 from .tables import TableBuilder, idmap_range, runtime_objects
 

@@ -18,7 +18,8 @@ from typing import Optional
 
 from .. import events
 from ..cpu import MODE_HYP, MODE_SVC, Core
-from ..layout import PAGE_SIZE, Layout
+from ..layout import Layout
+from ..lpae import PAGE_SIZE
 from ..loader import INIT_START, load_image
 from .calls import CALL_CONVENTIONS
 from .constants import PROBE_VALUE

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..layout import PAGE_SIZE, ConfigError, Layout, plan
+from ..layout import ConfigError, Layout, plan
+from ..lpae import PAGE_SIZE
 from ..loader import INIT_START, GuestImage, Placement
 from .config import KernelConfig
 from .constants import guest_constants

@@ -13,7 +13,8 @@ from typing import Optional, Protocol
 
 from .. import lpae
 from ..cpu import Core
-from ..layout import PAGE_MASK, PAGE_SIZE, ConfigError, Layout, page_align_up
+from ..layout import PAGE_MASK, ConfigError, Layout, page_align_up
+from ..lpae import PAGE_SIZE
 
 
 class TableStore(Protocol):
