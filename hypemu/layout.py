@@ -2,9 +2,10 @@
 text and data, the per-CPU HYP stacks, the bounce page and the page-table pages live, and which
 layouts the kernel must refuse.
 
-Why separate from kvm.py: every refusal KVM makes about placement (idmap against trampoline,
-trampoline inside lowmem, init code above 4 GiB, RAM too small) is a property of this plan alone and
-is decided before any guest code runs, exactly as ``kvm_mmu_init()`` decides it before the first HVC.
+Why separate from the rest of the kernel side (``hypemu.kvm``): every refusal KVM makes about
+placement (idmap against trampoline, trampoline inside lowmem, init code above 4 GiB, RAM too small)
+is a property of this plan alone and is decided before any guest code runs, exactly as
+``kvm_mmu_init()`` decides it before the first HVC (``kvm.plan`` calls it before any board exists).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The init HVC's call conventions (DESIGN notes in the README, "call_abi"): how the kernel side
-packs an init call's pgd, stack and vectors into r0-r3, one packer per convention.
+"""The init HVC's call conventions (``hyp.call_abi``): how the kernel side packs an init call's
+pgd, stack and vectors into r0-r3, one packer per convention.
 
 - ``seed``: r0/r1 = pgd low/high, r2 = stack, r3 = vectors (the convention hypemu started with);
 - ``linux-3.10``: r0 = stack, r1 = vectors, r2/r3 = pgd low/high (v3.10's __do_hyp_init).
