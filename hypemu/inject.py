@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Union
 
 from . import cp15, events, lpae
-from .decode import decode
+from .decode import decode as decode_instruction
 from .hazards import barrier_kind
 from .loader import GuestImage, Region
 from .walker import Regime, Translation, walk
@@ -102,7 +102,7 @@ class TableEditor(Protocol):
 def _matches(word: int, name: str) -> bool:
     if name in BARRIERS:
         return barrier_kind(word) == name
-    insn = decode(word)
+    insn = decode_instruction(word)
     if insn is None or insn.op not in ("mcr", "mcrr"):
         return False
     key = ("c", insn.opc1, insn.crn, insn.crm, insn.opc2) if insn.op == "mcr" else ("q", insn.opc1, insn.crm)

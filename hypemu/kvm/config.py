@@ -69,7 +69,7 @@ def _injection(item: dict[str, Any]) -> Injection:
         return Corrupt(body["table"], body["va"], body["field"], body["value"])
     if kind == "remap":
         return Remap(body["table"], body["va"], body["to"], body["bbm"], body["tlbi"], body["at"])
-    raise ValueError(f"internal: unknown injection {kind!r}")
+    raise RuntimeError(f"internal: unknown injection {kind!r}")
 
 
 def from_scenario(s: "Scenario") -> KernelConfig:
