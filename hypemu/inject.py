@@ -241,14 +241,16 @@ class Injector:
             raise
 
     def patch_code(self, image: GuestImage) -> GuestImage:
-        """Phase 1, before loading: every ``skip`` makes its instructions NOPs."""
+        """Phase 1, before loading: every ``skip`` makes its instructions NOPs. Each finds its
+        instructions in the code as linked (not as an earlier skip left it)."""
+        linked = [getattr(image, name) for name in SKIP_REGIONS]
         for index, entry in self.entries:
             if not isinstance(entry, Skip):
                 continue
-            regions = [getattr(image, name) for name in SKIP_REGIONS]
-            sites = self._located(index, lambda: skip_sites(regions, entry))
-            for region in regions:
-                offsets = [off for name, off in sites if name == region.name]
+            sites = self._located(index, lambda: skip_sites(linked, entry))
+            for name in SKIP_REGIONS:
+                region = getattr(image, name)
+                offsets = [off for where, off in sites if where == name]
                 image = image.replace(region.with_code(nop_out(region.code, offsets)))
             addresses = [getattr(image, name).base + off for name, off in sites]
             self.records.append({"kind": "skip", "what": entry.what, "addresses": addresses})

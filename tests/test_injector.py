@@ -146,3 +146,13 @@ def test_a_skip_that_names_nothing_is_refused(skip, key, message):
     with pytest.raises(InjectError, match=message) as info:
         Injector([skip]).patch_code(image)
     assert (info.value.index, info.value.key) == (0, key)
+
+
+def test_each_skip_finds_its_instructions_in_the_code_as_linked():
+    image = GuestImage(pl1=_region("pl1", [MOV], 0x1000, {}), stub=_region("stub", [MOV], 0x1100, {}),
+                       init=_region("init", [DSB, ISB], 0x2000, {"go": 0x2000}),
+                       runtime=_region("runtime", [MOV], 0xC0003000, {}))
+    injector = Injector([Skip(symbol="go"), Skip(mnemonic="dsb"), Skip(mnemonic="isb")])
+    patched = injector.patch_code(image)
+    assert patched.init.code == (0xE320F000).to_bytes(4, "little") * 2
+    assert [r["addresses"] for r in injector.records] == [[0x2000], [0x2000], [0x2004]]
