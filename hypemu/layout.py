@@ -103,8 +103,8 @@ class Layout:
         return pa
 
 
-def plan(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Optional[int],
-         init_size: int, hyp_text_size: int, trampoline_va: int) -> Layout:
+def place_image(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Optional[int],
+                init_size: int, hyp_text_size: int, trampoline_va: int) -> Layout:
     """Place the image in the first bank: a page of PL1 code, the HYP init code (at
     ``idmap_offset`` from the image start, or on its own page), the runtime HYP text and a data page.
     Raises ConfigError for a layout the kernel could not even load."""

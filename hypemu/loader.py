@@ -91,7 +91,9 @@ class Placement:
 
 
 class GuestSource(Protocol):
-    """A producer of guest code (assembler, kernel tree, ELF)."""
+    """A producer of guest code (assembler, kernel tree, ELF). ``constants`` are the values the
+    kernel side predefines for a source it assembles; a prebuilt producer (an ELF) ignores them
+    and must refuse a placement its code was not linked for."""
 
     def sizes(self, constants: Mapping[str, int]) -> tuple[int, int]:
         """(init code size, runtime text size) in bytes: what the layout must make room for."""

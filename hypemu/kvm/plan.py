@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..layout import ConfigError, Layout, plan
+from ..layout import ConfigError, Layout, place_image
 from ..lpae import PAGE_SIZE
 from ..loader import INIT_START, GuestImage, Placement
 from .config import KernelConfig
@@ -65,8 +65,8 @@ def plan_board(config: KernelConfig,
     built (the injector's first phase). Raises ConfigError for a layout the kernel refuses."""
     design = DESIGNS[config.design]()
     sizes = config.source.sizes(guest_constants(config.trampoline_va, config.call_abi))
-    layout = plan(list(config.banks), config.page_offset, config.text_offset,
-                  config.hyp_idmap_offset, sizes[0], sizes[1], config.trampoline_va)
+    layout = place_image(list(config.banks), config.page_offset, config.text_offset,
+                         config.hyp_idmap_offset, sizes[0], sizes[1], config.trampoline_va)
     design.place(layout, config.bounce_page)
     for cpu in range(config.cpus):
         layout.stacks.append(layout.alloc_page(f"cpu{cpu}'s HYP stack"))
