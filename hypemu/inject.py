@@ -2,32 +2,35 @@
 
 - ``skip``: an instruction of the init or runtime code becomes a NOP, chosen by mnemonic (every
   ISB/DSB/DMB, or every MCR/MCRR to a cp15 operation or register such as TLBIALLH or HSCTLR) or by
-  ``{symbol, offset}``. Applied to the code bytes before they are loaded.
+  ``{symbol, offset}``.
 - ``corrupt``: one field of the leaf descriptor mapping a VA in the boot or runtime table is changed
   after the kernel side built the table (a kernel bug or a stray write).
 - ``remap``: the kernel side points a live mapping elsewhere between steps, with or without
   break-before-make and TLB invalidation. PL1 cannot invalidate the HYP TLB itself, so, like KVM, it
   asks HYP: an HVC to ``hyp_tlbi_va_is`` on the first online CPU.
 
-Every injection is recorded in the event log (kind ``inject``) and returned as a dict for the
-result. Descriptor writes go through the kernel's table memory, so the checks see them.
+The ``Injector`` applies them in three explicit phases: ``patch_code`` (skips, on the guest image
+before it is loaded), ``after_tables`` (corruptions, once the kernel side built its tables) and
+``before_step`` (remaps, just before their step). It edits tables only through a ``TableEditor``
+(the kernel side implements it), so the descriptor writes reach the hazard checks, and this module
+depends on no kernel-side module. Every injection is recorded in the event log (kind ``inject``)
+and as a dict for the result.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol, Union
 
-from . import cp15, events
+from . import cp15, events, lpae
 from .decode import barrier_kind, decode_insn
-from .lpae import LEVEL_SIZE
+from .loader import GuestImage, Region
 from .walker import Regime, Translation, walk
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .asm import Program
-    from .kvm import Kernel
 
 NOP = 0xE320F000          # NOP (ARMv6K hint), ARM encoding
 BARRIERS = ("isb", "dsb", "dmb")
+SKIP_REGIONS = ("init", "runtime")
+CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
 
 
 class InjectError(ValueError):
@@ -38,6 +41,63 @@ class InjectError(ValueError):
         super().__init__(message)
 
 
+# --- the injections, typed ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Skip:
+    """NOP out every instruction named ``mnemonic``, or the one at ``symbol`` + ``offset``."""
+
+    mnemonic: Optional[str] = None
+    symbol: Optional[str] = None
+    offset: int = 0
+
+    @property
+    def what(self) -> str:
+        return self.mnemonic if self.mnemonic is not None else f"{self.symbol}+{self.offset:#x}"
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    table: str
+    va: int
+    field: str
+    value: int
+
+
+@dataclass(frozen=True)
+class Remap:
+    table: str
+    va: int
+    to: int
+    bbm: bool = True
+    tlbi: bool = True
+    at: Optional[int] = None      # the step it runs before (None: now, from the API)
+
+
+Injection = Union[Skip, Corrupt, Remap]
+
+
+class TableEditor(Protocol):
+    """What injection needs of the kernel side: its table memory, its pgds, HYP TLB maintenance
+    (an HVC) and the event log."""
+
+    def read64(self, pa: int) -> int:
+        """The descriptor at ``pa``."""
+
+    def write64(self, pa: int, value: int) -> None:
+        """Write a descriptor as the kernel side does (the hazard checks see it)."""
+
+    def pgd(self, table: str) -> int:
+        """The PA of the ``boot`` or ``runtime`` HYP pgd."""
+
+    def hyp_tlbi(self, va: int) -> None:
+        """Invalidate ``va`` in every HYP TLB, through HYP."""
+
+    def record(self, kind: str, name: str, value: Optional[int] = None, pc: Optional[int] = None,
+               detail: str = "") -> None:
+        """Add an event to the log."""
+
+
+# --- skip -----------------------------------------------------------------------------------------
 def _matches(word: int, name: str) -> bool:
     if name in BARRIERS:
         return barrier_kind(word) == name
@@ -49,34 +109,33 @@ def _matches(word: int, name: str) -> bool:
     return row is not None and row.name.lower() == name
 
 
-def skip_sites(programs: dict[str, "Program"], size: dict[str, int], what: Any) -> list[tuple[str, int]]:
-    """(program name, byte offset) of every instruction ``what`` names, in the given programs.
-    ``size`` limits each program to the bytes that are loaded (the init code up to its end)."""
-    if isinstance(what, str):
-        name = what.lower()
+def skip_sites(regions: list[Region], skip: Skip) -> list[tuple[str, int]]:
+    """(region name, byte offset) of every instruction ``skip`` names, in the given regions."""
+    if skip.mnemonic is not None:
+        name = skip.mnemonic.lower()
         sites = []
-        for prog_name, prog in programs.items():
-            code = prog.code[:size[prog_name]]
+        for region in regions:
+            code = region.code
             for off in range(0, len(code) - len(code) % 4, 4):
                 if _matches(int.from_bytes(code[off:off + 4], "little"), name):
-                    sites.append((prog_name, off))
+                    sites.append((region.name, off))
         if not sites:
-            raise InjectError(None, "skip", f"no {what!r} instruction in the init or runtime code")
+            raise InjectError(None, "skip", f"no {skip.mnemonic!r} instruction in the init or "
+                                            f"runtime code")
         return sites
-    symbol, offset = what["symbol"], what.get("offset", 0)
-    owners = [name for name, prog in programs.items() if symbol in prog.symbols]
+    symbol = skip.symbol or ""
+    owners = [region for region in regions if symbol in region.symbols]
     if not owners:
         raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code")
     if len(owners) > 1:
         raise InjectError(None, "skip.symbol", f"{symbol!r} is a label of both the init and the "
                                                f"runtime code: ambiguous")
-    prog_name = owners[0]
-    prog = programs[prog_name]
-    off = prog.address(symbol) - prog.base + offset
-    if not 0 <= off <= size[prog_name] - 4:
-        raise InjectError(None, "skip.offset", f"{symbol}+{offset:#x} is outside the "
-                                               f"{prog_name} code")
-    return [(prog_name, off)]
+    region = owners[0]
+    off = region.address(symbol) - region.base + skip.offset
+    if not 0 <= off <= len(region.code) - 4:
+        raise InjectError(None, "skip.offset", f"{symbol}+{skip.offset:#x} is outside the "
+                                               f"{region.name} code")
+    return [(region.name, off)]
 
 
 def nop_out(code: bytes, offsets: list[int]) -> bytes:
@@ -86,77 +145,148 @@ def nop_out(code: bytes, offsets: list[int]) -> bytes:
     return bytes(out)
 
 
-def _leaf(kernel: "Kernel", table: str, va: int, key: str) -> tuple[int, int]:
-    """(PA of the leaf descriptor that maps ``va`` in ``table``, the size it maps). A leaf that
+# --- descriptors ----------------------------------------------------------------------------------
+def find_leaf(editor: TableEditor, table: str, va: int, key: str) -> tuple[int, int]:
+    """(PA of the leaf descriptor that maps ``va`` in ``table``, its lookup level). A leaf that
     an earlier injection made invalid (or AF 0) still counts: its slot holds a descriptor."""
-    t = walk(kernel.mem.read64, Regime(ttbr=kernel.pgd(table)), va, "read")
+    t = walk(editor.read64, Regime(ttbr=editor.pgd(table)), va, "read")
     if isinstance(t, Translation):
-        return t.descriptors[-1], t.size
+        return t.descriptors[-1], t.level
     slot = t.descriptors[-1] if t.descriptors else None
-    if slot is not None and t.type in ("translation", "access_flag") and kernel.mem.read64(slot):
-        return slot, LEVEL_SIZE[t.level]
+    if slot is not None and t.type in ("translation", "access_flag") and editor.read64(slot):
+        return slot, t.level
     raise InjectError(None, key, f"VA {va:#x} is not mapped in the {table} table "
                                  f"({t.type} fault at level {t.level})")
 
 
-def corrupt(kernel: "Kernel", table: str, va: int, field: str, value: int) -> dict:
-    """Change one field of the leaf descriptor that maps ``va`` in ``table``."""
-    pa, size = _leaf(kernel, table, va, "corrupt.va")
-    old = kernel.mem.read64(pa)
-    if field == "valid":
-        new = (old & ~1) | (value & 1)
-    elif field == "af":
-        new = (old & ~(1 << 10)) | ((value & 1) << 10)
-    elif field == "xn":
-        new = (old & ~(1 << 54)) | ((value & 1) << 54)
-    elif field == "ap":
-        if not 0 <= value <= 3:
-            raise InjectError(None, "corrupt.value", f"AP[2:1] is 2 bits (0..3), got {value}")
-        new = (old & ~(0b11 << 6)) | (value << 6)
-    elif field == "output":
-        new = _with_output(old, value, size, "corrupt.value")
-    else:
-        raise InjectError(None, "corrupt.field", f"unknown field {field!r}")
-    kernel.mem.write64(pa, new)
-    record = {"kind": "corrupt", "table": table, "va": va, "field": field, "value": value,
-              "descriptor_pa": pa, "old": old, "new": new}
-    kernel.core.record(events.INJECT, "corrupt", new, pc=0,
-                       detail=f"{table} table, VA {va:#x}: {field} = {value:#x} "
-                              f"(descriptor at {pa:#x}: {old:#x} -> {new:#x})")
-    return record
-
-
-def _with_output(old: int, pa: int, size: int, key: str) -> int:
-    if pa % size or not 0 <= pa < 1 << 40:
+def _output_checked(pa: int, level: int, key: str) -> int:
+    size = lpae.LEVEL_SIZE[level]
+    if pa % size or not 0 <= pa < 1 << lpae.PA_BITS:
         raise InjectError(None, key, f"output address {pa:#x} must be a 40-bit PA aligned to the "
                                      f"mapping's size ({size:#x})")
-    mask = ((1 << 40) - 1) & ~(size - 1)
-    return (old & ~mask) | pa
+    return pa
 
 
-def check_remap(kernel: "Kernel", table: str, va: int, to: int) -> None:
+def corrupted(old: int, level: int, field: str, value: int) -> int:
+    """``old`` with one field set, through lpae's own field encoders."""
+    if field == "valid":
+        return lpae.edit_leaf(old, level, valid=bool(value & 1))
+    if field in ("af", "xn"):
+        return lpae.edit_leaf(old, level, **{field: bool(value & 1)})
+    if field == "ap":
+        if not 0 <= value <= 3:
+            raise InjectError(None, "corrupt.value", f"AP[2:1] is 2 bits (0..3), got {value}")
+        return lpae.edit_leaf(old, level, ap=value)
+    if field == "output":
+        return lpae.edit_leaf(old, level, output=_output_checked(value, level, "corrupt.value"))
+    raise InjectError(None, "corrupt.field", f"unknown field {field!r}")
+
+
+def corrupt(editor: TableEditor, c: Corrupt) -> dict[str, Any]:
+    """Change one field of the leaf descriptor that maps ``c.va`` in ``c.table``."""
+    pa, level = find_leaf(editor, c.table, c.va, "corrupt.va")
+    old = editor.read64(pa)
+    new = corrupted(old, level, c.field, c.value)
+    editor.write64(pa, new)
+    editor.record(events.INJECT, "corrupt", new, pc=0,
+                  detail=f"{c.table} table, VA {c.va:#x}: {c.field} = {c.value:#x} "
+                         f"(descriptor at {pa:#x}: {old:#x} -> {new:#x})")
+    return {"kind": "corrupt", "table": c.table, "va": c.va, "field": c.field, "value": c.value,
+            "descriptor_pa": pa, "old": old, "new": new}
+
+
+def check_remap(editor: TableEditor, r: Remap) -> None:
     """What ``remap`` would refuse, checked against the tables as they are (``hypemu validate``)."""
-    pa, size = _leaf(kernel, table, va, "remap.va")
-    _with_output(kernel.mem.read64(pa), to, size, "remap.to")
+    pa, level = find_leaf(editor, r.table, r.va, "remap.va")
+    _output_checked(r.to, level, "remap.to")
 
 
-def remap(kernel: "Kernel", table: str, va: int, to: int, bbm: bool, tlbi: bool,
-          at: Optional[int] = None) -> dict:
-    """The kernel side points the live mapping of ``va`` at ``to``: break (write invalid), TLB
+def remap(editor: TableEditor, r: Remap) -> dict[str, Any]:
+    """The kernel side points the live mapping of ``r.va`` at ``r.to``: break (write invalid), TLB
     invalidation through HYP, make (write the new descriptor), as ``bbm`` and ``tlbi`` say."""
-    pa, size = _leaf(kernel, table, va, "remap.va")
-    old = kernel.mem.read64(pa)
-    new = _with_output(old, to, size, "remap.to")
-    kernel.core.record(events.INJECT, "remap", to, pc=0,
-                       detail=f"{table} table, VA {va:#x} -> PA {to:#x} (bbm {bbm}, tlbi {tlbi})")
-    if bbm:
-        kernel.mem.write64(pa, 0)
-        if tlbi:
-            kernel.hyp_tlbi(va)
-    kernel.mem.write64(pa, new)
-    if tlbi and not bbm:
-        kernel.hyp_tlbi(va)
-    return {"kind": "remap", "table": table, "va": va, "to": to, "bbm": bbm, "tlbi": tlbi,
-            "at": at, "descriptor_pa": pa, "old": old, "new": new}
+    pa, level = find_leaf(editor, r.table, r.va, "remap.va")
+    old = editor.read64(pa)
+    new = lpae.edit_leaf(old, level, output=_output_checked(r.to, level, "remap.to"))
+    editor.record(events.INJECT, "remap", r.to, pc=0,
+                  detail=f"{r.table} table, VA {r.va:#x} -> PA {r.to:#x} (bbm {r.bbm}, tlbi {r.tlbi})")
+    if r.bbm:
+        editor.write64(pa, 0)
+        if r.tlbi:
+            editor.hyp_tlbi(r.va)
+    editor.write64(pa, new)
+    if r.tlbi and not r.bbm:
+        editor.hyp_tlbi(r.va)
+    return {"kind": "remap", "table": r.table, "va": r.va, "to": r.to, "bbm": r.bbm,
+            "tlbi": r.tlbi, "at": r.at, "descriptor_pa": pa, "old": old, "new": new}
 
 
+# --- the phases -----------------------------------------------------------------------------------
+class Injector:
+    """A scenario's injections (each with its index in ``inject``, for error keys), applied phase
+    by phase; ``records`` is what the result lists, in the order they were applied."""
+
+    def __init__(self, entries: list[Injection]):
+        self.entries = list(enumerate(entries))
+        self.records: list[dict[str, Any]] = []
+        self._unlogged: list[tuple[str, list[int]]] = []   # skips made before the log existed
+
+    @staticmethod
+    def _located(index: Optional[int], action: Callable[[], Any]) -> Any:
+        """Run one injection; an InjectError learns which ``inject[i]`` it came from."""
+        try:
+            return action()
+        except InjectError as err:
+            err.index = index
+            raise
+
+    def patch_code(self, image: GuestImage) -> GuestImage:
+        """Phase 1, before loading: every ``skip`` makes its instructions NOPs. Each finds its
+        instructions in the code as linked (not as an earlier skip left it)."""
+        linked = [getattr(image, name) for name in SKIP_REGIONS]
+        for index, entry in self.entries:
+            if not isinstance(entry, Skip):
+                continue
+            sites = self._located(index, lambda: skip_sites(linked, entry))
+            for name in SKIP_REGIONS:
+                region = getattr(image, name)
+                offsets = [off for where, off in sites if where == name]
+                image = image.replace(region.with_code(nop_out(region.code, offsets)))
+            addresses = [getattr(image, name).base + off for name, off in sites]
+            self.records.append({"kind": "skip", "what": entry.what, "addresses": addresses})
+            self._unlogged.append((entry.what, addresses))
+        return image
+
+    def after_tables(self, editor: TableEditor) -> None:
+        """Phase 2, once the image is loaded and the tables are built: log the skips, then make
+        every ``corrupt``."""
+        for what, addresses in self._unlogged:
+            editor.record(events.INJECT, "skip", len(addresses), pc=addresses[0],
+                          detail=f"{what}: {len(addresses)} instruction(s) made NOPs at "
+                                 + ", ".join(f"{a:#x}" for a in addresses))
+        self._unlogged = []
+        for index, entry in self.entries:
+            if isinstance(entry, Corrupt):
+                c = entry
+                self.records.append(self._located(index, lambda: corrupt(editor, c)))
+
+    def before_step(self, step: int, editor: TableEditor, new_step: Callable[[], None]) -> None:
+        """Phase 3, before step ``step``: each ``remap`` due there, each with a fresh budget
+        (``new_step``) for its TLB maintenance HVC."""
+        for index, entry in self.entries:
+            if isinstance(entry, Remap) and entry.at == step:
+                r = entry
+                new_step()
+                self.records.append(self._located(index, lambda: remap(editor, r)))
+
+    def check_remaps(self, editor: TableEditor) -> None:
+        """Whether every ``remap`` fits the tables as built (``hypemu validate``); applies nothing."""
+        for index, entry in self.entries:
+            if isinstance(entry, Remap):
+                r = entry
+                self._located(index, lambda: check_remap(editor, r))
+
+    def now(self, editor: TableEditor, entry: Union[Corrupt, Remap]) -> dict[str, Any]:
+        """An injection from the Machine API, applied at once."""
+        record = corrupt(editor, entry) if isinstance(entry, Corrupt) else remap(editor, entry)
+        self.records.append(record)
+        return record

@@ -2,9 +2,10 @@
 text and data, the per-CPU HYP stacks, the bounce page and the page-table pages live, and which
 layouts the kernel must refuse.
 
-Why separate from kvm.py: every refusal KVM makes about placement (idmap against trampoline,
-trampoline inside lowmem, init code above 4 GiB, RAM too small) is a property of this plan alone and
-is decided before any guest code runs, exactly as ``kvm_mmu_init()`` decides it before the first HVC.
+Why separate from the rest of the kernel side (``hypemu.kvm``): every refusal KVM makes about
+placement (idmap against trampoline, trampoline inside lowmem, init code above 4 GiB, RAM too small)
+is a property of this plan alone and is decided before any guest code runs, exactly as
+``kvm_mmu_init()`` decides it before the first HVC (``kvm.plan`` calls it before any board exists).
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ class Layout:
         return pa
 
 
-def plan(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Optional[int],
-         init_size: int, hyp_text_size: int, trampoline_va: int) -> Layout:
+def place_image(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Optional[int],
+                init_size: int, hyp_text_size: int, trampoline_va: int) -> Layout:
     """Place the image in the first bank: a page of PL1 code, the HYP init code (at
     ``idmap_offset`` from the image start, or on its own page), the runtime HYP text and a data page.
     Raises ConfigError for a layout the kernel could not even load."""

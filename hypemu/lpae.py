@@ -21,10 +21,11 @@ size fault (see ``hypemu.walker`` for that choice).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -227,6 +228,27 @@ def decode_descriptor(raw: int, level: int) -> Descriptor:
         return Descriptor(kind, raw, level, bits(raw, 39, shift) << shift,
                           _leaf_attrs(raw & LEAF_ATTR_BITS), None, high)
     return Descriptor(kind, raw, level, 0, None, None, high)
+
+
+def edit_leaf(raw: int, level: int, *, valid: bool | None = None, output: int | None = None,
+              **attrs: Any) -> int:
+    """``raw``, a block or page descriptor at ``level`` (or the invalid word one was made into: its
+    other bits are kept), with some fields replaced: the valid bit (bit 0), the output address
+    (bits[39:30], [39:21] or [39:12], aligned to the level's size) and ``LeafAttrs`` fields by name.
+    What a kernel bug or a remap changes in a live descriptor, one field at a time."""
+    _check_level(level)
+    new = raw
+    if attrs:
+        leaf = dataclasses.replace(LeafAttrs.from_bits(raw), **attrs)
+        new = (new & ~LEAF_ATTR_BITS) | leaf.to_bits()
+    if output is not None:
+        shift = LEVEL_SHIFT[level]
+        _check_output(output, 1 << shift, f"level-{level} output address")
+        address = ((1 << PA_BITS) - 1) & ~((1 << shift) - 1)
+        new = (new & ~address) | output
+    if valid is not None:
+        new = (new & ~1) | int(valid)
+    return new
 
 
 class PhysMem(Protocol):

@@ -17,8 +17,8 @@ from .errors import (ConfigError, InputError, NotModelled, ScenarioError, Unknow
 from .events import Event
 from .hazards import Checks, Hazard
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex
-from .kvm import BudgetExhausted, GuestFault, Kernel
-from .scenario import BootStep, CallStep, Expect, HotplugStep, Remap, Scenario, load_scenario, located
+from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
+from .scenario import BootStep, CallStep, Expect, HotplugStep, Scenario, load_scenario, located
 from .walker import Fault, Translation
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
@@ -34,12 +34,17 @@ class Machine:
     def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
         self.scenario = load_scenario(scenario)
         s = self.scenario
+        config = from_scenario(s)
+        self.injector = inject.Injector(list(config.injections))
+        plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
         self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
         self.checks = Checks(self.core.view(), self.core.log) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
-        self.kernel = Kernel(self.core, s)
+        self.runner = StepRunner(self.core, config.instructions)
+        self.kernel = Kernel(self.core, plan, self.runner)
         self.layout = self.kernel.layout
+        self.injector.after_tables(self.kernel)
 
     # --- steps ----------------------------------------------------------------------------------
     def boot(self, cpus: Union[str, list[int]] = "all") -> None:
@@ -54,8 +59,7 @@ class Machine:
                 raise UsageError(f"cpu {cpu} is already online")
         for cpu in todo:
             self.kernel.boot_cpu(cpu)
-        if self.kernel.single_step and not self.kernel.idmap_removed:
-            self.kernel.remove_idmap()
+        self.kernel.after_boot()
 
     def call(self, cpu: int, fn: Union[str, int], *args: int) -> int:
         """An HVC into the runtime HYP code: ``fn`` (a global of the runtime code, or a HYP VA) with
@@ -87,7 +91,7 @@ class Machine:
     def _new_step(self) -> None:
         """Each step of the API (boot, call, hotplug, remap) gets the whole budget of
         limits.instructions, as a scenario's steps do."""
-        self.kernel.budget.used = 0
+        self.runner.new_step()
 
     @property
     def booted(self) -> set[int]:
@@ -98,9 +102,7 @@ class Machine:
         """Fault injection, now: change one field (valid, af, xn, ap or output) of the leaf
         descriptor mapping ``va`` in the ``boot`` or ``runtime`` table, as a kernel bug or a stray
         write would. No TLB maintenance is done. Returns what was changed."""
-        record = inject.corrupt(self.kernel, table, va, field, value)
-        self.kernel.injections.append(record)
-        return record
+        return self.injector.now(self.kernel, inject.Corrupt(table, va, field, value))
 
     def remap(self, table: str, va: int, to: int, bbm: bool = True,
               tlbi: bool = True) -> dict[str, Any]:
@@ -108,9 +110,12 @@ class Machine:
         with (or without) break-before-make and HYP TLB invalidation (an HVC to hyp_tlbi_va_is on
         the first online CPU). Returns what was changed."""
         self._new_step()
-        record = inject.remap(self.kernel, table, va, to, bbm, tlbi)
-        self.kernel.injections.append(record)
-        return record
+        return self.injector.now(self.kernel, inject.Remap(table, va, to, bbm, tlbi))
+
+    @property
+    def injections(self) -> list[dict[str, Any]]:
+        """The injections made so far (scenario and API), as the result lists them."""
+        return list(self.injector.records)
 
     def map_hyp(self, pa: int, size: int) -> int:
         """create_hyp_mappings() at runtime (as KVM does for its VM structures): map kernel memory at
@@ -230,9 +235,9 @@ class Result:
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
-    """The layout of docs/DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP
-    table, and there is no trampoline (null)."""
-    lay, single = m.layout, m.kernel.single_step
+    """The layout of docs/DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
+    and there is no trampoline (null)."""
+    lay, single = m.layout, not m.kernel.design.trampoline
     return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
             "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
             "trampoline_va": None if single else lay.trampoline_va,
@@ -250,14 +255,9 @@ def _where(s: Scenario, index: Optional[int]) -> str:
 
 def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
     """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
-    remaps = [(i, item) for i, item in enumerate(m.scenario.inject) if isinstance(item, Remap)]
     for index, step in enumerate(m.scenario.steps):
         at[:] = [index]
-        for inject_index, r in remaps:
-            if r.at == index:
-                m._new_step()
-                m.kernel._injected(inject_index, lambda: inject.remap(
-                    m.kernel, r.table, r.va, r.to, r.bbm, r.tlbi, r.at))
+        m.injector.before_step(index, m.kernel, m._new_step)
         try:
             _run_step(m, step, result)
         except UnknownFunction as err:   # only the built runtime code knows its functions
@@ -312,11 +312,7 @@ def check_buildable(scenario: Scenario) -> Optional[str]:
     it raises ScenarioError; a layout the kernel side refuses is an outcome, returned as its reason."""
     try:
         m = Machine(scenario)
-        for index, item in enumerate(scenario.inject):
-            if isinstance(item, Remap):
-                r = item
-                m.kernel._injected(index, lambda: inject.check_remap(m.kernel, r.table, r.va, r.to),
-                                   record=False)
+        m.injector.check_remaps(m.kernel)
     except ConfigError as err:
         return err.reason
     except inject.InjectError as err:
@@ -374,5 +370,5 @@ def _collect(m: Machine, result: Result) -> None:
     result.stats.update(instructions=st.instructions, tlb_fills=st.tlb_fills, walks=st.walks,
                         hvcs=st.hvcs)
     result.hazards = [h.to_dict() for h in m.hazards]
-    result.injections = list(m.kernel.injections)
+    result.injections = m.injections
     result.events = list(m.events)

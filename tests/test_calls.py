@@ -36,8 +36,8 @@ def _remap_data_page(m, new_pa: int) -> None:
     any TLB maintenance."""
     lay = m.layout
     va = lay.kva(lay.hyp_data)
-    lpae.unmap_range(m.kernel.mem, m.kernel.runtime_pgd, va, 4096)
-    lpae.map_range(m.kernel.mem, lambda: 1 / 0, m.kernel.runtime_pgd, va, new_pa, 4096,
+    lpae.unmap_range(m.kernel, m.kernel.runtime_pgd, va, 4096)     # the kernel side as table editor
+    lpae.map_range(m.kernel, lambda: 1 / 0, m.kernel.runtime_pgd, va, new_pa, 4096,
                    lpae.PAGE_HYP)
 
 

@@ -117,7 +117,7 @@ def test_skip_by_mnemonic_makes_every_match_a_nop():
 def test_skip_by_symbol_and_offset():
     m = machine(inject=[{"skip": {"symbol": "trampoline_target", "offset": 4}}])
     target = m.kernel.image.init.address("trampoline_target")
-    assert m.kernel.injections[0]["addresses"] == [target + 4]
+    assert m.injections[0]["addresses"] == [target + 4]
     assert m.read32(target + 4) == 0xE320F000
 
 

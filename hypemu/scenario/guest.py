@@ -41,7 +41,7 @@ def check_init_code(code: str, trampoline_va: int, call_abi: str) -> None:
     if code == "builtin":
         return
     from ..asm import AsmError, assemble_file
-    from ..kvm import guest_constants     # the constants the kernel side predefines
+    from ..guest_abi import guest_constants     # the constants the kernel side predefines
     try:
         program = assemble_file(code, 0x80000000, constants=guest_constants(trampoline_va, call_abi))
     except AsmError as err:
