@@ -1,0 +1,271 @@
+"""The memory map of a board, as data: what lies where in physical memory, what the kernel side maps
+where in each HYP virtual address space, and, for a layout the kernel side refuses, the collision it
+was refused for.
+
+Why a module of its own: the same map feeds three readers (the ``hypemu map`` text, its picture in
+``hypemu.mapplot`` and the names the table dump of ``hypemu.ptdump`` gives each range), and a refused
+layout has no machine to ask, so the plan is rebuilt here from the scenario without the refusals
+(``layout.plan`` without ``check_trampoline``) to show what could not be built.
+
+The mappings are the kernel side's plan (what ``kvm.Kernel`` maps when it builds the board, before
+any step runs); the descriptors actually in memory are ``hypemu tables``'s business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .layout import FOUR_GIB, PAGE_MASK, ConfigError, Layout, page_align_up, plan
+from .lpae import PAGE_SIZE
+from .scenario import Scenario
+
+BOOT, RUNTIME, SINGLE = "boot", "runtime", "hyp"
+"""The HYP VA spaces: dual-step's boot and runtime tables, single-step's one table."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A named physical range [start, end). ``kind`` groups regions for drawing: ram, hole, image,
+    pl1, init, init_page, text, data, bounce, stack, pgd, table, lowmem_end (a point: end == start)."""
+
+    name: str
+    kind: str
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One mapping of the plan: [va, va+size) -> [pa, pa+size) in the HYP VA space ``space``."""
+
+    space: str
+    name: str
+    va: int
+    pa: int
+    size: int
+
+    @property
+    def va_end(self) -> int:
+        return self.va + self.size
+
+
+@dataclass(frozen=True)
+class Collision:
+    """Why a layout cannot be built, as geometry: ``first`` and ``second`` (mapping names, or
+    ``lowmem`` / ``32-bit VA space``) both claim [start, end) of the VA space ``space``."""
+
+    space: str
+    first: str
+    second: str
+    start: int
+    end: int
+    detail: str
+
+
+@dataclass
+class MemoryMap:
+    """The whole picture of one scenario's board."""
+
+    name: str
+    design: str                                   # "dual-step" or "single-step"
+    phys: list[Region]
+    spaces: dict[str, list[Mapping]]
+    lowmem: list[tuple[int, int]]                 # the kernel's linear map, as VA ranges
+    refused: Optional[str] = None                 # the ConfigError reason, None when built
+    collisions: list[Collision] = field(default_factory=list)
+
+    def region_at(self, pa: int) -> Optional[Region]:
+        """The most specific region holding ``pa`` (the smallest; RAM banks last)."""
+        inside = [r for r in self.phys if r.start <= pa < r.end and r.kind not in ("ram", "hole")]
+        return min(inside, key=lambda r: r.size) if inside else None
+
+
+def size_text(size: int) -> str:
+    """A size in binary units: ``4 KiB``, ``1 GiB``, ``1.5 MiB``; bytes below 1 KiB."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            value = size / (1 << shift)
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.3g} {unit}"
+    return f"{size} B"
+
+
+def _pages(start: int, end: int) -> tuple[int, int]:
+    return start & PAGE_MASK, page_align_up(end)
+
+
+def physical_regions(layout: Layout, pgds: dict[str, int]) -> list[Region]:
+    """Every named physical range of the layout, RAM banks and the holes between them first.
+
+    ``pgds`` names the pgd pages (``{"boot pgd": pa, ...}``; empty for a refused layout)."""
+    lay = layout
+    regions: list[Region] = []
+    banks = sorted(lay.banks, key=lambda b: b.base)
+    for n, bank in enumerate(banks):
+        regions.append(Region(f"RAM bank {n}", "ram", bank.base, bank.end))
+        if n + 1 < len(banks) and banks[n + 1].base > bank.end:
+            regions.append(Region(f"hole after bank {n}", "hole", bank.end, banks[n + 1].base))
+    init_first, init_end = _pages(lay.idmap_start, lay.idmap_end)
+    regions += [
+        Region("kernel image", "image", lay.image_base, lay.image_end),
+        Region("PL1 code (kvm_call_hyp, HYP stub)", "pl1", lay.pl1_text, lay.pl1_text + PAGE_SIZE),
+        Region("init page" if init_end - init_first == PAGE_SIZE else "init pages", "init_page",
+               init_first, init_end),
+        Region("HYP init code", "init", lay.idmap_start, lay.idmap_end),
+        Region("HYP text", "text", lay.hyp_text, page_align_up(lay.hyp_text + lay.hyp_text_size)),
+        Region("HYP data", "data", lay.hyp_data, lay.hyp_data + PAGE_SIZE),
+    ]
+    if lay.bounce_page is not None:
+        regions.append(Region("bounce page (init code copy)", "bounce", lay.bounce_page,
+                              lay.bounce_page + PAGE_SIZE))
+    regions += [Region(f"stack of cpu{n}", "stack", pa, pa + PAGE_SIZE)
+                for n, pa in enumerate(lay.stacks)]
+    regions += [Region(name, "pgd", pa, pa + PAGE_SIZE) for name, pa in pgds.items()]
+    regions += [Region("HYP table page", "table", pa, pa + PAGE_SIZE) for pa in lay.tables]
+    end = lowmem_end_pa(lay)
+    if end is not None:
+        regions.append(Region("end of lowmem", "lowmem_end", end, end))
+    return regions
+
+
+def lowmem_end_pa(layout: Layout) -> Optional[int]:
+    """The PA where the kernel's linear map ends (the vmalloc area starts above it), if any RAM is
+    in lowmem."""
+    ranges = layout.lowmem_ranges()
+    if not ranges:
+        return None
+    return max(end for _, end in ranges) - layout.page_offset + layout.phys_offset
+
+
+def planned_mappings(layout: Layout, design: str) -> dict[str, list[Mapping]]:
+    """What the kernel side maps (kvm.Kernel._build_tables): dual-step's boot table holds the idmap
+    and the trampoline, its runtime table the trampoline and the kernel objects at their kernel
+    VAs; single-step's one table holds the idmap and the kernel objects."""
+    lay = layout
+    first, end = _pages(lay.init_pa, lay.init_pa + lay.init_size)
+    idmap = ("idmap", first, first, end - first)
+    kernel = [("HYP text", *_kernel_span(lay, lay.hyp_text, lay.hyp_text_size)),
+              ("HYP data", *_kernel_span(lay, lay.hyp_data, PAGE_SIZE))]
+    kernel += [(f"stack of cpu{n}", *_kernel_span(lay, pa, PAGE_SIZE))
+               for n, pa in enumerate(lay.stacks)]
+    if design == "single-step":
+        spaces = {SINGLE: [idmap, *kernel]}
+    else:
+        tramp = ("trampoline", lay.trampoline_va, lay.trampoline_pa, PAGE_SIZE)
+        spaces = {BOOT: [idmap, tramp], RUNTIME: [tramp, *kernel]}
+    return {space: [Mapping(space, name, va, pa, size) for name, va, pa, size in items]
+            for space, items in spaces.items()}
+
+
+def _kernel_span(layout: Layout, pa: int, size: int) -> tuple[int, int, int]:
+    """(va, pa, size) of a kernel object mapped page-wise at its kernel VA."""
+    first, end = _pages(pa, pa + size)
+    return layout.kva(first), first, end - first
+
+
+def collisions(mmap: MemoryMap) -> list[Collision]:
+    """Where the plan contradicts itself: two mappings claiming the same VA, the
+    trampoline inside lowmem, a mapping beyond the 32-bit VA space. Empty for a layout that builds."""
+    found: list[Collision] = []
+    for space, maps in mmap.spaces.items():
+        for i, a in enumerate(maps):
+            if a.va_end > FOUR_GIB:
+                found.append(Collision(space, a.name, "32-bit VA space", max(a.va, FOUR_GIB),
+                                       a.va_end, f"{a.name} needs VA {a.va:#x}, above 4 GiB"))
+            for b in maps[i + 1:]:
+                lo, hi = max(a.va, b.va), min(a.va_end, b.va_end)
+                if lo < hi:   # even an equal translation: the kernel reserves the trampoline VA
+                    found.append(Collision(space, a.name, b.name, lo, hi,
+                                           f"{a.name} and {b.name} both need VA [{lo:#x}, {hi:#x})"))
+            if a.name == "trampoline":
+                for lo_va, hi_va in mmap.lowmem:
+                    lo, hi = max(a.va, lo_va), min(a.va_end, hi_va)
+                    if lo < hi:
+                        found.append(Collision(space, a.name, "lowmem", lo, hi,
+                                               f"the trampoline VA {a.va:#x} lies inside lowmem "
+                                               f"[{lo_va:#x}, {hi_va:#x})"))
+    return found
+
+
+def from_parts(scenario: Scenario, layout: Layout, pgds: dict[str, int],
+               refused: Optional[str] = None) -> MemoryMap:
+    """The map of a layout (built, or rebuilt after a refusal) and its pgds."""
+    mmap = MemoryMap(scenario.name, scenario.init, physical_regions(layout, pgds),
+                     planned_mappings(layout, scenario.init), layout.lowmem_ranges(), refused)
+    mmap.collisions = collisions(mmap)
+    return mmap
+
+
+def pgd_names(boot: int, runtime: int, single_step: bool) -> dict[str, int]:
+    """The names of the pgd pages, as the map and the table dump show them."""
+    return {"HYP pgd": runtime} if single_step else {"boot pgd": boot, "runtime pgd": runtime}
+
+
+def _code_sizes(scenario: Scenario) -> tuple[int, int]:
+    """The sizes of the HYP init code and the runtime HYP text, assembled as ``kvm.Kernel._plan``
+    does to place them (the same sources, the same predefined constants)."""
+    from pathlib import Path
+
+    from .asm import assemble_file
+    from .kvm import ASM_DIR, BUILTIN_INIT, guest_constants
+    s = scenario
+    consts = guest_constants(s.trampoline_va, s.call_abi)
+    source = ASM_DIR / BUILTIN_INIT[s.init] if s.code == "builtin" else Path(s.code)
+    init = assemble_file(source, 0, constants=consts)
+    runtime = assemble_file(ASM_DIR / "hyp-runtime.S", 0, constants=consts)
+    return init.address("__kvm_hyp_init_end") - init.address("__kvm_hyp_init"), len(runtime.code)
+
+
+def replan(scenario: Scenario) -> Optional[Layout]:
+    """The layout the kernel side would have placed, without its refusals: the image, the bounce
+    page and the stacks as ``kvm.Kernel`` allocates them, no tables. None when even the image does
+    not fit (``layout.plan`` itself refuses)."""
+    s = scenario
+    init_size, text_size = _code_sizes(s)
+    try:
+        lay = plan(s.banks, s.page_offset, s.text_offset, s.hyp_idmap_offset, init_size, text_size,
+                   s.trampoline_va)
+        if s.init != "single-step" and lay.crosses_page() and s.bounce_page == "auto" \
+                and lay.init_size <= PAGE_SIZE:
+            lay.bounce_page = lay.alloc_page("the bounce page")
+        for cpu in range(s.cpus):
+            lay.stacks.append(lay.alloc_page(f"cpu{cpu}'s HYP stack"))
+    except ConfigError:
+        return None
+    return lay
+
+
+def refused_map(scenario: Scenario, reason: str) -> MemoryMap:
+    """The map of a layout the kernel side refused: its plan, and the collision it was refused for.
+    Only the RAM banks when not even the image could be placed."""
+    layout = replan(scenario)
+    if layout is None:
+        banks = sorted(scenario.banks, key=lambda b: b.base)
+        phys = [Region(f"RAM bank {n}", "ram", b.base, b.end) for n, b in enumerate(banks)]
+        return MemoryMap(scenario.name, scenario.init, phys, {}, [], reason)
+    return from_parts(scenario, layout, {}, reason)
+
+
+def text(mmap: MemoryMap) -> str:
+    """The map in words: the physical ranges in address order, then each VA space's mappings."""
+    lines = [f"memory map of {mmap.name} ({mmap.design})"]
+    if mmap.refused:
+        lines.append(f"  refused (config_error): {mmap.refused}")
+    lines.append("  physical:")
+    for r in sorted(mmap.phys, key=lambda r: (r.start, -r.size)):
+        if r.kind == "lowmem_end":
+            lines.append(f"    {r.start:#012x}                  {'':>8}  {r.name}")
+        else:
+            lines.append(f"    {r.start:#012x}-{r.end:#012x}  {size_text(r.size):>8}  {r.name}")
+    for space, maps in mmap.spaces.items():
+        lines.append(f"  HYP VA ({space} table):")
+        for m in sorted(maps, key=lambda m: m.va):
+            lines.append(f"    {m.va:#010x}-{m.va_end:#010x} -> {m.pa:#012x}  {size_text(m.size):>8}  "
+                         f"{m.name}")
+    for c in mmap.collisions:
+        lines.append(f"  collision in the {c.space} table: {c.detail}")
+    return "\n".join(lines)
