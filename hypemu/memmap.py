@@ -112,7 +112,7 @@ def physical_regions(layout: Layout, pgds: dict[str, int]) -> list[Region]:
     init_first, init_end = _pages(lay.idmap_start, lay.idmap_end)
     regions += [
         Region("kernel image", "image", lay.image_base, lay.image_end),
-        Region("PL1 code (kvm_call_hyp, HYP stub)", "pl1", lay.pl1_text, lay.pl1_text + PAGE_SIZE),
+        Region("PL1 code", "pl1", lay.pl1_text, lay.pl1_text + PAGE_SIZE),
         Region("init page" if init_end - init_first == PAGE_SIZE else "init pages", "init_page",
                init_first, init_end),
         Region("HYP init code", "init", lay.idmap_start, lay.idmap_end),
