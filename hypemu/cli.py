@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
+from . import __version__, viewcmds
 from .asm import AsmError
 from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
@@ -25,6 +25,8 @@ EXAMPLES = """examples:
   hypemu run --trace                  the same, with every HYP event the guest caused
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
+  hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
+  hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
 """
 
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="also write the results as JSON to FILE ('-': stdout, table to stderr)")
     bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    viewcmds.add_parsers(sub)
     return parser
 
 
@@ -130,6 +133,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if hasattr(args, "handler"):   # the inspection commands (viewcmds) handle their own errors
+        return int(args.handler(args))
     try:
         return {"run": cmd_run, "validate": cmd_validate, "bench": cmd_bench}[args.command](args)
     except (InputError, ScenarioError, AsmError) as err:

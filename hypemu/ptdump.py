@@ -155,26 +155,32 @@ class TableDump:
         r = self.regime
         lines = [f"{self.name} table: pgd {self.pgd:#x}, T0SZ {r.t0sz}, WXN {int(r.wxn)}, "
                  f"HMAIR {r.mair:#018x} ({self.mair_source})"]
-        for x in self.ranges:
-            a = x.attrs
-            path = " ".join(f"L{lv}@{pa:#x}" for lv, pa in x.path)
-            if x.count > 1:
-                path += f"..{x.last_leaf:#x}"
-            lines.append(f"  {x.va:#010x}-{x.va_end:#010x} -> {x.pa:#012x}-{x.pa + x.size:#012x} "
-                         f"{size_text(x.size):>8} L{x.level} {x.kind:<5} "
-                         f"{'RW' if x.writable else 'RO'} {'x ' if x.executable else 'NX'} "
-                         f"{x.memtype:<13} {SHAREABILITY[a.sh]} {'AF' if a.af else 'af=0'}  "
-                         f"{x.what}  [{path}]")
-            if x.fault:
-                lines.append(f"      ! every access faults: {x.fault.replace('_', ' ')} fault")
-            lines += [f"      ! UNPREDICTABLE: {note}" for note in x.unpredictable]
-        for b in self.invalid:
-            raw = "" if b.raw is None else f" {b.raw:#018x}"
-            lines.append(f"  {b.va:#010x}-{b.va + b.size:#010x}  ! L{b.level} descriptor{raw} at "
-                         f"{b.pa:#x}: {b.why}")
+        rows = [(x.va, _range_lines(x)) for x in self.ranges]
+        rows += [(b.va, [_bad_line(b)]) for b in self.invalid]
+        for _, row in sorted(rows, key=lambda item: item[0]):
+            lines += row
         if not self.ranges and not self.invalid:
             lines.append("  (empty: no valid descriptor)")
         return "\n".join(lines)
+
+
+def _range_lines(x: TableRange) -> list[str]:
+    a = x.attrs
+    path = " ".join(f"L{lv}@{pa:#x}" for lv, pa in x.path)
+    if x.count > 1:
+        path += f"..{x.last_leaf:#x}"
+    lines = [f"  {x.va:#010x}-{x.va_end:#010x} -> {x.pa:#012x}-{x.pa + x.size:#012x} "
+             f"{size_text(x.size):>8} L{x.level} {x.kind:<5} "
+             f"{'RW' if x.writable else 'RO'} {'x ' if x.executable else 'NX'} "
+             f"{x.memtype:<13} {SHAREABILITY[a.sh]} {'AF' if a.af else 'af=0'}  {x.what}  [{path}]"]
+    if x.fault:
+        lines.append(f"      ! every access faults: {x.fault.replace('_', ' ')} fault")
+    return lines + [f"      ! UNPREDICTABLE: {note}" for note in x.unpredictable]
+
+
+def _bad_line(b: BadDescriptor) -> str:
+    raw = "" if b.raw is None else f" {b.raw:#018x}"
+    return f"  {b.va:#010x}-{b.va + b.size:#010x}  ! L{b.level} descriptor{raw} at {b.pa:#x}: {b.why}"
 
 
 class Namer:
@@ -184,6 +190,7 @@ class Namer:
     def __init__(self, layout: Layout, regions: list[Region], trampoline: bool):
         self.layout, self.trampoline = layout, trampoline
         self.regions = [r for r in regions if r.kind not in ("ram", "hole", "lowmem_end", "image")]
+        self.ram = [r for r in regions if r.kind == "ram"]
         lay = layout
         self.idmap = (lay.init_pa & ~0xFFF, (lay.init_pa + lay.init_size + 0xFFF) & ~0xFFF)
 
@@ -200,7 +207,9 @@ class Namer:
         region = self._region(pa)
         at_kva = va == lay.kva(pa)
         if region is None:
-            return "kernel memory" if at_kva else "unknown (not at its kernel VA)"
+            if not any(r.start <= pa < r.end for r in self.ram):
+                return "no RAM at this PA"
+            return "kernel memory" if at_kva else f"RAM, not at its kernel VA {lay.kva(pa):#x}"
         return region.name if at_kva else f"{region.name} at a VA other than its kernel VA"
 
 
