@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("files", nargs="*", metavar="FILE", help="scenario files (YAML, format 1)")
     run_p.add_argument("--json", action="store_true", help="print one JSON object per scenario")
     run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
+    run_p.add_argument("-v", "--verbose", action="store_true",
+                       help="every CPU's exception state, and HSCTLR, HTCR, HTTBR, HSR decoded")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
     val_p.add_argument("files", nargs="+", metavar="FILE")
     bench_p = sub.add_parser(
@@ -82,7 +84,7 @@ def _run_one(scenario, args) -> Result:
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
-        print(summary(result))
+        print(summary(result, args.verbose, scenario.steps))
     if args.trace:
         out = sys.stderr if args.json else sys.stdout
         for line in trace_lines(result.events):
