@@ -39,6 +39,20 @@ def gid(*parts: str) -> str:
     return ":".join(re.sub(r"[^A-Za-z0-9_.]+", "-", p).strip("-") for p in parts)
 
 
+def region_id(r: Region) -> str:
+    """The SVG id of a physical region: its name and start (table pages share a name)."""
+    return gid("phys", r.name, f"{r.start:#x}")
+
+
+def mapping_id(m: Mapping) -> str:
+    """The SVG id of a mapping's box in its VA column; its band is ``band:...`` alike."""
+    return gid("map", m.space, m.name)
+
+
+def collision_id(c: Collision) -> str:
+    return gid("collision", c.space, c.first, c.second)
+
+
 class Column:
     """One address space drawn as a segmented vertical axis from ``lo`` (top) to ``hi``."""
 
@@ -84,7 +98,8 @@ class Column:
         x = self.x - 0.04 if side == "left" else self.x + self.width + 0.04
         for addr in self.cuts:
             ax.text(x, self.y(addr), f"{addr:#0{digits + 2}x}", fontsize=5.5, family="monospace",
-                    va="center", ha="right" if side == "left" else "left", gid=gid(ident, "tick"))
+                    va="center", ha="right" if side == "left" else "left",
+                    gid=gid(ident, "tick", f"{addr:#x}"))
 
 
 def _va_cuts(mmap: MemoryMap, maps: list[Mapping]) -> list[int]:
@@ -112,7 +127,7 @@ def _draw_phys(ax: Axes, col: Column, regions: list[Region]) -> None:
                            edgecolor="#999999", linewidth=0.5, gid="phys:space"))
     containers = {"ram": (0.0, 1.0, 0.95), "hole": (0.0, 1.0, 0.95), "image": (0.02, 0.9, 0.86)}
     for r in sorted(regions, key=lambda r: -r.size):
-        ident = gid("phys", r.name)
+        ident = region_id(r)
         label = f"{r.name}  {size_text(r.size)}"
         if r.kind == "lowmem_end":
             y = col.y(r.start)
@@ -150,7 +165,7 @@ def _draw_space(ax: Axes, col: Column, mmap: MemoryMap, space: str, maps: list[M
     ax.add_patch(Rectangle((col.x, top), col.width, col.height, facecolor="#fbfbfb",
                            edgecolor="#999999", linewidth=0.5, gid=gid("va", space, "space")))
     for lo, hi in mmap.lowmem:
-        ident = gid("va", space, "lowmem")
+        ident = gid("va", space, "lowmem", f"{lo:#x}")
         col.box(ax, lo, hi, "#e3f2fd", ident)
         ax.text(col.x + 0.9 * col.width, col.y(lo) + 0.2, "lowmem (kernel linear map)",
                 fontsize=5.5, ha="center", va="top", rotation=270, style="italic",
@@ -159,7 +174,7 @@ def _draw_space(ax: Axes, col: Column, mmap: MemoryMap, space: str, maps: list[M
         col.box(ax, FOUR_GIB, col.cuts[-1], "#f4cccc", gid("va", space, "beyond-4GiB"),
                 label="beyond the 32-bit VA space")
     for m, span in zip(maps, _lanes(maps)):
-        col.box(ax, m.va, m.va_end, MAP_COLORS.get(m.name, MAP_DEFAULT), gid("map", space, m.name),
+        col.box(ax, m.va, m.va_end, MAP_COLORS.get(m.name, MAP_DEFAULT), mapping_id(m),
                 span=span, alpha=0.85,
                 label=m.name if span[1] - span[0] < 0.7 else f"{m.name}  {size_text(m.size)}")
 
@@ -178,7 +193,7 @@ def _draw_band(ax: Axes, va_col: Column, pa_col: Column, m: Mapping) -> None:
 
 
 def _draw_collision(ax: Axes, col: Column, c: Collision) -> None:
-    ident = gid("collision", c.space, c.first, c.second)
+    ident = collision_id(c)
     y0, y1 = col.y(c.start), col.y(c.end)
     rect = Rectangle((col.x - 0.05, y0 - 0.3), col.width + 0.1, max(y1 - y0, 0.25) + 0.6,
                      facecolor="none", edgecolor="#cc0000", hatch="////", linewidth=1.5)

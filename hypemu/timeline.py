@@ -82,7 +82,8 @@ def _bring_up(cur: _Cursor, cpu: int) -> str:
 def _call_line(step: dict[str, Any], calls: list[dict[str, Any]], done: int) -> tuple[str, int]:
     c = step["call"]
     cpu, fn, args = c.get("cpu", 0), c["fn"], list(c.get("args", []))
-    shown = f"cpu{cpu} call {fn}(" + ", ".join(f"{a:#x}" for a in args) + ")"
+    name = fn if isinstance(fn, str) else f"{fn:#x}"
+    shown = f"cpu{cpu} call {name}" + ("(" + ", ".join(f"{a:#x}" for a in args) + ")" if args else "")
     if done >= len(calls):
         return f"{shown}: did not return", done
     r0 = calls[done]["r0"]
