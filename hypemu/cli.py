@@ -84,7 +84,7 @@ def _run_one(scenario, args) -> Result:
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
-        print(summary(result, args.verbose, scenario.steps))
+        print(summary(result, args.verbose, scenario))
     if args.trace:
         out = sys.stderr if args.json else sys.stdout
         for line in trace_lines(result.events):

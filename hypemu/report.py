@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from . import regdecode, timeline
 from .machine import Result
+from .scenario import Scenario
 
 
 def _hex(value) -> str:
@@ -32,11 +33,10 @@ def _cpu_detail(cpu: dict[str, Any], lay: Optional[dict[str, Any]], verbose: boo
     return lines
 
 
-def summary(result: Result, verbose: bool = False,
-            steps: Optional[Sequence[dict[str, Any]]] = None) -> str:
+def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] = None) -> str:
     """A short, readable account: verdict, outcome, layout, HYP registers per CPU (the exception
-    state of a faulting CPU; every register decoded with ``verbose``), the timeline of ``steps``
-    (the scenario's, when given), statistics."""
+    state of a faulting CPU; every register decoded with ``verbose``), the timeline of the
+    ``scenario``'s steps (when given), statistics."""
     verdict = "PASS" if result.passed else "FAIL"
     lines = [f"{verdict} {result.name}: outcome {result.outcome} (expected {result.expected})"]
     if result.file:
@@ -66,10 +66,11 @@ def summary(result: Result, verbose: bool = False,
         lines.append(f"  cpu{cpu['id']} ({state}, {cpu.get('mode', '?')}): {regs}")
         if verbose or (result.fault and result.fault.get("cpu") == cpu["id"]):
             lines += _cpu_detail(cpu, lay, verbose)
-    if steps is not None and result.cpus:   # no timeline where no board was built
+    if scenario is not None and result.cpus:   # no timeline where no board was built
         lines.append("  timeline:")
         lines += ["    " + line for line in timeline.lines(
-            steps, result.events, result.calls, len(result.cpus), result.outcome, result.reason)]
+            scenario.steps, result.events, result.calls, len(result.cpus), result.outcome,
+            result.reason, timeline.remap_order(scenario.inject))]
     else:
         for call in result.calls:
             lines.append(f"  call cpu{call['cpu']} {call['fn']} -> r0={_hex(call['r0'])}")

@@ -45,8 +45,13 @@ def _ended_at(reason: Optional[str]) -> Optional[int]:
 class _Cursor:
     """The kernel-side events (KERNEL, INJECT) of the log, consumed in order by the steps."""
 
-    def __init__(self, log: Sequence[Event]):
-        self.log = [e for e in log if e.kind in (events.KERNEL, events.INJECT)]
+    def __init__(self, log: Sequence[Event], remap_at: Sequence[int]):
+        kernel_side = [e for e in log if e.kind in (events.KERNEL, events.INJECT)]
+        remaps = [e for e in kernel_side if e.kind == events.INJECT and e.name == "remap"]
+        self.log = [e for e in kernel_side if not (e.kind == events.INJECT and e.name == "remap")]
+        self.remaps: dict[int, list[Event]] = {}
+        for event, at in zip(remaps, remap_at):
+            self.remaps.setdefault(at, []).append(event)
         self.at = 0
 
     def peek(self) -> Optional[Event]:
@@ -67,6 +72,18 @@ class _Cursor:
             lines.append(f"{'inject' if e.kind == events.INJECT else 'kernel'}: {e.name}"
                          + (f" ({e.detail})" if e.detail else ""))
         return lines
+
+    def remaps_before(self, index: int) -> list[str]:
+        """The remap injections applied before ``steps[index]``: the event log records them when
+        done, so they are placed by the scenario's ``at`` (the k-th remap event is the k-th remap
+        in the order ``run`` applies them)."""
+        return [f"inject: remap ({e.detail})" for e in self.remaps.get(index, [])]
+
+
+def remap_order(inject: Sequence[dict[str, Any]]) -> list[int]:
+    """The ``at`` of each remap injection, in the order ``run`` applies them (by step, then by
+    their place in ``inject``)."""
+    return sorted(item["remap"]["at"] for item in inject if "remap" in item)
 
 
 def _bring_up(cur: _Cursor, cpu: int) -> str:
@@ -92,16 +109,18 @@ def _call_line(step: dict[str, Any], calls: list[dict[str, Any]], done: int) -> 
 
 
 def lines(steps: Sequence[dict[str, Any]], log: Sequence[Event], calls: list[dict[str, Any]],
-          cpus: int, outcome: str, reason: Optional[str]) -> list[str]:
+          cpus: int, outcome: str, reason: Optional[str], remap_at: Sequence[int] = ()) -> list[str]:
     """The timeline: each step of ``steps`` with what it reached; the step a fault or timeout
-    ended in is marked, later steps are listed as not run."""
-    cur, out, done = _Cursor(log), [], 0
+    ended in is marked, later steps are listed as not run. ``remap_at``: ``remap_order`` of the
+    scenario's injections."""
+    cur, out, done = _Cursor(log, remap_at), [], 0
     ended = _ended_at(reason) if outcome in ("fault", "timeout") else None
     out += cur.others()
     for index, step in enumerate(steps):
         if ended is not None and index > ended:
             out.append(f"steps[{index}]..: not run")
             break
+        out += cur.remaps_before(index)
         what = next(iter(step))
         if what == "boot":
             ids = range(cpus) if step["boot"] == "all" else step["boot"]
