@@ -21,6 +21,7 @@ matplotlib.use("Agg")   # files only: never a window, whatever the environment s
 
 from matplotlib import pyplot as plt             # noqa: E402
 from matplotlib.axes import Axes                 # noqa: E402
+from matplotlib.figure import Figure             # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
 from .layout import FOUR_GIB                     # noqa: E402
@@ -80,13 +81,13 @@ class Column:
 
     def box(self, ax: Axes, start: int, end: int, color: str, ident: str, *,
             span: tuple[float, float] = (0.0, 1.0), label: str = "", label_at: float = 0.5,
-            **style: object) -> None:
+            alpha: float = 1.0) -> None:
         """A rectangle for [start, end) over the fraction ``span`` of the column's width, its label
         at ``label_at`` of its height."""
         y0, y1 = self.y(start), self.y(end)
         x0, x1 = self.x + span[0] * self.width, self.x + span[1] * self.width
         rect = Rectangle((x0, y0), x1 - x0, max(y1 - y0, 0.25), facecolor=color,
-                         edgecolor="#444444", linewidth=0.6, **style)
+                         edgecolor="#444444", linewidth=0.6, alpha=alpha)
         rect.set_gid(ident)
         ax.add_patch(rect)
         if label:
@@ -203,7 +204,7 @@ def _draw_collision(ax: Axes, col: Column, c: Collision) -> None:
             ha="center", va="top", wrap=True, gid=ident + ":label")
 
 
-def figure(mmap: MemoryMap) -> plt.Figure:
+def figure(mmap: MemoryMap) -> Figure:
     """The picture of ``mmap``, as a matplotlib Figure."""
     spaces = list(mmap.spaces)
     pa_digits = max(8, (max((r.end for r in mmap.phys), default=0).bit_length() + 3) // 4)
@@ -229,6 +230,10 @@ def figure(mmap: MemoryMap) -> plt.Figure:
     title = f"{mmap.name}: memory map ({mmap.design})"
     if mmap.refused:
         title += f"\nREFUSED (config_error): {mmap.refused}"
+    ax.text(x["pa"] + COLUMN_WIDTH["pa"] / 2, height + 0.8,
+            "not to scale: each column is cut at every boundary shown, and each piece's height grows "
+            "with log2 of its size", fontsize=6, ha="center", va="top", color="#666666",
+            gid="note:scale")
     ax.set_title(title, fontsize=9, color="#cc0000" if mmap.refused else "black", wrap=True)
     lefts = [c.x for c in cols.values()] + [pa_col.x]
     rights = [c.x + c.width for c in cols.values()] + [pa_col.x + pa_col.width]

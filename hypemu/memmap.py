@@ -98,10 +98,12 @@ def _pages(start: int, end: int) -> tuple[int, int]:
     return start & PAGE_MASK, page_align_up(end)
 
 
-def physical_regions(layout: Layout, pgds: dict[str, int]) -> list[Region]:
+def physical_regions(layout: Layout, pgds: dict[str, int],
+                     table_names: Optional[dict[int, str]] = None) -> list[Region]:
     """Every named physical range of the layout, RAM banks and the holes between them first.
 
-    ``pgds`` names the pgd pages (``{"boot pgd": pa, ...}``; empty for a refused layout)."""
+    ``pgds`` names the pgd pages (``{"boot pgd": pa, ...}``; empty for a refused layout),
+    ``table_names`` the next-level table pages (``{pa: "boot L2 table"}``, from a walk)."""
     lay = layout
     regions: list[Region] = []
     banks = sorted(lay.banks, key=lambda b: b.base)
@@ -125,7 +127,9 @@ def physical_regions(layout: Layout, pgds: dict[str, int]) -> list[Region]:
     regions += [Region(f"stack of cpu{n}", "stack", pa, pa + PAGE_SIZE)
                 for n, pa in enumerate(lay.stacks)]
     regions += [Region(name, "pgd", pa, pa + PAGE_SIZE) for name, pa in pgds.items()]
-    regions += [Region("HYP table page", "table", pa, pa + PAGE_SIZE) for pa in lay.tables]
+    names = table_names or {}
+    regions += [Region(names.get(pa, "HYP table page"), "table", pa, pa + PAGE_SIZE)
+                for pa in lay.tables]
     end = lowmem_end_pa(lay)
     if end is not None:
         regions.append(Region("end of lowmem", "lowmem_end", end, end))
@@ -192,9 +196,10 @@ def collisions(mmap: MemoryMap) -> list[Collision]:
 
 
 def from_parts(scenario: Scenario, layout: Layout, pgds: dict[str, int],
-               refused: Optional[str] = None) -> MemoryMap:
+               refused: Optional[str] = None,
+               table_names: Optional[dict[int, str]] = None) -> MemoryMap:
     """The map of a layout (built, or rebuilt after a refusal) and its pgds."""
-    mmap = MemoryMap(scenario.name, scenario.init, physical_regions(layout, pgds),
+    mmap = MemoryMap(scenario.name, scenario.init, physical_regions(layout, pgds, table_names),
                      planned_mappings(layout, scenario.init), layout.lowmem_ranges(), refused)
     mmap.collisions = collisions(mmap)
     return mmap

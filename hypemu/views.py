@@ -84,4 +84,16 @@ def memory_map(scenario: Scenario) -> memmap.MemoryMap:
         return memmap.refused_map(scenario, err.reason)
     k = m.kernel
     return memmap.from_parts(scenario, m.layout,
-                             memmap.pgd_names(k.boot_pgd, k.runtime_pgd, k.single_step))
+                             memmap.pgd_names(k.boot_pgd, k.runtime_pgd, k.single_step),
+                             table_names=table_pages(table_dumps(m)))
+
+
+def table_pages(dumps: list[TableDump]) -> dict[int, str]:
+    """Which table each next-level table page is, from the walks: ``{pa: "runtime L3 table"}``
+    (``"boot+runtime ..."`` if both tables lead to it)."""
+    owners: dict[int, dict[str, None]] = {}
+    for d in dumps:
+        for r in d.ranges:
+            for level, pa in r.path[1:]:
+                owners.setdefault(pa & ~0xFFF, {})[f"{d.name} L{level} table"] = None
+    return {pa: " + ".join(names) for pa, names in owners.items()}
