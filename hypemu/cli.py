@@ -135,9 +135,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if hasattr(args, "handler"):   # the inspection commands (viewcmds) handle their own errors
-        return int(args.handler(args))
     try:
+        if hasattr(args, "handler"):   # the inspection commands (viewcmds) print their input errors
+            return int(args.handler(args))
         return {"run": cmd_run, "validate": cmd_validate, "bench": cmd_bench}[args.command](args)
     except (InputError, ScenarioError, AsmError) as err:
         print(f"hypemu: {err}", file=sys.stderr)

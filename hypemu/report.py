@@ -19,8 +19,6 @@ def _cpu_detail(cpu: dict[str, Any], lay: Optional[dict[str, Any]], verbose: boo
     hyp = cpu["hyp"]
     lines = ["      " + " ".join(f"{k}={_hex(hyp[k])}" for k in
                                  ("HSR", "ELR_hyp", "SPSR_hyp", "HDFAR", "HIFAR"))]
-    if not verbose:
-        return lines + [f"      HSR:    {regdecode.hsr_text(hyp['HSR'])}"]
     if verbose:
         pgds = {}
         if lay:
@@ -28,9 +26,8 @@ def _cpu_detail(cpu: dict[str, Any], lay: Optional[dict[str, Any]], verbose: boo
                     else {"boot pgd": lay["boot_pgd"], "runtime pgd": lay["runtime_pgd"]})
         lines += [f"      HSCTLR: {regdecode.hsctlr_text(hyp['HSCTLR'])}",
                   f"      HTCR:   {regdecode.htcr_text(hyp['HTCR'])}",
-                  f"      HTTBR:  {regdecode.httbr_text(hyp['HTTBR'], hyp['HTCR'], pgds)}",
-                  f"      HSR:    {regdecode.hsr_text(hyp['HSR'])}"]
-    return lines
+                  f"      HTTBR:  {regdecode.httbr_text(hyp['HTTBR'], hyp['HTCR'], pgds)}"]
+    return lines + [f"      HSR:    {regdecode.hsr_text(hyp['HSR'])}"]
 
 
 def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] = None) -> str:
