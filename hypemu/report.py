@@ -9,8 +9,13 @@ from .machine import Result
 from .scenario import Scenario
 
 
-def _hex(value) -> str:
+def _hex(value: Optional[int]) -> str:
     return "null" if value is None else f"{value:#x}"
+
+
+def _name(value: Any) -> str:
+    """A value that is not an address (a fault status name, a level), ``null`` for none."""
+    return "null" if value is None else str(value)
 
 
 def _cpu_detail(cpu: dict[str, Any], lay: Optional[dict[str, Any]], verbose: bool) -> list[str]:
@@ -44,7 +49,7 @@ def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] 
     if result.fault:
         f = result.fault
         lines.append(f"  fault: cpu{f['cpu']} {f['kind']} pc={_hex(f['pc'])} va={_hex(f['va'])} "
-                     f"fsc={f['fsc']} level={f['level']} hsr={_hex(f['hsr'])}")
+                     f"fsc={_name(f['fsc'])} level={_name(f['level'])} hsr={_hex(f['hsr'])}")
     lay = result.layout
     if lay:
         bounce = _hex(lay["bounce_page"])

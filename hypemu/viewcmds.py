@@ -14,9 +14,11 @@ import sys
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
-from . import memmap, views
+from . import cp15, memmap, views
 from .asm import AsmError
-from .machine import INPUT_ERRORS, run
+from .machine import INPUT_ERRORS, Machine, run
+from .lpae import base_lower_bound, bits
+from .ptdump import TableDump
 from .scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, from_mapping, load_file
 
 PLOT_MISSING = ("hypemu: map -o draws with matplotlib, which is not installed: "
@@ -99,7 +101,26 @@ def _tables(s: Scenario, args: argparse.Namespace) -> int:
         print("  no tables: the kernel side refused the layout before building them")
     for d in dumps:
         print(d.text())
+    if m is not None:
+        print(_live(m, dumps))
     return 0
+
+
+def _live(m: Machine, dumps: list[TableDump]) -> str:
+    """Which table each CPU walks now (its HTTBR, with its HYP MMU on or off)."""
+    names = {d.pgd: d.name for d in dumps}
+    parts = []
+    for cpu in range(m.scenario.cpus):
+        if m.mode(cpu) == "off":
+            parts.append(f"cpu{cpu} off")
+            continue
+        regs = m.hyp_registers(cpu)
+        x = base_lower_bound(regs["HTCR"] & cp15.HTCR_T0SZ)   # HTTBR holds the base in [39:x]
+        base = bits(regs["HTTBR"], 39, x) << x
+        mmu = "on" if regs["HSCTLR"] & cp15.HSCTLR_M else "off"
+        parts.append(f"cpu{cpu} HTTBR {regs['HTTBR']:#x} ({names.get(base, 'no table listed here')}"
+                     f", HYP MMU {mmu})")
+    return "live: " + "; ".join(parts)
 
 
 def cmd_map(args: argparse.Namespace) -> int:

@@ -32,6 +32,13 @@ def test_tables_lists_both_tables_of_the_default_board(capsys):
     assert ("0xffff0000-0xffff1000 -> 0x0080009000-0x008000a000    4 KiB L3 page  RW x  "
             "Normal WBWA   ISH AF  trampoline") in out
     assert out.count(" idmap ") == 1
+    assert out.rstrip().endswith("live: cpu0 HTTBR 0x8000e000 (runtime, HYP MMU on)")
+
+
+def test_tables_says_which_table_each_cpu_walks(capsys):
+    code, out, _ = cli(capsys, "tables", str(ROOT / "scenarios/hotplug.yaml"), "--after-step", "1")
+    assert code == 0 and out.rstrip().endswith(
+        "live: cpu0 HTTBR 0x8000f000 (runtime, HYP MMU on); cpu1 off")
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
