@@ -25,7 +25,7 @@ from matplotlib.figure import Figure             # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
 from .layout import FOUR_GIB                     # noqa: E402
-from .memmap import BOOT, RUNTIME, SINGLE, Collision, Mapping, MemoryMap, Region, size_text  # noqa: E402
+from .memmap import BOOT, PHYS, RUNTIME, SINGLE, Collision, Mapping, MemoryMap, Region, size_text  # noqa: E402
 
 COLORS = {"ram": "#e8f3e8", "hole": "#ffffff", "image": "#d7e3f4", "pl1": "#b9cbe6",
           "init_page": "#f6b26b", "init": "#e06c00", "text": "#8fb3e0", "data": "#a4c2f4",
@@ -221,8 +221,7 @@ def figure(mmap: MemoryMap) -> Figure:
         for m in mmap.spaces[space]:
             _draw_band(ax, col, pa_col, m)
     for c in mmap.collisions:
-        if c.space in cols:
-            _draw_collision(ax, cols[c.space], c)
+        _draw_collision(ax, pa_col if c.space == PHYS else cols[c.space], c)
     heads = {BOOT: "boot HYP VA", RUNTIME: "runtime HYP VA", SINGLE: "HYP VA (one table)"}
     for space, col in [("pa", pa_col), *cols.items()]:
         ax.text(col.x + col.width / 2, -1.0, heads.get(space, "physical (PA)"), fontsize=9,

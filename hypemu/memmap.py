@@ -18,10 +18,15 @@ from typing import Optional
 
 from .layout import FOUR_GIB, PAGE_MASK, ConfigError, Layout, page_align_up, plan
 from .lpae import PAGE_SIZE
-from .scenario import Scenario
+from .scenario import Bank, Scenario
 
 BOOT, RUNTIME, SINGLE = "boot", "runtime", "hyp"
 """The HYP VA spaces: dual-step's boot and runtime tables, single-step's one table."""
+PHYS = "pa"
+"""The physical address space, where a collision is an object placed outside RAM."""
+L1_SIZE = 1 << 30
+SPARE_RAM = 64 << 20
+"""How far ``replan`` grows the kernel's bank to place what did not fit (so it can be drawn)."""
 
 
 @dataclass(frozen=True)
@@ -172,26 +177,64 @@ def _kernel_span(layout: Layout, pa: int, size: int) -> tuple[int, int, int]:
 
 
 def collisions(mmap: MemoryMap) -> list[Collision]:
-    """Where the plan contradicts itself: two mappings claiming the same VA, the
-    trampoline inside lowmem, a mapping beyond the 32-bit VA space. Empty for a layout that builds."""
+    """Where the plan contradicts itself: two mappings claiming the same VA, the trampoline inside
+    lowmem, a mapping beyond the 32-bit VA space, a single-step runtime mapping under the idmap's
+    level-1 entry, an object placed beyond RAM. Empty for a layout that builds."""
     found: list[Collision] = []
     for space, maps in mmap.spaces.items():
         for i, a in enumerate(maps):
-            if a.va_end > FOUR_GIB:
-                found.append(Collision(space, a.name, "32-bit VA space", max(a.va, FOUR_GIB),
-                                       a.va_end, f"{a.name} needs VA {a.va:#x}, above 4 GiB"))
-            for b in maps[i + 1:]:
-                lo, hi = max(a.va, b.va), min(a.va_end, b.va_end)
-                if lo < hi:   # even an equal translation: the kernel reserves the trampoline VA
-                    found.append(Collision(space, a.name, b.name, lo, hi,
-                                           f"{a.name} and {b.name} both need VA [{lo:#x}, {hi:#x})"))
-            if a.name == "trampoline":
-                for lo_va, hi_va in mmap.lowmem:
-                    lo, hi = max(a.va, lo_va), min(a.va_end, hi_va)
-                    if lo < hi:
-                        found.append(Collision(space, a.name, "lowmem", lo, hi,
-                                               f"the trampoline VA {a.va:#x} lies inside lowmem "
-                                               f"[{lo_va:#x}, {hi_va:#x})"))
+            found += _va_collisions(mmap, space, a, maps[i + 1:])
+    found += _outside_ram(mmap)
+    return found
+
+
+def _va_collisions(mmap: MemoryMap, space: str, a: Mapping, later: list[Mapping]) -> list[Collision]:
+    found = []
+    if a.va_end > FOUR_GIB:
+        found.append(Collision(space, a.name, "32-bit VA space", max(a.va, FOUR_GIB), a.va_end,
+                               f"{a.name} needs VA {a.va:#x}, above 4 GiB"))
+    for b in later:
+        lo, hi = max(a.va, b.va), min(a.va_end, b.va_end)
+        if lo < hi:   # even an equal translation: the kernel reserves the trampoline VA
+            found.append(Collision(space, a.name, b.name, lo, hi,
+                                   f"{a.name} and {b.name} both need VA [{lo:#x}, {hi:#x})"))
+    if a.name == "trampoline":
+        for lo_va, hi_va in mmap.lowmem:
+            lo, hi = max(a.va, lo_va), min(a.va_end, hi_va)
+            if lo < hi:
+                found.append(Collision(space, a.name, "lowmem", lo, hi,
+                                       f"the trampoline VA {a.va:#x} lies inside lowmem "
+                                       f"[{lo_va:#x}, {hi_va:#x})"))
+    if a.name == "idmap" and space == SINGLE:   # v3.9 tears the idmap down by level-1 entry
+        lo, hi = a.va & ~(L1_SIZE - 1), ((a.va_end - 1) | (L1_SIZE - 1)) + 1
+        for b in mmap.spaces[space]:
+            if b is not a and b.va < hi and lo < b.va_end:
+                found.append(Collision(space, "idmap level-1 entry", b.name, max(lo, b.va),
+                                       min(hi, b.va_end), f"{b.name} shares the idmap's level-1 "
+                                       f"entry [{lo:#x}, {hi:#x}): the teardown unmaps it too"))
+    return found
+
+
+def _outside_ram(mmap: MemoryMap) -> list[Collision]:
+    """Objects of the plan that lie (partly) outside every RAM bank, in the ``pa`` space."""
+    banks = [r for r in mmap.phys if r.kind == "ram"]
+    outside = [r for r in mmap.phys if r.kind not in ("ram", "hole", "lowmem_end")
+               and not any(b.start <= r.start and r.end <= b.end for b in banks)]
+    outer = sorted((r for r in outside   # the outermost only: the image, not each of its parts
+                    if not any(o is not r and o.start <= r.start and r.end <= o.end for o in outside)),
+                   key=lambda r: r.start)
+    runs: list[list[Region]] = []
+    for r in outer:   # adjacent objects make one collision
+        if runs and r.start <= runs[-1][-1].end:
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    found = []
+    for run in runs:
+        names = ", ".join(r.name for r in run)
+        lo, hi = run[0].start, max(r.end for r in run)
+        found.append(Collision(PHYS, names, "RAM", lo, hi,
+                               f"{names} [{lo:#x}, {hi:#x}) not inside RAM"))
     return found
 
 
@@ -225,22 +268,33 @@ def _code_sizes(scenario: Scenario) -> tuple[int, int]:
     return init.address("__kvm_hyp_init_end") - init.address("__kvm_hyp_init"), len(runtime.code)
 
 
+def _place(s: Scenario, banks: list[Bank], sizes: tuple[int, int]) -> Layout:
+    """``layout.plan`` and the page allocations ``kvm.Kernel._plan`` makes before its checks."""
+    lay = plan(banks, s.page_offset, s.text_offset, s.hyp_idmap_offset, sizes[0], sizes[1],
+               s.trampoline_va)
+    if s.init != "single-step" and lay.crosses_page() and s.bounce_page == "auto" \
+            and lay.init_size <= PAGE_SIZE:
+        lay.bounce_page = lay.alloc_page("the bounce page")
+    for cpu in range(s.cpus):
+        lay.stacks.append(lay.alloc_page(f"cpu{cpu}'s HYP stack"))
+    return lay
+
+
 def replan(scenario: Scenario) -> Optional[Layout]:
     """The layout the kernel side would have placed, without its refusals: the image, the bounce
-    page and the stacks as ``kvm.Kernel`` allocates them, no tables. None when even the image does
-    not fit (``layout.plan`` itself refuses)."""
-    s = scenario
-    init_size, text_size = _code_sizes(s)
+    page and the stacks as ``kvm.Kernel`` allocates them, no tables. What does not fit in the
+    kernel's bank is placed as if the bank were ``SPARE_RAM`` larger (the layout keeps the real
+    banks, so it shows beyond RAM). None when even that does not place it."""
+    s, sizes = scenario, _code_sizes(scenario)
     try:
-        lay = plan(s.banks, s.page_offset, s.text_offset, s.hyp_idmap_offset, init_size, text_size,
-                   s.trampoline_va)
-        if s.init != "single-step" and lay.crosses_page() and s.bounce_page == "auto" \
-                and lay.init_size <= PAGE_SIZE:
-            lay.bounce_page = lay.alloc_page("the bounce page")
-        for cpu in range(s.cpus):
-            lay.stacks.append(lay.alloc_page(f"cpu{cpu}'s HYP stack"))
+        return _place(s, list(s.banks), sizes)
     except ConfigError:
-        return None
+        first = s.banks[0]
+        try:
+            lay = _place(s, [Bank(first.base, first.size + SPARE_RAM), *s.banks[1:]], sizes)
+        except ConfigError:
+            return None
+    lay.banks = list(s.banks)
     return lay
 
 

@@ -4,6 +4,7 @@ SVG."""
 
 from __future__ import annotations
 
+import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -117,3 +118,22 @@ def test_a_png_is_written_too(tmp_path):
     out = tmp_path / "map.png"
     mapplot.save(views.memory_map(from_mapping(DEFAULT_SCENARIO)), str(out))
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("sections, collision", [
+    ({"machine": {"ram": {"base": 0x80000000, "size": 0x8000}}},            # the image past RAM
+     ("pa", "kernel image, stack of cpu0", "RAM", 0x80008000, 0x8000D000)),
+    ({"hyp": {"init": "single-step"}, "kernel": {"page_offset": 0xC0000000},
+      "machine": {"ram": {"base": 0xC0000000, "size": 0x10000000}}},         # v3.9's pud_clear
+     ("hyp", "idmap level-1 entry", "HYP text", 0xC000A000, 0xC000B000)),
+])
+def test_other_refusals_show_their_collision_too(sections, collision, tmp_path):
+    s = from_mapping({**DEFAULT_SCENARIO, **sections})
+    mmap = views.memory_map(s)
+    assert mmap.refused
+    assert collision in [(c.space, c.first, c.second, c.start, c.end) for c in mmap.collisions]
+    if importlib.util.find_spec("matplotlib") is not None:
+        from hypemu import mapplot
+        mapplot.save(mmap, str(tmp_path / "m.svg"))
+        ids, _ = _svg_ids(tmp_path / "m.svg")
+        assert all(mapplot.collision_id(c) in ids for c in mmap.collisions)
