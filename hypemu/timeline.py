@@ -86,14 +86,28 @@ def remap_order(inject: Sequence[dict[str, Any]]) -> list[int]:
     return sorted(item["remap"]["at"] for item in inject if "remap" in item)
 
 
-def _bring_up(cur: _Cursor, cpu: int) -> str:
+def _reached(cur: _Cursor, cpu: int) -> str:
+    """How far a CPU's bring-up got: ``stub, phase 1, phase 2``."""
     reached = []
     if cur.take_if(lambda e: e.cpu == cpu and e.name == "enter kernel in HYP"):
         reached.append("stub")
         while (e := cur.take_if(lambda e: e.cpu == cpu and e.name in PHASES
                                 and e.name != "enter kernel in HYP")):
             reached.append(PHASES[e.name])
-    return f"cpu{cpu} on: " + (", ".join(reached) if reached else "not started")
+    return ", ".join(reached) if reached else "not started"
+
+
+def _bring_up(cur: _Cursor, cpus: Sequence[int]) -> str:
+    """``cpu0 on: ...``; consecutive CPUs that got as far are one group: ``cpu0-7 on: ...``."""
+    groups: list[tuple[list[int], str]] = []
+    for cpu in cpus:
+        got = _reached(cur, cpu)
+        if groups and groups[-1][1] == got and groups[-1][0][-1] + 1 == cpu:
+            groups[-1][0].append(cpu)
+        else:
+            groups.append(([cpu], got))
+    return "; ".join(f"cpu{ids[0]}" + (f"-{ids[-1]}" if len(ids) > 1 else "") + f" on: {got}"
+                     for ids, got in groups)
 
 
 def _call_line(step: dict[str, Any], calls: list[dict[str, Any]], done: int) -> tuple[str, int]:
@@ -124,7 +138,7 @@ def lines(steps: Sequence[dict[str, Any]], log: Sequence[Event], calls: list[dic
         what = next(iter(step))
         if what == "boot":
             ids = range(cpus) if step["boot"] == "all" else step["boot"]
-            text = "; ".join(_bring_up(cur, cpu) for cpu in ids)
+            text = _bring_up(cur, list(ids))
         elif what == "call":
             text, done = _call_line(step, calls, done)
         elif step["hotplug"]["state"] == "off":
@@ -132,7 +146,7 @@ def lines(steps: Sequence[dict[str, Any]], log: Sequence[Event], calls: list[dic
             off = cur.take_if(lambda e: e.cpu == cpu and e.name == "cpu off")
             text = f"cpu{cpu} off" if off else f"cpu{cpu} off: not reached"
         else:
-            text = _bring_up(cur, step["hotplug"]["cpu"])
+            text = _bring_up(cur, [step["hotplug"]["cpu"]])
         mark = f"  <- {outcome}" if index == ended else ""
         out.append(f"steps[{index}] {text}{mark}")
         out += ["  " + line for line in cur.others()]

@@ -56,7 +56,7 @@ def _lines(path: str) -> list[str]:
 
 def test_the_timeline_of_a_hotplug():
     assert _lines("scenarios/hotplug.yaml") == [
-        "steps[0] cpu0 on: stub, phase 1, phase 2; cpu1 on: stub, phase 1, phase 2",
+        "steps[0] cpu0-1 on: stub, phase 1, phase 2",
         "steps[1] cpu1 off",
         "steps[2] cpu1 on: stub, phase 1, phase 2",
         'steps[3] cpu1 call hyp_probe -> r0=0x4b564d21 (the HYP data word "KVM!")',
@@ -65,7 +65,7 @@ def test_the_timeline_of_a_hotplug():
 
 def test_the_timeline_marks_where_a_fault_ended_the_run():
     lines = _lines("scenarios/single-step-hotplug.yaml")
-    assert lines[0] == "steps[0] cpu0 on: stub, init (single-step); cpu1 on: stub, init (single-step)"
+    assert lines[0] == "steps[0] cpu0-1 on: stub, init (single-step)"
     assert lines[1].startswith("  kernel: remove the HYP idmap")
     assert lines[2:] == ["steps[1] cpu1 off", "steps[2] cpu1 on: stub, init (single-step)  <- fault",
                          "steps[3]..: not run"]
