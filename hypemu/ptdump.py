@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from .layout import Layout
-from .lpae import DESCRIPTOR_SIZE, LEVEL_SHIFT, LEVEL_SIZE, LeafAttrs, decode, input_size, start_level
+from .lpae import (DESCRIPTOR_SIZE, LEVEL_SHIFT, LEVEL_SIZE, PA_BITS, LeafAttrs, base_lower_bound,
+                   decode, input_size, start_level)
 from .memmap import Region, size_text
 from .walker import Fault, ReadPhys, Regime, Translation, table_walk
 
@@ -215,7 +216,11 @@ class Namer:
 
 def dump(read64: ReadPhys, regime: Regime, name: str, namer: Namer,
          mair_source: str) -> TableDump:
-    """Walk the whole table at ``regime.ttbr`` (from its start level) and list it."""
+    """Walk the whole table at ``regime.ttbr`` (from its start level) and list it. ValueError for
+    a pgd that is not a 40-bit PA aligned as HTTBR requires (its low bits would be ignored)."""
+    align = 1 << base_lower_bound(regime.t0sz)
+    if not 0 <= regime.ttbr < 1 << PA_BITS or regime.ttbr % align:
+        raise ValueError(f"pgd {regime.ttbr:#x} is not a {PA_BITS}-bit PA aligned to {align:#x}")
     table = TableDump(name, regime.ttbr, regime, mair_source)
     level = start_level(regime.t0sz)
     entries = 1 << (input_size(regime.t0sz) - LEVEL_SHIFT[level])

@@ -180,7 +180,15 @@ def test_single_step_has_one_table_and_the_idmap_leaves_it_after_boot():
     assert "idmap" not in [r.what for r in m.tables("runtime").ranges]
 
 
+def test_a_pgd_without_memory_behind_it_is_listed_as_such(booted):
+    dump = booted.tables(0x10000000)   # below RAM (RAM starts at 0x80000000)
+    assert dump.ranges == [] and [(b.level, b.pa, b.raw) for b in dump.invalid] == [(1, 0x10000000, None)]
+    assert "no memory behind this table" in dump.text()
+
+
 def test_tables_refuses_an_unknown_cpu_or_table(booted):
+    with pytest.raises(ValueError, match="aligned to 0x20"):
+        booted.tables(0x80000010)
     with pytest.raises(ValueError):
         booted.tables("boot", cpu=3)
     with pytest.raises(KeyError):
