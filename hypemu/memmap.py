@@ -112,6 +112,8 @@ def physical_regions(layout: Layout, pgds: dict[str, int],
     lay = layout
     regions: list[Region] = []
     banks = sorted(lay.banks, key=lambda b: b.base)
+    if banks[0].base:
+        regions.append(Region("hole below bank 0", "hole", 0, banks[0].base))
     for n, bank in enumerate(banks):
         regions.append(Region(f"RAM bank {n}", "ram", bank.base, bank.end))
         if n + 1 < len(banks) and banks[n + 1].base > bank.end:

@@ -62,10 +62,11 @@ def test_the_default_map_holds_the_layout_and_the_init_page_three_times():
 
 def test_two_banks_show_the_hole_between_them():
     mmap = _map(ROOT / "scenarios" / "two-banks.yaml")
-    holes = [r for r in mmap.phys if r.kind == "hole"]
+    holes = {r.name: (r.start, r.end) for r in mmap.phys if r.kind == "hole"}
     banks = sorted((r for r in mmap.phys if r.kind == "ram"), key=lambda r: r.start)
-    assert len(banks) == 2 and holes and holes[0].start == banks[0].end
-    assert holes[0].end == banks[1].start
+    assert len(banks) == 2
+    assert holes == {"hole below bank 0": (0, banks[0].start),
+                     "hole after bank 0": (banks[0].end, banks[1].start)}
 
 
 def test_a_bounce_page_is_on_the_map():
