@@ -47,7 +47,8 @@ def memory_type(attr: int) -> tuple[str, Optional[str]]:
     the encoding UNPREDICTABLE (then hypemu's walker takes it as its upper nibble says: Device for
     0b0000xxxx, else Normal).
 
-    0x00 Device-nGnRnE (ARMv7 Strongly-ordered), 0x04 Device-nGnRE (ARMv7 Device); Normal: outer
+    0x00 Device-nGnRnE (ARMv7 Strongly-ordered), 0x04 Device-nGnRE (ARMv7 Device), 0x08/0x0C
+    Device-nGRE/-GRE (ARMv8; UNPREDICTABLE in ARMv7); Normal: outer
     policy in bits[7:4], inner in bits[3:0] (``Normal WBWA`` when both are write-back read- and
     write-allocate, as Linux's PAGE_HYP with the kernel's MAIR gives)."""
     outer, inner = attr >> 4, attr & 0xF
@@ -55,7 +56,9 @@ def memory_type(attr: int) -> tuple[str, Optional[str]]:
         named = {0b0000: "Device-nGnRnE", 0b0100: "Device-nGnRE"}.get(inner)
         if named:
             return named, None
-        return f"Device (attr {attr:#04x})", f"HMAIR attribute {attr:#04x} is UNPREDICTABLE in ARMv7"
+        later = {0b1000: "Device-nGRE", 0b1100: "Device-GRE"}.get(inner)   # ARMv8 only
+        return (later or f"Device (attr {attr:#04x})",
+                f"HMAIR attribute {attr:#04x} is UNPREDICTABLE in ARMv7")
     o, i = _cache_policy(outer), _cache_policy(inner)
     if i is None:
         return f"Normal (attr {attr:#04x})", f"HMAIR attribute {attr:#04x} is UNPREDICTABLE in ARMv7"

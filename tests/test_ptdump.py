@@ -199,7 +199,8 @@ def test_tables_refuses_an_unknown_cpu_or_table(booted):
     (0x00, "Device-nGnRnE", False), (0x04, "Device-nGnRE", False), (0xFF, "Normal WBWA", False),
     (0x44, "Normal NC", False), (0xEE, "Normal WBRA", False), (0xAA, "Normal WTRA", False),
     (0x4F, "Normal I:WBWA O:NC", False), (0x77, "Normal WBWA transient", False),
-    (0x08, "Device (attr 0x08)", True), (0x40, "Normal (attr 0x40)", True),
+    (0x08, "Device-nGRE", True), (0x0C, "Device-GRE", True), (0x01, "Device (attr 0x01)", True),
+    (0x40, "Normal (attr 0x40)", True), (0x88, "Normal WTnoalloc", False),
 ])
 def test_memory_types_are_named_from_the_hmair_byte(attr, name, unpredictable):
     got, note = memory_type(attr)
