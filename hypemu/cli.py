@@ -15,7 +15,7 @@ import sys
 import traceback
 from typing import Callable, Optional, Sequence
 
-from . import __version__
+from . import __version__, viewcmds
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
@@ -28,6 +28,8 @@ EXAMPLES = """examples:
   hypemu run --trace                  the same, with every HYP event the guest caused
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
+  hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
+  hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
 """
 
@@ -47,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("files", nargs="*", metavar="FILE", help="scenario files (YAML, format 1)")
     run_p.add_argument("--json", action="store_true", help="print one JSON object per scenario")
     run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
+    run_p.add_argument("-v", "--verbose", action="store_true",
+                       help="every CPU's exception state, and HSCTLR, HTCR, HTTBR, HSR decoded")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
     val_p.add_argument("files", nargs="+", metavar="FILE")
     bench_p = sub.add_parser(
@@ -60,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="also write the results as JSON to FILE ('-': stdout, table to stderr)")
     bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    viewcmds.add_parsers(sub)
     return parser
 
 
@@ -77,7 +82,7 @@ def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
-        print(summary(result))
+        print(summary(result, args.verbose, scenario))
     if args.trace:
         out = sys.stderr if args.json else sys.stdout
         for line in trace_lines(result.events):
@@ -131,6 +136,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": cmd_run, "validate": cmd_validate, "bench": cmd_bench}
     try:
+        if hasattr(args, "handler"):   # the inspection commands (viewcmds) print their input errors
+            return int(args.handler(args))
         return commands[args.command](args)
     except (OneLine, InputError) as err:
         print(f"hypemu: {err}", file=sys.stderr)

@@ -8,15 +8,15 @@ section 6). Which exceptions are the user's input and which are bugs: ``hypemu.e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
-from . import inject
+from . import inject, memmap, ptdump
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
                      UsageError)
 from .events import Event
 from .hazards import Checks, Hazard
-from .cpu import MODE_HYP, MODE_NAMES, CpuComplex
+from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
 from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
 from .scenario import BootStep, CallStep, Expect, HotplugStep, Scenario, load_scenario, located
 from .walker import Fault, Translation
@@ -144,6 +144,26 @@ class Machine:
             raise UsageError(f"pgd must be None, 'boot', 'runtime' or a PA, got {pgd!r}")
         ttbr = self.kernel.pgd(pgd) if isinstance(pgd, str) else pgd
         return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
+
+    def tables(self, pgd: Union[str, int], cpu: int = 0) -> ptdump.TableDump:
+        """A ptdump-style listing of a HYP table as it is in memory now: ``"boot"``, ``"runtime"``
+        (the one table of single-step, for either) or a pgd PA, walked with ``cpu``'s HTCR and
+        HSCTLR, memory types resolved through its HMAIR (the PL1 MAIR, which the init code copies,
+        while that CPU has not set HMAIR)."""
+        self._check_cpu(cpu)
+        k = self.kernel
+        pa = k.pgd(pgd) if isinstance(pgd, str) else pgd
+        single = not k.design.trampoline
+        name = ("hyp" if single else pgd) if isinstance(pgd, str) else f"pgd {pa:#x}"
+        regs = self.core.cpus[cpu].sysregs
+        regime, source = regime_of(regs), f"cpu{cpu}'s HMAIR"
+        if not regs["HMAIR0"] and not regs["HMAIR1"]:
+            source = f"cpu{cpu} has not set HMAIR: its PL1 MAIR, which the init code copies"
+            regime = replace(regime, mair=regs["MAIR1"] << 32 | regs["MAIR0"])
+        regions = memmap.physical_regions(self.layout, memmap.pgd_names(
+            k.boot_pgd, k.runtime_pgd, single))
+        namer = ptdump.Namer(self.layout, regions, trampoline=not single)
+        return ptdump.dump(self.core.engine.read64, replace(regime, ttbr=pa), name, namer, source)
 
     def read_phys(self, pa: int, size: int) -> bytes:
         """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no

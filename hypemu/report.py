@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
+from . import regdecode, timeline
 from .machine import Result
+from .scenario import Scenario
 
 
 def _hex(value: Optional[int]) -> str:
-    return "-" if value is None else f"{value:#x}"
+    return "null" if value is None else f"{value:#x}"
 
 
-def summary(result: Result) -> str:
-    """A short, readable account: verdict, outcome, layout, HYP registers per CPU, statistics."""
+def _name(value: Any) -> str:
+    """A value that is not an address (a fault status name, a level), ``null`` for none."""
+    return "null" if value is None else str(value)
+
+
+def _cpu_detail(cpu: dict[str, Any], lay: Optional[dict[str, Any]], verbose: bool) -> list[str]:
+    """The exception state of a CPU (HSR, ELR_hyp, SPSR_hyp, HDFAR, HIFAR), and with ``verbose``
+    HSCTLR, HTCR, HTTBR and HSR decoded field by field."""
+    hyp = cpu["hyp"]
+    lines = ["      " + " ".join(f"{k}={_hex(hyp[k])}" for k in
+                                 ("HSR", "ELR_hyp", "SPSR_hyp", "HDFAR", "HIFAR"))]
+    if verbose:
+        pgds = {}
+        if lay:
+            pgds = ({"HYP pgd": lay["runtime_pgd"]} if lay["boot_pgd"] == lay["runtime_pgd"]
+                    else {"boot pgd": lay["boot_pgd"], "runtime pgd": lay["runtime_pgd"]})
+        lines += [f"      HSCTLR: {regdecode.hsctlr_text(hyp['HSCTLR'])}",
+                  f"      HTCR:   {regdecode.htcr_text(hyp['HTCR'])}",
+                  f"      HTTBR:  {regdecode.httbr_text(hyp['HTTBR'], hyp['HTCR'], pgds)}"]
+    return lines + [f"      HSR:    {regdecode.hsr_text(hyp['HSR'])}"]
+
+
+def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] = None) -> str:
+    """A short, readable account: verdict, outcome, layout, HYP registers per CPU (the exception
+    state of a faulting CPU; every register decoded with ``verbose``), the timeline of the
+    ``scenario``'s steps (when given), statistics."""
     verdict = "PASS" if result.passed else "FAIL"
     lines = [f"{verdict} {result.name}: outcome {result.outcome} (expected {result.expected})"]
     if result.file:
@@ -23,10 +49,10 @@ def summary(result: Result) -> str:
     if result.fault:
         f = result.fault
         lines.append(f"  fault: cpu{f['cpu']} {f['kind']} pc={_hex(f['pc'])} va={_hex(f['va'])} "
-                     f"fsc={f['fsc']} level={f['level']} hsr={_hex(f['hsr'])}")
+                     f"fsc={_name(f['fsc'])} level={_name(f['level'])} hsr={_hex(f['hsr'])}")
     lay = result.layout
     if lay:
-        bounce = _hex(lay["bounce_page"]) if lay["bounce_page"] is not None else "none"
+        bounce = _hex(lay["bounce_page"])
         idmap = f"idmap [{_hex(lay['idmap_start'])}, {_hex(lay['idmap_end'])})"
         if lay["trampoline_va"] is None:   # single-step: one table, no trampoline
             lines += [f"  layout: one HYP pgd {_hex(lay['runtime_pgd'])} (single-step), {idmap}"]
@@ -40,8 +66,16 @@ def summary(result: Result) -> str:
                         ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR", "SP_hyp"))
         state = "online" if cpu["online"] else "offline"
         lines.append(f"  cpu{cpu['id']} ({state}, {cpu.get('mode', '?')}): {regs}")
-    for call in result.calls:
-        lines.append(f"  call cpu{call['cpu']} {call['fn']} -> r0={_hex(call['r0'])}")
+        if verbose or (result.fault and result.fault.get("cpu") == cpu["id"]):
+            lines += _cpu_detail(cpu, lay, verbose)
+    if scenario is not None and result.cpus:   # no timeline where no board was built
+        lines.append("  timeline:")
+        lines += ["    " + line for line in timeline.lines(
+            scenario.steps, result.events, result.calls, len(result.cpus), result.outcome,
+            result.reason, timeline.remap_order(scenario.inject))]
+    else:
+        for call in result.calls:
+            lines.append(f"  call cpu{call['cpu']} {call['fn']} -> r0={_hex(call['r0'])}")
     for hazard in result.hazards:
         where = ("kernel side" if hazard["cpu"] is None else
                  f"cpu{hazard['cpu']} pc={_hex(hazard['pc'])} {hazard.get('disasm') or ''}".rstrip())

@@ -320,6 +320,12 @@ def test_local_label_errors():
     assert err.line == 2 and "3f" in err.message
 
 
+def test_the_location_counter_is_not_a_label():
+    # found by test_any_source_gives_a_program_or_an_asm_error: `.:` defined a label past the end
+    err = error_of("L0: nop\n.: nop")
+    assert err.line == 2 and "location counter" in err.message
+
+
 def test_label_values_in_immediates_take_a_second_pass():
     program = assemble(textwrap.dedent("""\
         start:  mov r0, #(end - start)        @ 0x400

@@ -130,6 +130,9 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
             self.labels[generated] = line
             self._emit(_Stmt(line, f"{name}:", f"{generated}:", where, "label", generated))
             return
+        if name == ".":   # found by the source fuzz: `.: nop` was a label past the program's end
+            raise self._error(line, "'.' is the location counter: it cannot be defined as a label",
+                              where)
         self._check_new_name(line, name, where)
         if name in self.labels:
             raise self._error(line, f"label {name!r} is already defined at line {self.labels[name]}",

@@ -23,7 +23,8 @@ def expectation_at(scenario: Scenario) -> str:
 def failure_text(result: Result, scenario: Scenario, last: int = LAST_EVENTS) -> str:
     """What a failed scenario item shows: first the mismatches (the line pytest's short summary
     repeats), then the ``hypemu run`` summary, the expectation's line and the last ``last`` events."""
-    text = ["; ".join(result.mismatch), summary(result), f"  expectation: {expectation_at(scenario)}"]
+    text = ["; ".join(result.mismatch), summary(result, scenario=scenario),
+            f"  expectation: {expectation_at(scenario)}"]
     events = result.events
     if events:
         shown = events[-last:]
