@@ -179,7 +179,7 @@ class Checks:
             hazard = self._unfinished_hit(cpu, va, access)
         if hyp and c.unsynced and self._regime_pending(cpu):
             hazard = self._check_unsynced(cpu, va, access, outcome) or hazard
-        if isinstance(walked, Translation):
+        if walked is not None and isinstance(walked, Translation):
             self._filled(cpu, walked)
         if hazard is not None and access != "fetch" and not isinstance(outcome, Fault):
             return self._locator(hazard)

@@ -104,7 +104,7 @@ class Filler:
         if self.observing:
             outcome: Union[int, Translation, Fault] = va if not mmu_on else fault or t
             locate = ctx.observer.fill(st.id, va, access, hit, walked, outcome,
-                                       st.mode == MODE_HYP)
+                                       mmu_on or st.mode == MODE_HYP)   # MMU on: in HYP
         if walked is not None and walked is trans:   # into the TLB model only now: the
             if st.tlb.fill(trans) is not None:        # observer asked it what it held
                 ctx.flush_soft_tlb()   # the evicted entry may sit in Unicorn's TLB
