@@ -75,5 +75,10 @@ class NotModelled(HypemuError, RuntimeError):
     """The guest did something real hardware would do but hypemu does not model; never guessed."""
 
 
+class OptionError(InputError):
+    """A command-line option the input does not allow (``--after-step 5`` of a two-step scenario):
+    the user's, one line, exit status 2."""
+
+
 class UsageError(HypemuError, ValueError):
     """A ``Machine`` API call that cannot be done (raised only at that API boundary)."""

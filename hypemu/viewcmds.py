@@ -20,6 +20,7 @@ from .machine import INPUT_ERRORS, Machine, run
 from .lpae import base_lower_bound, bits
 from .ptdump import TableDump
 from .scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, from_mapping, load_file
+from .errors import OptionError
 
 PLOT_MISSING = ("hypemu: map -o draws with matplotlib, which is not installed: "
                 "pip install 'hypemu[plot]' (or run `hypemu map` without -o for the text form)")
@@ -81,7 +82,7 @@ def _tables(s: Scenario, args: argparse.Namespace) -> int:
     stop = views.machine_after(s, args.after_step)
     m = stop.machine
     if m is not None and not 0 <= args.cpu < s.cpus:
-        raise ValueError(f"--cpu {args.cpu}: the board has cpus 0..{s.cpus - 1}")
+        raise OptionError(f"--cpu {args.cpu}: the board has cpus 0..{s.cpus - 1}")
     dumps = views.table_dumps(m, args.cpu) if m is not None else []
     where = (f"after steps[{args.after_step}]" if args.after_step is not None
              else f"after all {len(s.steps)} steps")
@@ -129,7 +130,7 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 def _map(s: Scenario, output: Optional[str]) -> int:
     if output is not None and not output.lower().endswith((".svg", ".png")):
-        raise ValueError(f"{output}: the picture must be a .svg or a .png file")
+        raise OptionError(f"{output}: the picture must be a .svg or a .png file")
     mmap = views.memory_map(s)
     if output is None:
         print(memmap.text(mmap))

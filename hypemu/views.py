@@ -17,6 +17,7 @@ from .layout import ConfigError
 from .machine import Machine
 from .ptdump import TableDump
 from .scenario import BootStep, CallStep, HotplugStep, Remap, Scenario, Step
+from .errors import OptionError
 
 
 @dataclass
@@ -35,7 +36,7 @@ def machine_after(scenario: Scenario, after_step: Optional[int] = None) -> Stopp
     that faults or runs out of budget ends the drive there: its tables are what the fault saw."""
     steps = scenario.steps
     if after_step is not None and not 0 <= after_step < len(steps):
-        raise ValueError(f"--after-step {after_step}: the scenario has steps 0..{len(steps) - 1}")
+        raise OptionError(f"--after-step {after_step}: the scenario has steps 0..{len(steps) - 1}")
     try:
         m = Machine(scenario)
     except ConfigError as err:
