@@ -14,7 +14,7 @@ from typing import Any, Optional, Protocol
 from .. import cp15
 from ..tlb import TLB
 from ..walker import Regime
-from ..errors import NotModelled   # one errors module; re-exported by the cpu package
+from ..errors import NotModelled as NotModelled   # one errors module; re-exported by the cpu package
 
 MODE_USR = 0x10
 MODE_SVC = 0x13
