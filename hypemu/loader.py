@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Protocol
 
 from .asm import Program, assemble_file
+from .asm.program import label_address
 
 IMAGE_POISON = 0xE7FDEAF0    # UDF #0xDEA0, ARM encoding
 INIT_START, INIT_END = "__kvm_hyp_init", "__kvm_hyp_init_end"
@@ -47,11 +48,7 @@ class Region:
 
     def address(self, name: str) -> int:
         """The link address of label ``name`` (KeyError, naming the labels, if there is none)."""
-        try:
-            return self.symbols[name]
-        except KeyError:
-            raise KeyError(f"{self.filename}: no label {name!r} (labels: "
-                           f"{', '.join(sorted(self.symbols)) or 'none'})") from None
+        return label_address(self.symbols, name, self.filename)
 
     @property
     def end(self) -> int:

@@ -38,6 +38,16 @@ class _FrozenMap(Mapping):
         return f"{{{', '.join(f'{k!r}: {v:#x}' for k, v in self._items.items())}}}"
 
 
+def label_address(symbols: Mapping[str, int], name: str, filename: str) -> int:
+    """The address of label ``name`` in ``symbols`` (KeyError naming ``filename`` and its labels):
+    one lookup for assembled programs and the guest image's regions alike."""
+    try:
+        return symbols[name]
+    except KeyError:
+        raise KeyError(f"{filename}: no label {name!r} (labels: "
+                       f"{', '.join(sorted(symbols)) or 'none'})") from None
+
+
 @dataclass(frozen=True)
 class Program:
     """Assembled code: `code` starts at `base`; `symbols` maps every user label to its address."""
@@ -49,11 +59,7 @@ class Program:
     filename: str
 
     def address(self, name: str) -> int:
-        try:
-            return self.symbols[name]
-        except KeyError:
-            raise KeyError(f"{self.filename}: no label {name!r} (labels: "
-                           f"{', '.join(sorted(self.symbols)) or 'none'})") from None
+        return label_address(self.symbols, name, self.filename)
 
     @property
     def end(self) -> int:
