@@ -12,14 +12,14 @@ from dataclasses import replace
 from typing import Mapping, Optional
 
 from .. import events
-from ..decode import barrier_kind, needs_patch
+from ..decode import barrier_kind, needs_patch, needs_patch_thumb, thumb_size
 from ..engine import Engine
 from ..observer import CpuObserver, NullObserver, Outcome
 from ..tlb import TLB
 from ..walker import Fault, Regime, Translation, walk
 from .context import ExecContext, Stats
 from .fill import Filler, translate, translate_with
-from .runner import PATCH_MARKER, SENTINEL_WORD, Runner, RunResult
+from .runner import PATCH_MARKER, SENTINEL_WORD, THUMB_PATCH_MARKERS, Runner, RunResult
 from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_SVC, MODE_USR, REG_CPSR,
                     REG_PC, REG_SP, CpuState, NotModelled)
 
@@ -76,14 +76,22 @@ class CpuComplex:
         return self.log.events
 
     # --- loading code ---------------------------------------------------------------------------
-    def load_code(self, pa: int, code: bytes) -> None:
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
         """Write guest code at ``pa``. Privileged instructions that would not trap in Unicorn's User
         mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
         model emulates them where they stand. With an observer, so are the barriers (ISB, DSB,
         DMB): it sees each one execute, at no cost to the code between them (a code hook would
         cost every instruction once Unicorn counts them). Reads of such a word by the guest return
         the marker. Deviation: the scan cannot tell code from data, so a literal that happens to
-        encode one of these instructions is patched too (and still reads back as the marker)."""
+        encode one of these instructions is patched too (and still reads back as the marker).
+
+        ``thumb``: the code is Thumb code, scanned instruction by instruction from its start (a
+        16-bit instruction gets a 16-bit marker); the same deviation applies, and data inside the
+        code can also put the scan out of step with the instructions after it. The engine is told
+        that Thumb code may run (``Engine.thumb_code``)."""
+        if thumb:
+            self._load_thumb(pa, code)
+            return
         data = bytearray(code)
         barriers = self.observer.enabled
         patched = self.runner.patched
@@ -93,6 +101,30 @@ class CpuComplex:
             if needs_patch(word) or (barriers and barrier_kind(word) is not None):
                 patched[pa + off] = word
                 data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
+        self.engine.write(pa, bytes(data))
+        self.engine.flush_code_cache()
+
+    def _load_thumb(self, pa: int, code: bytes) -> None:
+        data = bytearray(code)
+        barriers = self.observer.enabled
+        patched = self.runner.patched_thumb
+        off = 0
+        while off + 2 <= len(data):
+            first = int.from_bytes(data[off:off + 2], "little")
+            size = thumb_size(first)
+            if off + size > len(data):
+                break
+            value = first if size == 2 else first << 16 | int.from_bytes(data[off + 2:off + 4],
+                                                                         "little")
+            patched.pop(pa + off, None)
+            if needs_patch_thumb(value, size) or (barriers and size == 4
+                                                  and barrier_kind(value, thumb=True)):
+                patched[pa + off] = (value, size)
+                marker = THUMB_PATCH_MARKERS[size]
+                halves = (marker,) if size == 2 else (marker >> 16, marker & 0xFFFF)
+                data[off:off + size] = b"".join(h.to_bytes(2, "little") for h in halves)
+            off += size
+        self.engine.thumb_code = True
         self.engine.write(pa, bytes(data))
         self.engine.flush_code_cache()
 
