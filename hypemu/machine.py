@@ -69,7 +69,11 @@ class Machine:
         self._check_cpu(cpu)
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
-        va = self.symbol(fn) if isinstance(fn, str) else fn
+        if isinstance(fn, str):
+            self.symbol(fn)                     # UnknownFunction for a name it does not have
+            va = self.kernel.function(fn)       # the function pointer: bit 0 for Thumb code
+        else:
+            va = fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
         return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")

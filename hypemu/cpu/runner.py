@@ -20,7 +20,9 @@ from .context import ExecContext, FaultRecord
 from .fill import Filler, LocateHazard, Pause, Refuse, TableStore, translate
 from .state import CPSR_T, MODE_SVC, REG_CPSR, REG_PC, NotModelled
 
-SENTINEL_WORD = 0xE7FDEAFD   # UDF #0xDEAD: where the PL1 caller returns; stops the run
+# Where the PL1 caller returns; stops the run. UDF in both states: ARM UDF #0xDDED (A1), and its
+# first halfword 0xDEFD is Thumb UDF #0xFD (T1), so a BX LR from Thumb code traps on it too.
+SENTINEL_WORD = 0xE7FDDEFD
 PATCH_MARKER = 0xE7FA5AF5    # UDF #0xA5A5: stands for an instruction that would not trap
 # The same in Thumb state: UDF #0xA5 (T1) for a 16-bit instruction, UDF.W #0xA5A5 (T2) for a 32-bit
 # one (as hw1 << 16 | hw2)

@@ -35,8 +35,8 @@ class _BoardRam:
     def __init__(self, core: CpuComplex):
         self.core = core
 
-    def load_code(self, pa: int, code: bytes) -> None:
-        self.core.load_code(pa, code)
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
+        self.core.load_code(pa, code, thumb)
 
     def write_ram(self, pa: int, data: bytes) -> None:
         self.core.engine.write(pa, data)
@@ -63,7 +63,8 @@ class Kernel:
         load_image(_BoardRam(core), self.image, (lay.image_base, lay.image_end))
         core.add_sentinel(self.sentinel)
         if lay.bounce_page is not None:
-            core.load_code(lay.init_pa, self.image.init.code)   # the kernel's memcpy to the bounce page
+            core.load_code(lay.init_pa, self.image.init.code,   # the kernel's memcpy to the bounce page
+                           self.image.init.thumb)
         core.engine.write32(lay.hyp_data, PROBE_VALUE)
         for pa, page in plan.table_pages.items():
             self.mem.install(pa, page)
@@ -106,12 +107,23 @@ class Kernel:
             self.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
                         detail="no CPU is in HYP: every HYP TLB is empty")
             return
-        self.hvc(min(self.ready), self.symbol("hyp_tlbi_va_is"), va,
+        self.hvc(min(self.ready), self.function("hyp_tlbi_va_is"), va,
                  during=f"the HYP TLB invalidation of {va:#x}")
 
     def symbol(self, name: str) -> int:
         """The HYP VA of a runtime HYP function (``fn:`` of a call step)."""
         return self.image.runtime.address(name)
+
+    def function(self, name: str) -> int:
+        """A pointer to runtime HYP function ``name`` as the kernel passes it to kvm_call_hyp:
+        its HYP VA, with bit 0 set when the runtime code is Thumb (the dispatcher's BLX
+        interworks)."""
+        return self.image.runtime.entry(name)
+
+    @property
+    def isa(self) -> str:
+        """The instruction set of the kernel's code: ``thumb2`` when its HYP code is Thumb."""
+        return "thumb2" if self.image.init.thumb else "arm"
 
     @property
     def budget(self) -> Budget:
@@ -129,15 +141,15 @@ class Kernel:
         for n, value in enumerate((r0, r1, r2, r3)):
             core.set_reg(n, value)
         core.set_reg(14, self.sentinel)
-        return self.runner.run_to_pl1(cpu, self.image.pl1.address("kvm_call_hyp"), during)
+        return self.runner.run_to_pl1(cpu, self.image.pl1.entry("kvm_call_hyp"), during)
 
     def install_stub(self, cpu: int) -> None:
         """The CPU enters the kernel in HYP (MMU off): __hyp_stub_install points HVBAR at the stub
         and drops to SVC."""
         core = self.core
-        entry = self.image.stub.address("__hyp_stub_install")
+        entry = self.image.stub.entry("__hyp_stub_install")   # a BX: Thumb when bit 0 is set
         core.power_on(cpu, MODE_HYP)
-        core.record(events.KERNEL, "enter kernel in HYP", pc=entry)
+        core.record(events.KERNEL, "enter kernel in HYP", pc=entry & ~1)
         core.set_reg(14, self.sentinel)
         self.runner.run_to_pl1(cpu, entry, "the HYP stub install")
 

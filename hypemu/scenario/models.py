@@ -27,6 +27,7 @@ FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "align
 INIT_KINDS = ("dual-step", "single-step")
 BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
+ISAS = ("arm", "thumb2")
 HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
@@ -96,6 +97,9 @@ class KernelSection:
         v.other("auto or size", {"anyOf": [{"const": "auto"}, v.SIZE_SCHEMA]}),
         "offset of the HYP init code from the image start (auto, or an int >= 0x1000, 32-byte "
         "aligned)", "auto")
+    isa: str = key(v.one_of(ISAS), "the instruction set the kernel was built for: arm, or thumb2 "
+                   "(CONFIG_THUMB2_KERNEL: the guest code assembled as Thumb-2, HYP exceptions "
+                   "taken in Thumb state)", "arm")
 
 
 @dataclass(frozen=True)
@@ -305,6 +309,11 @@ class Scenario:
     def hyp_idmap_offset(self) -> Optional[int]:
         """``kernel.hyp_idmap_offset``."""
         return self.kernel.hyp_idmap_offset
+
+    @property
+    def isa(self) -> str:
+        """``kernel.isa``."""
+        return self.kernel.isa
 
     @property
     def init(self) -> str:
