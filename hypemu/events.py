@@ -37,6 +37,7 @@ class Event:
     value: Optional[int] = None
     detail: str = ""
     insn: Optional[int] = None   # the trapped instruction's word, when a guest instruction did it
+    thumb: bool = False          # insn is a Thumb instruction (hw1 << 16 | hw2, or a halfword)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as plain data (every field)."""
@@ -64,13 +65,14 @@ class EventLog:
         self.cpu = 0
         self.trap_pc: Optional[int] = None
         self.trap_word: Optional[int] = None
+        self.trap_thumb = False
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def trapped(self, pc: int, word: int) -> None:
-        """The instruction at ``pc`` (``word``) is being emulated."""
-        self.trap_pc, self.trap_word = pc, word
+    def trapped(self, pc: int, word: int, thumb: bool = False) -> None:
+        """The instruction at ``pc`` (``word``; a Thumb one: ``thumb``) is being emulated."""
+        self.trap_pc, self.trap_word, self.trap_thumb = pc, word, thumb
 
     def record(self, kind: str, name: str, value: Optional[int], pc: int, detail: str = "") -> None:
         """Append one event of the current CPU; past ``limit``, one 'event log full' and no more."""
@@ -79,8 +81,11 @@ class EventLog:
                 self.events.append(Event(self.cpu, pc, KERNEL, "event log full", None,
                                          f"{self.limit} events: later ones are not recorded"))
             return
-        insn = self.trap_word if pc == self.trap_pc else None
-        self.events.append(Event(self.cpu, pc, kind, name, value, detail, insn))
+        if pc == self.trap_pc:
+            self.events.append(Event(self.cpu, pc, kind, name, value, detail, self.trap_word,
+                                     self.trap_thumb))
+        else:
+            self.events.append(Event(self.cpu, pc, kind, name, value, detail))
 
     def set_value(self, index: int, value: Optional[int]) -> None:
         """Correct the value of event ``index`` (a hazard's exact VA, found after its report)."""

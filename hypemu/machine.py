@@ -247,6 +247,7 @@ class Result:
     events: list[Event] = field(default_factory=list)
     injections: list[dict[str, Any]] = field(default_factory=list)
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
+    isa: str = "arm"          # the instruction set the kernel's code ran in (kernel.isa)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
@@ -255,7 +256,7 @@ class Result:
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
                 "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
-                "injections": list(self.injections)}
+                "injections": list(self.injections), "isa": self.isa}
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
@@ -360,11 +361,12 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
     doing something hypemu does not model raises ``NotModelled``."""
     s = load_scenario(scenario)
     started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.outcome)
+    result = Result(s.name, s.file, "ok", s.expect.outcome, isa=s.isa)
     machine = None
     at: list[int] = []     # the step in progress
     try:
         machine = Machine(s, checks)
+        result.isa = machine.kernel.isa         # what the image holds (a kernel build decides)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result, at)
     except ConfigError as err:

@@ -217,6 +217,8 @@ class CpuComplex:
     def code_word(self, pc: int) -> Optional[int]:
         """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
         try:
+            if self.ctx.in_thumb():
+                return self.runner.read_thumb(pc)[0]
             return self.runner.read_code_word(pc)
         except (NotModelled, LookupError):   # not mapped, or no RAM there
             return None
@@ -267,9 +269,21 @@ class CpuComplexView:
         return self._cpus.code_word(pc)
 
     def code_word_at(self, pa: int) -> Optional[int]:
-        engine = self._cpus.engine
-        return self._cpus.runner.patched.get(pa) or (engine.read32(pa) if engine.is_ram(pa)
-                                                     else None)
+        engine, runner = self._cpus.engine, self._cpus.runner
+        if not engine.is_ram(pa):
+            return None
+        if self.thumb():
+            patched = runner.patched_thumb.get(pa)
+            if patched is not None:
+                return patched[0]
+            hw1 = int.from_bytes(engine.read(pa, 2), "little")
+            if thumb_size(hw1) == 2 or not engine.is_ram(pa + 2):
+                return hw1
+            return hw1 << 16 | int.from_bytes(engine.read(pa + 2, 2), "little")
+        return runner.patched.get(pa) or engine.read32(pa)
+
+    def thumb(self) -> bool:
+        return self._cpus.ctx.in_thumb()
 
     def sysregs(self, cpu: int) -> Mapping[str, int]:
         return self._cpus.cpus[cpu].sysregs

@@ -46,7 +46,7 @@ def execute(ctx: ExecContext, word: int, pc: int) -> None:
     """Emulate the trapped instruction ``word`` at ``pc``: it sets PC, enters an exception, or
     ends the run with ``ctx.fault``. The events it records carry its word."""
     log = ctx.log
-    log.trap_pc, log.trap_word = pc, word   # EventLog.trapped, inlined: once per trap
+    log.trap_pc, log.trap_word, log.trap_thumb = pc, word, False   # EventLog.trapped, inlined
     ctx.thumb, ctx.size = False, 4
     kind = BARRIERS.get(word & BARRIER_MASK)   # barrier_kind(word), without a call per trap
     if kind is not None:
@@ -67,7 +67,7 @@ def execute_thumb(ctx: ExecContext, value: int, size: int, pc: int) -> None:
     executed (it only advances ITSTATE). Unicorn skips a failing trapped instruction itself, so
     this check matters for the model's own callers (and costs one comparison otherwise)."""
     log = ctx.log
-    log.trap_pc, log.trap_word = pc, value
+    log.trap_pc, log.trap_word, log.trap_thumb = pc, value, True
     ctx.thumb, ctx.size = True, size
     kind = T32_BARRIERS.get(value & BARRIER_MASK) if size == 4 else None
     insn = decode_thumb(value, size) if kind is None else None
