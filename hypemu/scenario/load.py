@@ -46,7 +46,7 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     kernel = sections.kernel(top)
     hyp = sections.hyp(top, lambda value: code_path(value, base_dir))
     step_list = steps.steps(top.get("steps", DEFAULTS["steps"]), machine.cpus)
-    inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list))
+    inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list), kernel.isa)
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
     check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi, kernel.isa)   # last: the slowest

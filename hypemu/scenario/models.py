@@ -178,7 +178,8 @@ class Skip:
     symbol: Optional[str] = key(IDENT_KIND, "required: a global label of the init or runtime code",
                                 value=None)
     offset: int = key(v.int_kind("int", 0, 1 << 20, hexa=True), "byte offset from the symbol, a "
-                                                                "multiple of 4", 0, value=0)
+                      "multiple of 4 (kernel.isa thumb2: of 2, the start of an instruction)", 0,
+                      value=0)
 
     @property
     def what(self) -> str:
