@@ -63,7 +63,7 @@ class Runner:
         regs = self.engine.regs
         return regs.read(REG_PC) | (regs.read(REG_CPSR) >> 5 & 1)
 
-    def run(self, pc: int, budget: Optional[int]) -> RunResult:
+    def run_guest(self, pc: int, budget: Optional[int]) -> RunResult:
         """Run the current CPU from ``pc`` until it returns to a sentinel, faults, waits in WFI or
         has executed ``budget`` instructions (counted exactly by Unicorn). ``pc`` is an
         interworking address: bit 0 set starts in Thumb state (a BX). ``budget`` None: uncounted
