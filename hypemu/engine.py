@@ -161,7 +161,7 @@ def _counter_offset() -> int:
 class Engine:
     """One Unicorn instance with RAM banks mapped by physical address."""
 
-    def __init__(self, banks: list[tuple[int, int]]) -> None:
+    def __init__(self, banks: list[tuple[int, int]], thumb: bool = False) -> None:
         self.uc: Any = new_uc()
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
@@ -169,9 +169,10 @@ class Engine:
             self.uc.mem_map(base, size)
         self.scratch = self._map_scratch()
         self._counter_addr = _handle_address(self.uc) + _counter_offset()
-        # Thumb code has been loaded, so Thumb instructions may run: an instruction budget must be
-        # Unicorn's own count (emu_start(count=)), which counts instructions of either state.
-        self.thumb_code = False
+        # Thumb code may run (told at construction, or set when Thumb code is loaded): an
+        # instruction budget must then be Unicorn's own count (emu_start(count=)), which counts
+        # instructions of either state.
+        self.thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None

@@ -37,7 +37,8 @@ class Machine:
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
-        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
+        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries,
+                               thumb=plan.image.thumb)
         self.checks = Checks(self.core.view(), self.core.log) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)

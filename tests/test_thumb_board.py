@@ -69,3 +69,11 @@ def test_a_data_abort_from_a_16_bit_load_returns_to_the_load(thumb_booted):
     assert err.value.record.kind == "data_abort" and err.value.record.pc == va + 2
     assert regs["HDFAR"] == 0x1000_0004 and regs["ELR_hyp"] == va + 2
     assert regs["SPSR_hyp"] & CPSR_T and regs["HSR"] == 0x9600_0005
+
+
+@pytest.mark.parametrize("isa, thumb", [("arm", False), ("thumb2", True)])
+def test_the_engine_is_told_at_construction_whether_thumb_code_may_run(isa, thumb):
+    """An instruction budget that counts ARM words cannot count Thumb code: the engine learns
+    from the plan, before any code is loaded, that it must count with emu_start(count=)."""
+    m = machine(kernel={"isa": isa})
+    assert m.kernel.image.thumb is thumb and m.core.engine.thumb_code is thumb

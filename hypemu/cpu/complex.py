@@ -31,8 +31,8 @@ class CpuComplex:
     """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks."""
 
     def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0,
-                 log: Optional[events.EventLog] = None) -> None:
-        self.engine = Engine(banks)
+                 log: Optional[events.EventLog] = None, thumb: bool = False) -> None:
+        self.engine = Engine(banks, thumb=thumb)   # thumb: Thumb code may run on it
         self.regs = self.engine.regs
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.log = log if log is not None else events.EventLog()
