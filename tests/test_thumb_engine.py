@@ -107,6 +107,28 @@ def test_kernel_macros_in_a_thumb2_build():
     assert program.symbols["fn"] == 0x48
 
 
+def test_conditional_instructions_get_implicit_it_blocks():
+    """As -mimplicit-it=always: mrceq/mcrne/orrne/strne share one block (ITEEE EQ: firstcond 0000,
+    mask 1111 -> BF0F); BXNE must end a block, so it gets its own (IT NE: BF18); a conditional
+    branch gets none; an explicit ITE covers its two instructions."""
+    program = assemble(textwrap.dedent("""\
+        mrceq p15, 4, r0, c12, c0, 0
+        mcrne p15, 4, r0, c12, c0, 0
+        orrne r7, r7, #1
+        strne r7, [r5, r6]
+        bxne lr
+        1: beq 1b
+        ite eq
+        moveq r1, #1
+        movne r1, #2
+        """), 0x1000, thumb=True)
+    assert halfwords(program.code) == [
+        0xBF0F, 0xEE9C, 0x0F10, 0xEE8C, 0x0F10, 0xF047, 0x0701, 0x51AF,   # iteee eq ...
+        0xBF18, 0x4770,                                                    # it ne; bxne lr
+        0xD0FE,                                                            # beq . (imm8 -2)
+        0xBF0C, 0x2101, 0x2102]               # ite eq; MOV T1 (no flags inside an IT block)
+
+
 def test_pc_relative_loads_and_branches_are_checked_in_thumb():
     program = assemble(textwrap.dedent("""\
         ldr r0, =0x12345678
