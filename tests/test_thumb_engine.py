@@ -129,6 +129,14 @@ def test_conditional_instructions_get_implicit_it_blocks():
         0xBF0C, 0x2101, 0x2102]               # ite eq; MOV T1 (no flags inside an IT block)
 
 
+def test_inst_directives_as_the_kernel_writes_hvc_and_eret():
+    """<asm/opcodes-virt.h> of a Thumb-2 kernel: `.inst.w 0xf7e08000` (HVC #0) stores hw1 first;
+    `.inst.n` one halfword; in an ARM build `.inst` is a word."""
+    program = assemble(".inst.w 0xf7e08000\n.inst.n 0xbf00\n.inst 0xf3de8f00\n", 0, thumb=True)
+    assert halfwords(program.code) == [0xF7E0, 0x8000, 0xBF00, 0xF3DE, 0x8F00]
+    assert assemble(".inst 0xe160006e\n", 0).code == (0xE160006E).to_bytes(4, "little")
+
+
 def test_pc_relative_loads_and_branches_are_checked_in_thumb():
     program = assemble(textwrap.dedent("""\
         ldr r0, =0x12345678

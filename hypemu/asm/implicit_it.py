@@ -78,6 +78,10 @@ class _ImplicitIt(_Mixin):
         if self.it_block is not None and _branches(mnemonic, operands):
             self.it_block = None
 
+    def _end_implicit_it(self) -> None:
+        """What comes next is not part of an open implicit IT block."""
+        self.it_block = None
+
     def _open_or_extend(self, line: int, mnemonic: str, text: str, where: str) -> None:
         if self.it_explicit:
             self.it_explicit -= 1
