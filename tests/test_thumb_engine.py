@@ -1,5 +1,5 @@
 """Thumb state below and around the CPU model: what Unicorn does with Thumb code (the facts the
-runner relies on, docs/DESIGN.md "Thumb state in Unicorn"), the assembler's Thumb-2 mode, skip
+runner relies on, docs/DESIGN.md section 2b), the assembler's Thumb-2 mode, skip
 injections in Thumb code and the Thumb disassembly of traces."""
 
 from __future__ import annotations
