@@ -15,6 +15,7 @@ import yaml
 import hypemu
 from hypemu import cp15
 from hypemu.cpu.state import CPSR_T
+from hypemu.report import summary
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 # The HYP call of these reads a word of the init code itself (through the stale idmap): its r0
@@ -78,3 +79,4 @@ def test_thumb2_boot_enters_hyp_in_thumb_state_and_returns_to_thumb_code():
     assert all(e.thumb for e in result.events if e.insn is not None)
     hvcs = [e for e in result.events if e.kind == "hvc"]
     assert hvcs and all(e.insn == 0xF7E08000 for e in hvcs)               # hvc.w #0 (T1)
+    assert summary(result).splitlines()[0].endswith("(kernel built for thumb2)")
