@@ -77,3 +77,24 @@ def test_the_engine_is_told_at_construction_whether_thumb_code_may_run(isa, thum
     from the plan, before any code is loaded, that it must count with emu_start(count=)."""
     m = machine(kernel={"isa": isa})
     assert m.kernel.image.thumb is thumb and m.core.engine.thumb_code is thumb
+
+
+def test_a_32_bit_instruction_straddling_into_an_unmapped_page(thumb_booted):
+    """mov.w r0, #1 (F04F 0001) with its first halfword at the last halfword of a mapped page and
+    its second on the next, unmapped one: a prefetch abort taken in HYP, ELR_hyp = the instruction
+    (va + 0xFFE), HIFAR = the halfword whose fetch faulted (va + 0x1000), HSR EC 0x21 | IL |
+    translation fault level 3 = 0x86000007."""
+    m = thumb_booted
+    pa = m.layout.banks[0].base + SCRATCH_OFFSET
+    va = m.layout.kva(pa)
+    code = b"".join(h.to_bytes(2, "little") for h in [0xBF00] * 2047 + [0xF04F, 0x0001, 0x4770])
+    m.core.load_code(pa, code, thumb=True)
+    lpae.map_range(m.core.engine, m.kernel.alloc_table, m.kernel.runtime_pgd, va, pa, 4096,
+                   lpae.PAGE_HYP)
+    with pytest.raises(GuestFault) as err:
+        m.call(0, va | 1)
+    regs = m.hyp_registers(0)
+    record = err.value.record
+    assert (record.kind, record.pc, record.va) == ("prefetch_abort", va + 0xFFE, va + 0x1000)
+    assert regs["ELR_hyp"] == va + 0xFFE and regs["HIFAR"] == va + 0x1000
+    assert regs["HSR"] == 0x8600_0007
