@@ -98,3 +98,14 @@ def test_a_32_bit_instruction_straddling_into_an_unmapped_page(thumb_booted):
     assert (record.kind, record.pc, record.va) == ("prefetch_abort", va + 0xFFE, va + 0x1000)
     assert regs["ELR_hyp"] == va + 0xFFE and regs["HIFAR"] == va + 0x1000
     assert regs["HSR"] == 0x8600_0007
+
+
+def test_a_patched_mrs_cpsr_in_an_it_block(thumb_booted):
+    """MRS r0, CPSR does not trap in User mode, so the loader patched it (UDF.W marker) and the
+    model runs it under the IT block's condition. r0 = 1: EQ fails, r0 keeps 5. r0 = 0: the HYP
+    CPSR with Z and C from `cmp r0, #0` (0x60000000), A I F set, HYP mode, T read as 0:
+    0x600001DA."""
+    m = thumb_booted
+    va = _thumb_code(m, "cmp r0, #0\nmov r0, #5\nit eq\nmrseq r0, cpsr\nbx lr\n")
+    assert m.call(0, va | 1, 1) == 5
+    assert m.call(0, va | 1, 0) == 0x6000_01DA
