@@ -33,6 +33,12 @@ def run(path: Path, isa: str) -> dict[str, Any]:
     return hypemu.run(data).to_dict()
 
 
+def _instruction(disasm: Any) -> Any:
+    """A hazard's disassembly: the same text in both builds (each decoded in its own state),
+    except the image poison, a UDF with a different immediate in each (loader.THUMB_POISON)."""
+    return "udf (poison)" if isinstance(disasm, str) and disasm.startswith("udf") else disasm
+
+
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
     """The result without what the ISA may change (see the module docstring)."""
     cpus = []
@@ -51,7 +57,8 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
     calls = [c if result["name"] not in READS_CODE else {**c, "r0": None} for c in result["calls"]]
     return {"outcome": result["outcome"], "fault": fault, "cpus": cpus, "layout": layout,
             "calls": calls,
-            "hazards": [(h["kind"], h["cpu"]) for h in result["hazards"]],
+            "hazards": [(h["kind"], h["cpu"], _instruction(h["disasm"]))
+                        for h in result["hazards"]],
             "injections": [(i["kind"], i.get("what"), len(i.get("addresses", ())))
                            for i in result["injections"]]}
 

@@ -7,8 +7,9 @@ implicit block the previous instruction opened (up to four instructions, each wi
 condition or its inverse, with nothing else in between). A conditional branch `b<cond>` has an
 encoding of its own and gets no IT (it ends an open block); any other instruction that branches
 (BX, BLX, BL, or one that writes the PC) must be the last of its block, so it closes the block it
-is in. An explicit `it...` instruction covers the instructions it names. Deviation: the grouping can differ from GNU as's in corner cases (a
-block is never continued across a label or a directive); the code means the same either way.
+is in. An explicit `it...` instruction covers the instructions it names. Deviation: the grouping
+can differ from GNU as's in corner cases (a block is never continued across a label or a
+directive); the code means the same either way.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ _BASES = frozenset("""
     rsb sbc sbfx sdiv sev smc smlal smull stm stmdb stmia str strb strbt strd strex strh strt sub
     svc sxtb sxth teq tst ubfx udiv umlal umull uxtb uxth wfe wfi yield
     """.split())
-_CONDITIONAL_RE = re.compile(r"([a-z][a-z0-9]*?)(s?)(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le)"
-                             r"(?:\.[wn])?")
+_CONDITIONAL_RE = re.compile(r"([a-z][a-z0-9]*?)(s?)"
+                             r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le)(?:\.[wn])?")
 _IT_RE = re.compile(r"it([te]{0,3})")
 _WRITES_PC_RE = re.compile(r"\s*pc\s*(,|$)|.*\{[^}]*\bpc\b", re.I)   # pc first, or in a list
 
