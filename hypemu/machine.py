@@ -15,6 +15,7 @@ from . import inject, memmap, ptdump
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
                      UsageError)
 from .events import Event
+from .export import Export, export
 from .hazards import Checks, Hazard
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
 from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
@@ -134,6 +135,13 @@ class Machine:
             raise UnknownFunction(name, sorted(self.kernel.image.runtime.globals)) from None
 
     # --- inspection -----------------------------------------------------------------------------
+    def export(self) -> Export:
+        """The board for another emulator (``hypemu.Export``): RAM banks, the memory image the kernel
+        side loaded (original instruction words), the PL1 registers, and every kernel-side action
+        so far (enter HYP, each HVC with r0-r3 and its result, each store, power-off), in order."""
+        return export(self.kernel, tuple((b.base, b.size) for b in self.scenario.banks),
+                      self.scenario.cpus)
+
     def translate(self, cpu: int, va: int, access: str = "read",
                   pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
         """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
@@ -176,6 +184,7 @@ class Machine:
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
+        self.kernel.log.write(pa, bytes(data))
         self.core.write_phys(pa, data)
 
     def read32(self, pa: int) -> int:
@@ -243,6 +252,7 @@ class Result:
     events: list[Event] = field(default_factory=list)
     injections: list[dict[str, Any]] = field(default_factory=list)
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
+    export: Optional[Export] = field(default=None, repr=False)   # run(..., export=True) only
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
@@ -350,10 +360,12 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
     return f"{where}{kind}{err}"
 
 
-def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
+def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+        export: bool = False) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
-    doing something hypemu does not model raises ``NotModelled``."""
+    doing something hypemu does not model raises ``NotModelled``. ``export``: also keep the
+    board's ``Machine.export()`` in ``Result.export`` (None when no board was built)."""
     s = load_scenario(scenario)
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.outcome)
@@ -375,6 +387,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
         raise _inject_input_error(err, s) from None
     if machine is not None:
         _collect(machine, result)
+        result.export = machine.export() if export else None
         if result.hazards and result.outcome == "ok":
             result.outcome = "hazard"
     result.stats["seconds"] = round(time.perf_counter() - started, 6)
