@@ -18,6 +18,8 @@ from typing import Optional
 from . import driver
 from .target import MODE_HYP, REG_CPSR, REG_SP, SYSREG_NAMES, Target
 
+MODES = {0x10: "usr", 0x13: "svc", 0x1A: "hyp", 0x17: "abt", 0x1B: "und", 0x12: "irq",
+         0x11: "fiq", 0x16: "mon", 0x1F: "sys"}
 DRIVER_BLOCK = 0x7C1    # L1 block: AttrIndx 0, AP[2:1] = 0b11 (read-only: WXN cannot bite), SH 0b11, AF
 ERET = 0xE160006E
 
