@@ -72,8 +72,8 @@ def choose_board(ex: Export) -> Board:
     hi = max(b + s for b, s in ex.banks)
     if lo >= VIRT_RAM_BASE and hi <= 1 << 32:
         ram = -(-(hi - VIRT_RAM_BASE) // MIB)
-        options = ("-M", "virt,virtualization=on,highmem=off", "-cpu", "cortex-a15",
-                   "-smp", str(ex.cpus), "-m", f"{ram}M")
+        options: tuple[str, ...] = ("-M", "virt,virtualization=on,highmem=off",
+                                    "-cpu", "cortex-a15", "-smp", str(ex.cpus), "-m", f"{ram}M")
         return Board("virt", options, True, driver_page(ex))
     if len(ex.banks) == 1 and lo == 0 and ex.cpus == 1:
         if any(a.kind == "power_off" for a in ex.actions):
@@ -86,11 +86,7 @@ def choose_board(ex: Export) -> Board:
         why = "RAM at PA 0 runs only on QEMU's -M none, which has one CPU and one bank"
     else:
         why = "QEMU virt has RAM only in [0x40000000, 4 GiB)"
-    return _refuse(f"RAM {banks} on {ex.cpus} CPU(s): {why}")
-
-
-def _refuse(reason: str) -> Board:
-    raise NotComparable(reason)
+    raise NotComparable(f"RAM {banks} on {ex.cpus} CPU(s): {why}")
 
 
 class Qemu:
