@@ -175,3 +175,40 @@ def test_bad_input_is_one_line_exit_2():
     proc = _cli("tests/bad/does-not-exist.yaml", "--qemu", sys.executable)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("hypemu: ")
+
+
+pytest_plugins = ["pytester"]
+
+TWO_BANKS = """\
+name: far
+machine:
+  cpus: 2
+  ram: [{base: 0x80000000, size: 512MiB}, {base: 0x880000000, size: 1GiB}]
+"""
+
+
+def _plugin_project(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nhypemu_scenarios = s/*.yaml\n")
+    (pytester.path / "s").mkdir()
+    (pytester.path / "s" / "good.yaml").write_text(
+        "name: good\nsteps:\n  - boot: all\n  - call: {fn: hyp_probe}\n")
+    (pytester.path / "s" / "far.yaml").write_text(TWO_BANKS)
+
+
+@needs_qemu
+def test_the_plugin_crosschecks_each_scenario_as_an_item(pytester):
+    _plugin_project(pytester)
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-v", "-rs", "--hypemu-crosscheck")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["s/far.yaml::far[[]crosscheck[]] SKIPPED*",
+                                 "s/good.yaml::good[[]crosscheck[]] PASSED*",
+                                 "*not comparable: RAM [[]0x80000000, 0xa0000000)*"])
+
+
+def test_the_plugin_skips_the_crosscheck_without_qemu(pytester):
+    _plugin_project(pytester)
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-rs", "--hypemu-crosscheck",
+                                "--hypemu-qemu", "/nonexistent/qemu-system-arm")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*install the Debian package qemu-system-arm*"])
+    pytester.runpytest("-p", "no:hypothesispytest").assert_outcomes(passed=2)   # off by default

@@ -59,7 +59,7 @@ def _outcome_rows(result: Any, rep: Replayed) -> Row:
     if result.outcome in ("ok", "hazard"):
         return Row("outcome", "every call returned", qemu, "yes" if end.how == "returned" else "no")
     if result.outcome == "timeout":
-        return Row("outcome", f"timeout: {result.reason}", qemu,
+        return Row("outcome", "timeout (its instruction budget)", qemu,
                    "yes" if end.how == "running" else "no")
     hyp = f"{fault['kind']} on cpu{fault['cpu']} at {fault['pc']:#x}"
     same = end.how == "vector" and end.cpu == fault["cpu"] and end.vector == fault["kind"]

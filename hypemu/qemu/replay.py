@@ -46,12 +46,12 @@ class Ending:
     def text(self) -> str:
         if self.how == "returned":
             return "every call returned"
-        where = f"cpu{self.cpu} in action {self.action}"
+        where = f"(cpu{self.cpu}, action {self.action})"
         if self.how == "vector":
-            return f"{self.vector} exception: {where} stopped at its vector {self.pc:#x}"
+            return f"{self.vector} at its vector {self.pc:#x} {where}"
         if self.how == "running":
-            return f"{where} still running at {self.pc:#x} (stopped after {SPIN_TIMEOUT} s)"
-        return f"{where} stopped at {self.pc:#x}"
+            return f"still running at {self.pc:#x} after {SPIN_TIMEOUT} s {where}"
+        return f"stopped at {self.pc:#x} {where}"
 
 
 @dataclass

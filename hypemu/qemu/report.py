@@ -17,8 +17,8 @@ def text(check: Crosscheck) -> str:
     lines = [f"{head}: {check.board}, {check.actions} kernel-side actions replayed"]
     rows = check.comparison.rows
     w1 = max(len(r.what) for r in rows)
-    w2 = max(max(len(r.hypemu) for r in rows), 6)
-    w3 = max(max(len(r.qemu) for r in rows[1:]), 4)    # the outcome row may be long: not padded
+    w2 = max(max(len(r.hypemu) for r in rows[1:]), 6)   # the outcome row may be long: it overflows
+    w3 = max(max(len(r.qemu) for r in rows[1:]), 4)
     lines.append(f"  {'what':<{w1}}  {'hypemu':<{w2}}  {'QEMU':<{w3}}  agree")
     for r in rows:
         lines.append(f"  {r.what:<{w1}}  {r.hypemu:<{w2}}  {r.qemu:<{w3}}  {r.agree}")
