@@ -212,3 +212,13 @@ def test_the_plugin_skips_the_crosscheck_without_qemu(pytester):
     result.assert_outcomes(passed=2, skipped=2)
     result.stdout.fnmatch_lines(["*install the Debian package qemu-system-arm*"])
     pytester.runpytest("-p", "no:hypothesispytest").assert_outcomes(passed=2)   # off by default
+
+
+@needs_qemu
+def test_the_readme_example_is_what_the_command_prints():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```\n$ hypemu crosscheck ", 1)[1].split("```", 1)[0]
+    command, expected = block.split("\n", 1)
+    proc = _cli(*command.split())
+    assert proc.returncode == 0
+    assert proc.stdout == expected
