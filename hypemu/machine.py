@@ -184,8 +184,8 @@ class Machine:
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
-        self.kernel.log.write(pa, bytes(data))
         self.core.write_phys(pa, data)
+        self.kernel.log.write(pa, bytes(data))
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""

@@ -222,3 +222,22 @@ def test_the_readme_example_is_what_the_command_prints():
     proc = _cli(*command.split())
     assert proc.returncode == 0
     assert proc.stdout == expected
+
+
+def test_a_hazard_excuses_only_the_differences_of_its_cpu():
+    from hypemu.qemu.compare import Row, _excuse
+
+    def rows() -> list[Row]:
+        return [Row("outcome", "a", "b", "no", cpu=0), Row("r0 of 2 HVCs", "2", "1", "no"),
+                Row("hvc[3] cpu0 () r0", "0x1", "0x2", "no", cpu=0),
+                Row("cpu1 HSR", "0x1", "0x2", "no", cpu=1), Row("cpu0 HSR", "0x1", "0x2", "no", cpu=0)]
+
+    got = rows()
+    _excuse(got, [{"kind": "stale_tlb", "cpu": 0}])
+    assert [r.agree for r in got] == ["hazard", "hazard", "hazard", "no", "hazard"]
+    got = rows()
+    _excuse(got, [{"kind": "stale_tlb", "cpu": 1}])
+    assert [r.agree for r in got] == ["no", "no", "no", "hazard", "no"]
+    got = rows()
+    _excuse(got, [{"kind": "bbm", "cpu": None}])      # the kernel side's: any CPU may see it
+    assert {r.agree for r in got} == {"hazard"}
