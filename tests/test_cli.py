@@ -157,7 +157,7 @@ def _model_bug(monkeypatch) -> None:
     """A bug inside the model: the TLB raises a ValueError mid-run, as a broken walker would."""
     from hypemu.tlb import TLB
 
-    def broken(self, t):
+    def broken(self, t, origin=None):
         raise ValueError("internal: the TLB broke (injected by the test)")
     monkeypatch.setattr(TLB, "fill", broken)
 
