@@ -49,6 +49,7 @@ class Event:
     insn: Optional[int] = None   # the trapped instruction's word, when a guest instruction did it
     icount: Optional[int] = None  # guest instructions the board had begun (None: uncounted run)
     data: Optional[dict[str, Any]] = None   # detail only: plain data (ints, strings, lists)
+    mode: Optional[str] = None   # detail only: the CPU's mode (hyp, svc) at a guest instruction
 
     def to_dict(self) -> dict[str, Any]:
         """The event as plain data (every field)."""
@@ -70,10 +71,15 @@ def _uncounted() -> Optional[int]:
     return None
 
 
+def _no_mode() -> Optional[str]:
+    return None
+
+
 class EventLog:
     """The board's event log. ``cpu`` is the CPU that runs now (events carry it), and the trapped
     instruction being emulated (``trapped``) gives the events recorded at its PC their word.
-    ``clock`` gives the instruction count (the CPUs set it); ``detailed``: the CPUs also record
+    ``clock`` gives the instruction count and ``mode`` the running CPU's mode (the CPUs set
+    them); ``detailed``: the CPUs also record
     walks, fills and the registers of calls (the trace and ``--events`` ask for it)."""
 
     def __init__(self, limit: int = MAX_EVENTS, detailed: bool = False) -> None:
@@ -84,6 +90,7 @@ class EventLog:
         self.trap_pc: Optional[int] = None
         self.trap_word: Optional[int] = None
         self.clock: Callable[[], Optional[int]] = _uncounted
+        self.mode: Callable[[], Optional[str]] = _no_mode
 
     def __len__(self) -> int:
         return len(self.events)
@@ -93,9 +100,11 @@ class EventLog:
         self.trap_pc, self.trap_word = pc, word
 
     def record(self, kind: str, name: str, value: Optional[int], pc: Optional[int],
-               detail: str = "", data: Optional[dict[str, Any]] = None) -> None:
+               detail: str = "", data: Optional[dict[str, Any]] = None,
+               icount: Optional[int] = None) -> None:
         """Append one event of the current CPU; past ``limit``, one 'event log full' and no more.
-        ``pc`` None: the kernel side did it (no guest instruction)."""
+        ``pc`` None: the kernel side did it (no guest instruction). ``icount``: the count, when
+        the caller knows it better than ``clock`` (a fetch before its instruction is counted)."""
         if len(self.events) >= self.limit:
             if len(self.events) == self.limit:
                 self.events.append(Event(self.cpu, None, KERNEL, "event log full", None,
@@ -103,7 +112,9 @@ class EventLog:
                                          None, self.clock()))
             return
         insn = self.trap_word if pc is not None and pc == self.trap_pc else None
-        self.events.append(Event(self.cpu, pc, kind, name, value, detail, insn, self.clock(), data))
+        mode = self.mode() if self.detailed and pc is not None else None
+        count = self.clock() if icount is None else icount
+        self.events.append(Event(self.cpu, pc, kind, name, value, detail, insn, count, data, mode))
 
     def set_value(self, index: int, value: Optional[int]) -> None:
         """Correct the value of event ``index`` (a hazard's exact VA, found after its report)."""

@@ -20,7 +20,7 @@ from ..walker import Fault, Regime, Translation, walk
 from .context import ExecContext, Stats
 from .fill import Filler, translate, translate_with
 from .runner import PATCH_MARKER, SENTINEL_WORD, Runner, RunResult
-from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_SVC, MODE_USR, REG_CPSR,
+from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR,
                     REG_PC, REG_SP, CpuState, NotModelled)
 
 
@@ -42,6 +42,7 @@ class CpuComplex:
         self.filler = Filler(self.ctx, self.engine.read64, self.engine.read, self.engine.is_ram,
                              self.engine.scratch)
         self.runner = Runner(self.engine, self.ctx, self.filler)
+        self.log.mode = lambda: MODE_NAMES.get(self.ctx.st.mode)
         for cpu in self.cpus:
             self._init_context(cpu)
         self.engine.context_restore(self.cpus[0].context)

@@ -103,20 +103,20 @@ class Filler:
                 fault = t
             else:
                 trans, fault = t, check_access(t, va, access)
+        if self.tracing and walked is not None:
+            mmulog.walked(ctx, va, access, walked, self.read64)
         locate = None
         if self.observing:
             outcome: Union[int, Translation, Fault] = va if not mmu_on else fault or t
             locate = ctx.observer.fill(st.id, va, access, hit, walked, outcome,
                                        mmu_on or st.mode == MODE_HYP)   # MMU on: in HYP
-        if self.tracing and mmu_on:
-            if walked is not None:
-                mmulog.walked(ctx, va, access, walked, self.read64)
-            if trans is not None:
-                mmulog.filled(ctx, va, access, hit, trans, fault, self.read64)
+        if self.tracing and trans is not None and locate is None:   # (a paused fill is
+            mmulog.filled(ctx, va, access, hit, trans, fault, self.read64)   # served later)
         if walked is not None and walked is trans:   # into the TLB model only now: the
             origin = None                             # observer asked it what it held
             if self.observing or self.tracing:        # someone may ask where it came from
-                origin = Origin(st.sysregs["HTTBR"], ctx.regs.read(REG_PC), ctx.log.clock())
+                origin = Origin(st.sysregs["HTTBR"], ctx.regs.read(REG_PC),
+                                mmulog.access_count(ctx, access))
             evicted = st.tlb.fill(trans, origin)
             if evicted is not None:
                 ctx.flush_soft_tlb()   # the evicted entry may sit in Unicorn's TLB

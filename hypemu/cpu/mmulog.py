@@ -39,12 +39,28 @@ def _descriptors(read64: Read64, pas: tuple[int, ...], last_level: int) -> list[
     return out
 
 
+def _exact(access: str, page_va: int, pc: int) -> Optional[int]:
+    """The exact VA of the access when the fill knows it: a fetch is of the PC (in the page).
+    (A data access's exact VA would need the replay the checks use; the page is given.)"""
+    return pc if access == "fetch" and pc >> 12 == page_va >> 12 else None
+
+
+def access_count(ctx: ExecContext, access: str) -> Optional[int]:
+    """The instruction count of the instruction an access is for: a fetch fill comes as Unicorn
+    translates a block, before it counts the block's first instruction, which is the one
+    fetched; a data access comes while its instruction runs (counted)."""
+    count = ctx.log.clock()
+    return count + 1 if count is not None and access == "fetch" else count
+
+
 def walked(ctx: ExecContext, va: int, access: str, result: Union[Translation, Fault],
            read64: Read64) -> None:
     """A walk of the running CPU's HTTBR for a fill: every descriptor read, and the result."""
     st = ctx.st
     level = result.level
-    data: dict[str, Any] = {"access": access, "ttbr": st.sysregs["HTTBR"],
+    pc = ctx.regs.read(REG_PC)
+    data: dict[str, Any] = {"access": access, "exact": _exact(access, va, pc),
+                            "ttbr": st.sysregs["HTTBR"],
                             "t0sz": st.sysregs["HTCR"] & 7,
                             "descriptors": _descriptors(read64, result.descriptors, level)}
     if isinstance(result, Fault):
@@ -52,7 +68,7 @@ def walked(ctx: ExecContext, va: int, access: str, result: Union[Translation, Fa
     else:
         data["entry"] = entry_data(result, None)
         data["unpredictable"] = list(result.unpredictable)
-    ctx.log.record(events.WALK, "walk", va, ctx.regs.read(REG_PC), "", data)
+    ctx.log.record(events.WALK, "walk", va, pc, "", data, access_count(ctx, access))
 
 
 def filled(ctx: ExecContext, va: int, access: str, hit: Optional[Translation],
@@ -61,7 +77,9 @@ def filled(ctx: ExecContext, va: int, access: str, hit: Optional[Translation],
     recorded. A hit is walked again, as it is in memory now: when that differs the hit is
     served stale (as hardware may), and the event says so with the entry's origin."""
     st = ctx.st
-    data: dict[str, Any] = {"access": access, "source": "tlb" if hit is not None else "walk",
+    pc = ctx.regs.read(REG_PC)
+    data: dict[str, Any] = {"access": access, "exact": _exact(access, va, pc),
+                            "source": "tlb" if hit is not None else "walk",
                             "entry": entry_data(trans, st.tlb.origin(trans))}
     name = "fill"
     if hit is not None:
@@ -72,7 +90,7 @@ def filled(ctx: ExecContext, va: int, access: str, hit: Optional[Translation],
                              else entry_data(fresh, None))
     if fault is not None:
         data["fault"] = _fault_data(fault)
-    ctx.log.record(events.FILL, name, va, ctx.regs.read(REG_PC), "", data)
+    ctx.log.record(events.FILL, name, va, pc, "", data, access_count(ctx, access))
 
 
 def evicted(ctx: ExecContext, t: Translation) -> None:
