@@ -35,10 +35,12 @@ KINDS = (SYSREG, TLBI, BARRIER, HVC, EXCEPTION, ERET, KERNEL, UNPREDICTABLE, HAZ
          WALK, FILL)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
     """One thing the model did: which CPU, at which guest PC (None for the kernel side, which
-    runs no guest instruction), what (name), with which value, at which instruction count."""
+    runs no guest instruction), what (name), with which value, at which instruction count.
+    Read-only by convention, not frozen: one is built at every trap, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) costs three times as much."""
 
     cpu: int
     pc: Optional[int]

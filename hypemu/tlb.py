@@ -20,7 +20,7 @@ hardware may.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .lpae import LEVEL_SIZE
 from .walker import Translation
@@ -30,10 +30,10 @@ TLBI_VA_MASK = 0xFFFF_F000
 """TLBIMVAH takes the VA in its operand bits[31:12]; the low bits are ignored."""
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a TLB entry came from: the walk of the table at ``ttbr`` (HTTBR then), for the
-    access of the instruction at ``pc``, at the board's instruction count ``icount``."""
+    access of the instruction at ``pc``, at the board's instruction count ``icount``. (A named
+    tuple: one is built on every walk that fills the TLB while someone observes.)"""
 
     ttbr: int
     pc: int

@@ -115,8 +115,10 @@ class Filler:
         if walked is not None and walked is trans:   # into the TLB model only now: the
             origin = None                             # observer asked it what it held
             if self.observing or self.tracing:        # someone may ask where it came from
-                origin = Origin(st.sysregs["HTTBR"], ctx.regs.read(REG_PC),
-                                mmulog.access_count(ctx, access))
+                count = ctx.log.clock()   # (mmulog.access_count, inline: on every cold fill)
+                if count is not None and access == "fetch":
+                    count += 1
+                origin = Origin(st.sysregs["HTTBR"], ctx.regs.read(REG_PC), count)
             evicted = st.tlb.fill(trans, origin)
             if evicted is not None:
                 ctx.flush_soft_tlb()   # the evicted entry may sit in Unicorn's TLB
