@@ -309,3 +309,13 @@ def test_tarmac_lines_of_the_plain_events_need_no_detail():
     m = hypemu.Machine({"name": "plain"})
     m.boot()
     assert tracer.text(m.events) and tarmac.lines(m.events)
+
+
+def test_the_readme_excerpt_is_a_real_trace(capsys):
+    """The README's trace excerpt is what `hypemu run --trace=all` prints for the default board."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("TLBIALLH and the two boot-table entries it drops", 1)[1]
+    excerpt = block.split("```\n", 2)[1].splitlines()
+    lines = [line[2:] for line in trace(capsys, "--trace=all")]
+    start = lines.index(excerpt[0])
+    assert lines[start:start + len(excerpt)] == excerpt and len(excerpt) > 15
