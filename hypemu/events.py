@@ -57,14 +57,6 @@ class Event:
         """The event as plain data (every field)."""
         return asdict(self)
 
-    def format(self, disassembly: str = "") -> str:
-        """One readable line (``hypemu.tracer`` builds the full trace; this is the short form)."""
-        value = "" if self.value is None else f" = {self.value:#x}"
-        detail = f"  ({self.detail})" if self.detail else ""
-        pc = "kernel" if self.pc is None else f"{self.pc:#010x}"
-        return (f"cpu{self.cpu} {pc:<10} {disassembly:<34} {self.kind:<9} "
-                f"{self.name}{value}{detail}")
-
 
 MAX_EVENTS = 200_000   # the log's bound: a trap loop with a large budget cannot fill RAM
 

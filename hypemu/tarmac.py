@@ -13,7 +13,7 @@ has no record for (kernel-side actions, step headings, fills, what a TLBI remove
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 from . import cp15
 from . import events as ev
@@ -58,10 +58,10 @@ def _records(e: Event, w: Words) -> list[str]:
     return [f"hypemu {e.kind}: {line}" for line in describe(e, w)]
 
 
-def lines(events: Sequence[Event], tables: Mapping[int, str] = {}) -> list[str]:
+def lines(events: Sequence[Event], tables: Optional[Mapping[int, str]] = None) -> list[str]:
     """``<count> clk cpuN <record>``, an ``IT`` record before the first event of each trapped
     instruction."""
-    w, out = Words(tables), []
+    w, out = Words(tables or {}), []
     last: tuple[int, int, int] | None = None
     for e in events:
         count = e.icount if e.icount is not None else 0

@@ -217,9 +217,9 @@ def _count(e: Event) -> str:
     return f"{e.icount:>7}" if e.icount is not None else "      -"
 
 
-def text(events: Sequence[Event], tables: Mapping[int, str] = {}) -> list[str]:
+def text(events: Sequence[Event], tables: Optional[Mapping[int, str]] = None) -> list[str]:
     """The readable trace: ``count cpuN pc disassembly kind what``, continuation lines below."""
-    w, out = Words(tables), []
+    w, out = Words(tables or {}), []
     for e in events:
         if e.kind == ev.STEP:
             out.append(f"{_count(e)} {heading(e)}")

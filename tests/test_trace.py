@@ -319,3 +319,9 @@ def test_the_readme_excerpt_is_a_real_trace(capsys):
     lines = [line[2:] for line in trace(capsys, "--trace=all")]
     start = lines.index(excerpt[0])
     assert lines[start:start + len(excerpt)] == excerpt and len(excerpt) > 15
+
+
+def test_tlbiallh_records_no_operand(default_run):
+    """TLBIALLH ignores its register (issue 15 item 18: the trace showed r0 as its value)."""
+    (tlbi,) = [e for e in default_run.events if e.kind == ev.TLBI]
+    assert (tlbi.name, tlbi.value, tlbi.pc) == ("TLBIALLH", None, 0xFFFF00C4)
