@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
-from . import inject, memmap, ptdump
+from . import events, inject, memmap, ptdump
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
                      UsageError)
 from .events import Event
@@ -30,16 +30,23 @@ class Machine:
     and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
+    ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
+    what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
-    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+                 trace: bool = False):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
         self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
-        self.checks = Checks(self.core.view(), self.core.log) if checks else None
+        self.core.record_detail(trace)
+        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
+        if plan.tables.boot == plan.tables.runtime:
+            tables = {plan.tables.boot: "hyp"}
+        self.checks = Checks(self.core.view(), self.core.log, tables) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
         self.runner = StepRunner(self.core, config.instructions)
@@ -287,6 +294,9 @@ def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
     """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
     for index, step in enumerate(m.scenario.steps):
         at[:] = [index]
+        line = m.scenario.step_lines[index] if index < len(m.scenario.step_lines) else None
+        m.core.log.record(events.STEP, f"steps[{index}] {step.label()}", index, None,
+                          f"line {line}" if line else "")
         m.injector.before_step(index, m.kernel, m._new_step)
         try:
             _run_step(m, step, result)
@@ -361,18 +371,19 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
 
 
 def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
-        export: bool = False) -> Result:
+        export: bool = False, trace: bool = False) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
     doing something hypemu does not model raises ``NotModelled``. ``export``: also keep the
-    board's ``Machine.export()`` in ``Result.export`` (None when no board was built)."""
+    board's ``Machine.export()`` in ``Result.export`` (None when no board was built). ``trace``:
+    the events carry the detail of the trace (``Machine``)."""
     s = load_scenario(scenario)
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.outcome)
     machine = None
     at: list[int] = []     # the step in progress
     try:
-        machine = Machine(s, checks)
+        machine = Machine(s, checks, trace)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result, at)
     except ConfigError as err:

@@ -13,7 +13,8 @@ from typing import Callable, Optional
 from .. import cp15, events, syndrome
 from ..decode import BARRIER_MASK, BARRIERS, Insn, condition_passed, decode_insn
 from .context import ExecContext
-from .exceptions import VEC_HVC, VEC_TRAP, enter_hyp, eret, undefined
+from .exceptions import (VEC_HVC, VEC_TRAP, call_registers, enter_hyp, eret, hvc_target,
+                         undefined)
 from .state import (MODE_HYP, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR, REG_LR, REG_SP,
                     NotModelled, bank_of_lr)
 
@@ -138,7 +139,10 @@ def hvc(ctx: ExecContext, insn: Insn, pc: int) -> None:
     that is ARMv8's): no Security Extensions are modelled, and a boot loader that enters the
     kernel in HYP has set SCR.HCE, so HVC is always enabled here."""
     ctx.stats.hvcs += 1
-    ctx.record(events.HVC, "hvc", insn.imm, pc)
+    data = None
+    if ctx.log.detailed:
+        data = {**call_registers(ctx), "target": hvc_target(ctx)}
+    ctx.record(events.HVC, "hvc", insn.imm, pc, "", data)
     enter_hyp(ctx, VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm), pc)
 
 

@@ -111,7 +111,7 @@ class Kernel:
         """PL1 cannot invalidate the HYP TLB: ask HYP (TLBIMVAHIS, then DSB and ISB) through an HVC
         on the first online CPU that has finished its HYP init. With none, no TLB can hold ``va``."""
         if not self.ready:
-            self.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
+            self.record(events.KERNEL, "no HYP TLB to invalidate", va,
                         detail="no CPU is in HYP: every HYP TLB is empty")
             return
         self.hvc(min(self.ready), self.symbol("hyp_tlbi_va_is"), va,
