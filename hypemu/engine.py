@@ -169,6 +169,9 @@ class Engine:
             self.uc.mem_map(base, size)
         self.scratch = self._map_scratch()
         self._counter = ctypes.c_uint64.from_address(_handle_address(self.uc) + _counter_offset())
+        # Thumb code has been loaded, so Thumb instructions may run: an instruction budget must be
+        # Unicorn's own count (emu_start(count=)), which counts instructions of either state.
+        self.thumb_code = False
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None

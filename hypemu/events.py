@@ -52,6 +52,7 @@ class Event:
     icount: Optional[int] = None  # guest instructions the board had begun (None: uncounted run)
     data: Optional[dict[str, Any]] = None   # detail only: plain data (ints, strings, lists)
     mode: Optional[str] = None   # detail only: the CPU's mode (hyp, svc) at a guest instruction
+    thumb: bool = False          # insn is a Thumb instruction (hw1 << 16 | hw2, or a halfword)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as plain data (every field)."""
@@ -85,13 +86,14 @@ class EventLog:
         self.trap_word: Optional[int] = None
         self.clock: Callable[[], Optional[int]] = _uncounted
         self.mode: Callable[[], Optional[str]] = _no_mode
+        self.trap_thumb = False
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def trapped(self, pc: int, word: int) -> None:
-        """The instruction at ``pc`` (``word``) is being emulated."""
-        self.trap_pc, self.trap_word = pc, word
+    def trapped(self, pc: int, word: int, thumb: bool = False) -> None:
+        """The instruction at ``pc`` (``word``; a Thumb one: ``thumb``) is being emulated."""
+        self.trap_pc, self.trap_word, self.trap_thumb = pc, word, thumb
 
     def record(self, kind: str, name: str, value: Optional[int], pc: Optional[int],
                detail: str = "", data: Optional[dict[str, Any]] = None,
@@ -105,10 +107,12 @@ class EventLog:
                                          f"{self.limit} events: later ones are not recorded",
                                          None, self.clock()))
             return
-        insn = self.trap_word if pc is not None and pc == self.trap_pc else None
+        trapped = pc is not None and pc == self.trap_pc
+        insn = self.trap_word if trapped else None
         mode = self.mode() if self.detailed and pc is not None else None
         count = self.clock() if icount is None else icount
-        self.events.append(Event(self.cpu, pc, kind, name, value, detail, insn, count, data, mode))
+        self.events.append(Event(self.cpu, pc, kind, name, value, detail, insn, count, data, mode,
+                                 trapped and self.trap_thumb))
 
     def set_value(self, index: int, value: Optional[int]) -> None:
         """Correct the value of event ``index`` (a hazard's exact VA, found after its report)."""

@@ -55,12 +55,13 @@ class Hazard:
     detail: str
     insn: Optional[int] = None     # the instruction word at pc, for the disassembly
     event: int = -1                # index of its event in the log
+    thumb: bool = False            # insn is a Thumb instruction (CpuView.code_word)
 
     def to_dict(self) -> dict[str, Any]:
         disasm = None
         if self.insn is not None:
             from .trace import disassemble   # capstone only when a report is rendered
-            disasm = disassemble(self.insn, self.pc or 0)
+            disasm = disassemble(self.insn, self.pc or 0, self.thumb)
         return {"kind": self.kind, "cpu": self.cpu, "pc": self.pc, "va": self.va,
                 "disasm": disasm, "detail": self.detail}
 
@@ -150,7 +151,8 @@ class Checks:
         self._sites.add(site)
         if insn is None and pc is not None:
             insn = self.view.code_word(pc)
-        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log))
+        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log),
+                        insn is not None and self.view.thumb())
         self.hazards.append(hazard)
         self.log.record(events.HAZARD, kind, va, pc, detail)
         return hazard

@@ -77,7 +77,11 @@ class Machine:
         self._check_cpu(cpu)
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
-        va = self.symbol(fn) if isinstance(fn, str) else fn
+        if isinstance(fn, str):
+            self.symbol(fn)                     # UnknownFunction for a name it does not have
+            va = self.kernel.function(fn)       # the function pointer: bit 0 for Thumb code
+        else:
+            va = fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
         return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
@@ -260,6 +264,7 @@ class Result:
     injections: list[dict[str, Any]] = field(default_factory=list)
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
     export: Optional[Export] = field(default=None, repr=False)   # run(..., export=True) only
+    isa: str = "arm"          # the instruction set the kernel's code ran in (kernel.isa)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
@@ -268,7 +273,7 @@ class Result:
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
                 "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
-                "injections": list(self.injections)}
+                "injections": list(self.injections), "isa": self.isa}
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
@@ -379,11 +384,12 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
     the events carry the detail of the trace (``Machine``)."""
     s = load_scenario(scenario)
     started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.outcome)
+    result = Result(s.name, s.file, "ok", s.expect.outcome, isa=s.isa)
     machine = None
     at: list[int] = []     # the step in progress
     try:
         machine = Machine(s, checks, trace)
+        result.isa = machine.kernel.isa         # what the image holds (a kernel build decides)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result, at)
     except ConfigError as err:

@@ -37,10 +37,15 @@ class CpuView(Protocol):
         """The PC of the guest instruction being executed (exact in hooks)."""
 
     def code_word(self, pc: int) -> Optional[int]:
-        """The instruction word at ``pc`` for the current CPU, None when it cannot be fetched."""
+        """The instruction word at ``pc`` for the current CPU, None when it cannot be fetched
+        (in Thumb state the Thumb instruction there: ``hw1 << 16 | hw2``, or a halfword)."""
 
     def code_word_at(self, pa: int) -> Optional[int]:
-        """The instruction word at physical ``pa`` (as loaded), None where there is no RAM."""
+        """The instruction word at physical ``pa`` (as loaded), None where there is no RAM (in
+        Thumb state, as ``code_word``)."""
+
+    def thumb(self) -> bool:
+        """The current CPU executes in Thumb state (CPSR.T)."""
 
     def sysregs(self, cpu: int) -> Mapping[str, int]:
         """The system registers of ``cpu``."""

@@ -73,6 +73,6 @@ def lines(events: Sequence[Event], tables: Optional[Mapping[int, str]] = None) -
             last = (count, e.cpu, e.pc)
             mode = f"{e.mode}_n" if e.mode else "unknown"
             out.append(f"{stamp} IT ({count}) {e.pc:08x} {e.insn:08x} A {mode} : "
-                       f"{disassemble(e.insn, e.pc).upper()}")
+                       f"{disassemble(e.insn, e.pc, e.thumb).upper()}")
         out += [f"{stamp} {record}" for record in _records(e, w)]
     return out

@@ -225,7 +225,7 @@ def text(events: Sequence[Event], tables: Optional[Mapping[int, str]] = None) ->
             out.append(f"{_count(e)} {heading(e)}")
             continue
         pc = "kernel" if e.pc is None else f"{e.pc:#010x}"
-        dis = disassemble(e.insn, e.pc or 0) if e.insn is not None else ""
+        dis = disassemble(e.insn, e.pc or 0, e.thumb) if e.insn is not None else ""
         first, *more = describe(e, w)
         out.append(f"{_count(e)} cpu{e.cpu} {pc:<10} {dis:<34} {e.kind:<9} {first}")
         out += [f"{'':>64}{line}" for line in more]
@@ -237,6 +237,6 @@ def event_dicts(events: Iterable[Event]) -> list[dict[str, Any]]:
     out = []
     for e in events:
         d = e.to_dict()
-        d["disasm"] = disassemble(e.insn, e.pc or 0) if e.insn is not None else None
+        d["disasm"] = disassemble(e.insn, e.pc or 0, e.thumb) if e.insn is not None else None
         out.append(d)
     return out

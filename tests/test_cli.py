@@ -33,7 +33,7 @@ def test_default_run_json_is_the_result_object():
     assert proc.returncode == 0
     result = json.loads(proc.stdout)
     assert set(result) == {"name", "file", "outcome", "expected", "passed", "reason", "fault",
-                           "hazards", "cpus", "layout", "calls", "stats", "injections"}
+                           "hazards", "cpus", "layout", "calls", "stats", "injections", "isa"}
     assert result["outcome"] == "ok" and result["passed"] is True
     assert set(result["cpus"][0]["hyp"]) >= {"HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR",
                                              "SP_hyp"}

@@ -12,14 +12,14 @@ from dataclasses import replace
 from typing import Mapping, Optional
 
 from .. import events
-from ..decode import barrier_kind, needs_patch
+from ..decode import barrier_kind, needs_patch, needs_patch_thumb, thumb_size
 from ..engine import Engine
 from ..observer import CpuObserver, NullObserver, Outcome
 from ..tlb import TLB, Origin
 from ..walker import Fault, Regime, Translation, walk
 from .context import ExecContext, Stats
 from .fill import Filler, translate, translate_with
-from .runner import PATCH_MARKER, SENTINEL_WORD, Runner, RunResult
+from .runner import PATCH_MARKER, SENTINEL_WORD, THUMB_PATCH_MARKERS, Runner, RunResult
 from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR,
                     REG_PC, REG_SP, CpuState, NotModelled)
 
@@ -83,14 +83,22 @@ class CpuComplex:
         return self.log.events
 
     # --- loading code ---------------------------------------------------------------------------
-    def load_code(self, pa: int, code: bytes) -> None:
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
         """Write guest code at ``pa``. Privileged instructions that would not trap in Unicorn's User
         mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
         model emulates them where they stand. With an observer, so are the barriers (ISB, DSB,
         DMB): it sees each one execute, at no cost to the code between them (a code hook would
         cost every instruction once Unicorn counts them). Reads of such a word by the guest return
         the marker. Deviation: the scan cannot tell code from data, so a literal that happens to
-        encode one of these instructions is patched too (and still reads back as the marker)."""
+        encode one of these instructions is patched too (and still reads back as the marker).
+
+        ``thumb``: the code is Thumb code, scanned instruction by instruction from its start (a
+        16-bit instruction gets a 16-bit marker); the same deviation applies, and data inside the
+        code can also put the scan out of step with the instructions after it. The engine is told
+        that Thumb code may run (``Engine.thumb_code``)."""
+        if thumb:
+            self._load_thumb(pa, code)
+            return
         data = bytearray(code)
         barriers = self.observer.enabled
         patched = self.runner.patched
@@ -100,6 +108,30 @@ class CpuComplex:
             if needs_patch(word) or (barriers and barrier_kind(word) is not None):
                 patched[pa + off] = word
                 data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
+        self.engine.write(pa, bytes(data))
+        self.engine.flush_code_cache()
+
+    def _load_thumb(self, pa: int, code: bytes) -> None:
+        data = bytearray(code)
+        barriers = self.observer.enabled
+        patched = self.runner.patched_thumb
+        off = 0
+        while off + 2 <= len(data):
+            first = int.from_bytes(data[off:off + 2], "little")
+            size = thumb_size(first)
+            if off + size > len(data):
+                break
+            value = first if size == 2 else first << 16 | int.from_bytes(data[off + 2:off + 4],
+                                                                         "little")
+            patched.pop(pa + off, None)
+            if needs_patch_thumb(value, size) or (barriers and size == 4
+                                                  and barrier_kind(value, thumb=True)):
+                patched[pa + off] = (value, size)
+                marker = THUMB_PATCH_MARKERS[size]
+                halves = (marker,) if size == 2 else (marker >> 16, marker & 0xFFFF)
+                data[off:off + size] = b"".join(h.to_bytes(2, "little") for h in halves)
+            off += size
+        self.engine.thumb_code = True
         self.engine.write(pa, bytes(data))
         self.engine.flush_code_cache()
 
@@ -193,6 +225,8 @@ class CpuComplex:
     def code_word(self, pc: int) -> Optional[int]:
         """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
         try:
+            if self.ctx.in_thumb():
+                return self.runner.read_thumb(pc)[0]
             return self.runner.read_code_word(pc)
         except (NotModelled, LookupError):   # not mapped, or no RAM there
             return None
@@ -243,9 +277,21 @@ class CpuComplexView:
         return self._cpus.code_word(pc)
 
     def code_word_at(self, pa: int) -> Optional[int]:
-        engine = self._cpus.engine
-        return self._cpus.runner.patched.get(pa) or (engine.read32(pa) if engine.is_ram(pa)
-                                                     else None)
+        engine, runner = self._cpus.engine, self._cpus.runner
+        if not engine.is_ram(pa):
+            return None
+        if self.thumb():
+            patched = runner.patched_thumb.get(pa)
+            if patched is not None:
+                return patched[0]
+            hw1 = int.from_bytes(engine.read(pa, 2), "little")
+            if thumb_size(hw1) == 2 or not engine.is_ram(pa + 2):
+                return hw1
+            return hw1 << 16 | int.from_bytes(engine.read(pa + 2, 2), "little")
+        return runner.patched.get(pa) or engine.read32(pa)
+
+    def thumb(self) -> bool:
+        return self._cpus.ctx.in_thumb()
 
     def sysregs(self, cpu: int) -> Mapping[str, int]:
         return self._cpus.cpus[cpu].sysregs

@@ -37,9 +37,9 @@ class _BoardRam:
     def __init__(self, core: CpuComplex, log: ActionLog):
         self.core, self.log = core, log
 
-    def load_code(self, pa: int, code: bytes) -> None:
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
         self.log.load(pa, code)
-        self.core.load_code(pa, code)
+        self.core.load_code(pa, code, thumb)
 
     def write_ram(self, pa: int, data: bytes) -> None:
         self.log.load(pa, data)
@@ -70,7 +70,8 @@ class Kernel:
         core.add_sentinel(self.sentinel)
         self.log.load(self.sentinel, SENTINEL_WORD.to_bytes(4, "little"))
         if lay.bounce_page is not None:
-            ram.load_code(lay.init_pa, self.image.init.code)   # the kernel's memcpy to the bounce page
+            ram.load_code(lay.init_pa, self.image.init.code,   # the kernel's memcpy to the bounce page
+                          self.image.init.thumb)
         ram.write_ram(lay.hyp_data, PROBE_VALUE.to_bytes(4, "little"))
         for pa, page in plan.table_pages.items():
             self.log.load(pa, bytes(page))
@@ -114,12 +115,23 @@ class Kernel:
             self.record(events.KERNEL, "no HYP TLB to invalidate", va,
                         detail="no CPU is in HYP: every HYP TLB is empty")
             return
-        self.hvc(min(self.ready), self.symbol("hyp_tlbi_va_is"), va,
+        self.hvc(min(self.ready), self.function("hyp_tlbi_va_is"), va,
                  during=f"the HYP TLB invalidation of {va:#x}")
 
     def symbol(self, name: str) -> int:
         """The HYP VA of a runtime HYP function (``fn:`` of a call step)."""
         return self.image.runtime.address(name)
+
+    def function(self, name: str) -> int:
+        """A pointer to runtime HYP function ``name`` as the kernel passes it to kvm_call_hyp:
+        its HYP VA, with bit 0 set when the runtime code is Thumb (the dispatcher's BLX
+        interworks)."""
+        return self.image.runtime.entry(name)
+
+    @property
+    def isa(self) -> str:
+        """The instruction set of the kernel's code: ``thumb2`` when its HYP code is Thumb."""
+        return "thumb2" if self.image.init.thumb else "arm"
 
     @property
     def budget(self) -> Budget:
@@ -137,7 +149,7 @@ class Kernel:
         for n, value in enumerate((r0, r1, r2, r3)):
             core.set_reg(n, value)
         core.set_reg(14, self.sentinel)
-        pc = self.image.pl1.address("kvm_call_hyp")
+        pc = self.image.pl1.entry("kvm_call_hyp")
         index = self.log.hvc(cpu, pc, self.sentinel, (r0, r1, r2, r3))
         r0 = self.runner.run_to_pl1(cpu, pc, during)
         self.log.returned(index, r0)
@@ -147,10 +159,10 @@ class Kernel:
         """The CPU enters the kernel in HYP (MMU off): __hyp_stub_install points HVBAR at the stub
         and drops to SVC."""
         core = self.core
-        entry = self.image.stub.address("__hyp_stub_install")
+        entry = self.image.stub.entry("__hyp_stub_install")   # a BX: Thumb when bit 0 is set
         core.power_on(cpu, MODE_HYP)
         self.log.enter_hyp(cpu, entry, self.sentinel)
-        core.record(events.KERNEL, "enter kernel in HYP", pc=entry)
+        core.record(events.KERNEL, "enter kernel in HYP", pc=entry & ~1)
         core.set_reg(14, self.sentinel)
         self.runner.run_to_pl1(cpu, entry, "the HYP stub install")
 
