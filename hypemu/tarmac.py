@@ -72,7 +72,8 @@ def lines(events: Sequence[Event], tables: Optional[Mapping[int, str]] = None) -
         if e.insn is not None and e.pc is not None and (count, e.cpu, e.pc) != last:
             last = (count, e.cpu, e.pc)
             mode = f"{e.mode}_n" if e.mode else "unknown"
-            out.append(f"{stamp} IT ({count}) {e.pc:08x} {e.insn:08x} A {mode} : "
+            state = "T" if e.thumb else "A"
+            out.append(f"{stamp} IT ({count}) {e.pc:08x} {e.insn:08x} {state} {mode} : "
                        f"{disassemble(e.insn, e.pc, e.thumb).upper()}")
         out += [f"{stamp} {record}" for record in _records(e, w)]
     return out
