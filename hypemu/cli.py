@@ -26,6 +26,7 @@ EXAMPLES = """examples:
   hypemu run                          the built-in default scenario (1 CPU, 1 GiB, dual-step init)
   hypemu run --json                   the same, as one JSON object (README: "The JSON result")
   hypemu run --trace                  the same, with every HYP event the guest caused
+  hypemu run --trace=walk,fill,tlbi   ... only the HYP table walks, TLB fills and TLBIs
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
   hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)

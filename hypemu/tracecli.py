@@ -22,6 +22,8 @@ def explicit(argv: Optional[Sequence[str]]) -> Optional[list[str]]:
     ``hypemu run --trace a.yaml`` still traces the file ``a.yaml``."""
     if argv is None:
         argv = sys.argv[1:]
+    if "run" not in argv:   # only `run` has --trace: elsewhere argparse names the stray option
+        return list(argv)
     return [f"--trace-kinds={a[len('--trace='):]}" if a.startswith("--trace=") else a
             for a in argv]
 
