@@ -168,7 +168,7 @@ class Engine:
         for base, size in self.banks:
             self.uc.mem_map(base, size)
         self.scratch = self._map_scratch()
-        self._counter_addr = _handle_address(self.uc) + _counter_offset()
+        self._counter = ctypes.c_uint64.from_address(_handle_address(self.uc) + _counter_offset())
         # Thumb code may run (told at construction, or set when Thumb code is loaded): an
         # instruction budget must then be Unicorn's own count (emu_start(count=)), which counts
         # instructions of either state.
@@ -300,7 +300,7 @@ class Engine:
 
     def executed(self) -> int:
         """Instructions the last counted emu_start executed (requested + 1 when the count ran out)."""
-        return int(ctypes.c_uint64.from_address(self._counter_addr).value)
+        return int(self._counter.value)   # a view of Unicorn's own counter: read live
 
     def start(self, pc: int, count: Optional[int]) -> UcError | None:
         """Run from ``pc`` for at most ``count`` instructions; the error, if Unicorn stopped on one.

@@ -226,7 +226,7 @@ def corrupt(editor: TableEditor, c: Corrupt) -> dict[str, Any]:
     old = editor.read64(pa)
     new = corrupted(old, level, c.field, c.value)
     editor.write64(pa, new)
-    editor.record(events.INJECT, "corrupt", new, pc=0,
+    editor.record(events.INJECT, "corrupt", new,
                   detail=f"{c.table} table, VA {c.va:#x}: {c.field} = {c.value:#x} "
                          f"(descriptor at {pa:#x}: {old:#x} -> {new:#x})")
     return {"kind": "corrupt", "table": c.table, "va": c.va, "field": c.field, "value": c.value,
@@ -245,7 +245,7 @@ def remap(editor: TableEditor, r: Remap) -> dict[str, Any]:
     pa, level = find_leaf(editor, r.table, r.va, "remap.va")
     old = editor.read64(pa)
     new = lpae.edit_leaf(old, level, output=_output_checked(r.to, level, "remap.to"))
-    editor.record(events.INJECT, "remap", r.to, pc=0,
+    editor.record(events.INJECT, "remap", r.to,
                   detail=f"{r.table} table, VA {r.va:#x} -> PA {r.to:#x} (bbm {r.bbm}, tlbi {r.tlbi})")
     if r.bbm:
         editor.write64(pa, 0)

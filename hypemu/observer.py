@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional, Protocol, Union
 
+from .tlb import Origin
 from .walker import Fault, Regime, Translation
 
 Outcome = Union[int, Translation, Fault]
@@ -54,6 +55,9 @@ class CpuView(Protocol):
 
     def tlb_entries(self, cpu: int) -> list[Translation]:
         """What ``cpu``'s TLB model holds, oldest first."""
+
+    def tlb_origin(self, cpu: int, t: Translation) -> Optional[Origin]:
+        """Where ``cpu``'s TLB entry ``t`` came from (None: not recorded)."""
 
     def translate_with(self, cpu: int, regs: Mapping[str, int], va: int, access: str) -> Outcome:
         """What a HYP access of ``cpu`` would give with the system registers ``regs``: its TLB

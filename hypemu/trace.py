@@ -1,17 +1,15 @@
-"""The readable trace: events with the disassembly of the instruction that caused them.
+"""The disassembly of the instruction behind an event (the trace, hazard reports).
 
 Why a module of its own: it is the only place that imports capstone (ARCHITECTURE.md), and disassembly is
-only needed when a person reads the trace, never while the guest runs.
+only needed when a person reads the trace, never while the guest runs. The trace itself is
+``hypemu.tracer``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Iterable
 
 from capstone import CS_ARCH_ARM, CS_MODE_ARM, CS_MODE_THUMB, Cs  # type: ignore[import-untyped]
-
-from .events import Event
 
 
 @functools.lru_cache(maxsize=2)
@@ -35,13 +33,3 @@ def disassemble(word: int, pc: int = 0, thumb: bool = False) -> str:
     if thumb:
         return f".inst.w {word:#010x}" if word > 0xFFFF else f".short {word:#06x}"
     return f".word {word:#010x}"
-
-
-def format_event(event: Event) -> str:
-    return event.format(disassemble(event.insn, event.pc, event.thumb)
-                        if event.insn is not None else "")
-
-
-def lines(events: Iterable[Event]) -> list[str]:
-    """One line per event, in order."""
-    return [format_event(e) for e in events]

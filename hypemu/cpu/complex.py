@@ -15,12 +15,12 @@ from .. import events
 from ..decode import barrier_kind, needs_patch, needs_patch_thumb, thumb_size
 from ..engine import Engine
 from ..observer import CpuObserver, NullObserver, Outcome
-from ..tlb import TLB
+from ..tlb import TLB, Origin
 from ..walker import Fault, Regime, Translation, walk
 from .context import ExecContext, Stats
 from .fill import Filler, translate, translate_with
 from .runner import PATCH_MARKER, SENTINEL_WORD, THUMB_PATCH_MARKERS, Runner, RunResult
-from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_SVC, MODE_USR, REG_CPSR,
+from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR,
                     REG_PC, REG_SP, CpuState, NotModelled)
 
 
@@ -42,6 +42,7 @@ class CpuComplex:
         self.filler = Filler(self.ctx, self.engine.read64, self.engine.read, self.engine.is_ram,
                              self.engine.scratch)
         self.runner = Runner(self.engine, self.ctx, self.filler)
+        self.log.mode = lambda: MODE_NAMES.get(self.ctx.st.mode)
         for cpu in self.cpus:
             self._init_context(cpu)
         self.engine.context_restore(self.cpus[0].context)
@@ -58,6 +59,12 @@ class CpuComplex:
         observer the loader patches the barriers to trap)."""
         self.ctx.observer = observer
         self.filler.observing = observer.enabled
+
+    def record_detail(self, on: bool = True) -> None:
+        """With ``on``, the log also gets every HYP walk and fill (``cpu.mmulog``), what each TLBI
+        removed, and the registers of calls and exceptions (the trace asks for it)."""
+        self.log.detailed = on
+        self.filler.tracing = on
 
     @property
     def observer(self) -> CpuObserver:
@@ -181,7 +188,7 @@ class CpuComplex:
         """A CPU powered off: its HYP registers go back to their reset values (HYP MMU off, HVBAR
         and HTTBR at reset), its TLB is empty and it runs nothing until ``power_on``."""
         st = self.select(cpu_id)
-        self.record(events.KERNEL, "cpu off", pc=0, detail="HYP registers at reset, TLB empty")
+        self.record(events.KERNEL, "cpu off", detail="HYP registers at reset, TLB empty")
         if self.observer.enabled:   # a power-down sequence ends its maintenance with a DSB
             self.observer.barrier(st.id, "dsb")
         self._reset_hyp_state(st)
@@ -197,8 +204,9 @@ class CpuComplex:
     # --- events ---------------------------------------------------------------------------------
     def record(self, kind: str, name: str, value: Optional[int] = None, pc: Optional[int] = None,
                detail: str = "") -> None:
-        """An event of the current CPU at ``pc`` (default: its PC now)."""
-        self.log.record(kind, name, value, self.regs.read(REG_PC) if pc is None else pc, detail)
+        """An event of the current CPU from outside the guest: at ``pc`` where a guest address
+        belongs to it (the code a step enters), else with no PC (the kernel side runs none)."""
+        self.log.record(kind, name, value, pc, detail)
 
     # --- running and translating -----------------------------------------------------------------
     def run_guest(self, pc: int, budget: Optional[int]) -> RunResult:
@@ -293,6 +301,9 @@ class CpuComplexView:
 
     def tlb_entries(self, cpu: int) -> list[Translation]:
         return self._cpus.cpus[cpu].tlb.entries()
+
+    def tlb_origin(self, cpu: int, t: Translation) -> Optional[Origin]:
+        return self._cpus.cpus[cpu].tlb.origin(t)
 
     def translate_with(self, cpu: int, regs: Mapping[str, int], va: int, access: str) -> Outcome:
         return translate_with(self._cpus.cpus[cpu], self.read64, regs, va, access)

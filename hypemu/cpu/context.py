@@ -8,10 +8,11 @@ over a ``state.DictRegisters``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .. import events
 from ..observer import CpuObserver, NullObserver
+from ..tlb import entry_data
 from ..walker import Translation
 from ..decode import it_advance
 from .state import CPSR_T, REG_CPSR, REG_PC, CpuState, RegisterFile, itstate, with_itstate
@@ -126,6 +127,12 @@ class ExecContext:
             dropped = cpu.tlb.invalidate_all() if va is None else cpu.tlb.invalidate_va(va)
             if dropped:
                 removed[cpu.id] = dropped
+        data: Optional[dict[str, Any]] = None
+        if self.log.detailed:   # what it removed, per CPU (the trace's "what TLBIALLH dropped")
+            data = {"cpus": [c.id for c in targets], "removed": [
+                {"cpu": c.id, **entry_data(t, c.tlb.origin(t))}
+                for c in targets for t in removed.get(c.id, ())]}
+        self.log.record(events.TLBI, op, va, pc, "", data)
         if removed:
             if self.observer.enabled:
                 self.observer.tlbi(self.st.id, removed, op, pc)

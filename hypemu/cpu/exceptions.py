@@ -55,9 +55,25 @@ def enter_hyp(ctx: ExecContext, vector: int, return_address: int, hsr: Optional[
     if hsr is not None:
         st.sysregs["HSR"] = hsr
     target = (st.sysregs["HVBAR"] & ~cp15.HVBAR_RES0) + vector
+    data = None
+    if ctx.log.detailed:
+        data = {"vector": vector, "target": target, "elr": return_address, "spsr": old_cpsr,
+                "hsr": hsr, "cpsr": new, "from_pc": return_address if pc is None else pc}
     ctx.record(events.EXCEPTION, VECTOR_NAMES[vector], hsr, return_address,
-               f"-> {target:#x}" + (" (Thumb)" if thumb else ""))
+               f"-> {target:#x}" + (" (Thumb)" if thumb else ""), data)
     ctx.branch(target, thumb)
+
+
+def call_registers(ctx: ExecContext) -> dict[str, int]:
+    """r0-r3 of the running CPU: what a call passes (at HVC) or returns (at ERET)."""
+    return {f"r{n}": ctx.reg(n) for n in range(4)}
+
+
+def hvc_target(ctx: ExecContext) -> int:
+    """Where an HVC of the running CPU goes: the HVC vector from HYP, the HYP trap vector from
+    another mode (EnterHypMode)."""
+    vector = VEC_HVC if ctx.st.mode == MODE_HYP else VEC_TRAP
+    return (ctx.st.sysregs["HVBAR"] & ~cp15.HVBAR_RES0) + vector
 
 
 def eret(ctx: ExecContext, pc: int) -> None:
@@ -71,8 +87,12 @@ def eret(ctx: ExecContext, pc: int) -> None:
     spsr, target = st.spsr[MODE_HYP], st.elr_hyp
     thumb = bool(spsr & CPSR_T)
     target &= ~1 if thumb else ~3
+    data = None
+    if ctx.log.detailed:
+        data = {**call_registers(ctx), "spsr": spsr, "target": target}
     ctx.record(events.ERET, "eret", target, pc,
-               f"to {MODE_NAMES.get(spsr & 0x1F, hex(spsr & 0x1F))}" + (" (Thumb)" if thumb else ""))
+               f"to {MODE_NAMES.get(spsr & 0x1F, hex(spsr & 0x1F))}" + (" (Thumb)" if thumb else ""),
+               data)
     if ctx.observer.enabled:
         ctx.observer.barrier(st.id, "eret")
     ctx.set_cpsr(spsr)

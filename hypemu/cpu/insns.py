@@ -14,7 +14,8 @@ from .. import cp15, events, syndrome
 from ..decode import (BARRIER_MASK, BARRIERS, T32_BARRIERS, Insn, condition_passed, decode_insn,
                       decode_thumb, it_advance, thumb_condition)
 from .context import ExecContext
-from .exceptions import VEC_HVC, VEC_TRAP, enter_hyp, eret, undefined
+from .exceptions import (VEC_HVC, VEC_TRAP, call_registers, enter_hyp, eret, hvc_target,
+                         undefined)
 from .state import (MODE_HYP, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR, REG_LR, REG_SP,
                     NotModelled, bank_of_lr, itstate, with_itstate)
 
@@ -172,7 +173,10 @@ def hvc(ctx: ExecContext, insn: Insn, pc: int) -> None:
     that is ARMv8's): no Security Extensions are modelled, and a boot loader that enters the
     kernel in HYP has set SCR.HCE, so HVC is always enabled here."""
     ctx.stats.hvcs += 1
-    ctx.record(events.HVC, "hvc", insn.imm, pc)
+    data = None
+    if ctx.log.detailed:
+        data = {**call_registers(ctx), "target": hvc_target(ctx)}
+    ctx.record(events.HVC, "hvc", insn.imm, pc, "", data)
     if ctx.thumb and itstate(ctx.cpsr()):
         _hvc_in_it_block(ctx, pc)
     enter_hyp(ctx, VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm), pc)

@@ -49,12 +49,24 @@ class Runner:
         self.patched_thumb: dict[int, tuple[int, int]] = {}   # PA -> (value, size), Thumb code
         self.sentinels: set[int] = set()      # PAs where a PL1 call returns
         self._pending: Union[Refuse, Pause, None] = None
+        self._base = 0                # instructions begun before the running segment
+        self._live = False            # a counted segment runs: Unicorn's counter adds to _base
+        ctx.log.clock = self.icount
         engine.on_fill(filler.decide, self._refused)
         engine.on_trap(self._trap)
         engine.on_interrupt(self._interrupt)
 
     def _refused(self, decision: Any) -> None:
         self._pending = decision
+
+    def icount(self) -> Optional[int]:
+        """The board's instruction count for an event now: the guest instructions begun so far,
+        the one executing included (Unicorn counts an instruction as it starts; a fetch fill that
+        translates a new block comes before its first instruction). An uncounted run (budget None,
+        benchmarks only) does not advance it."""
+        if self._live:
+            return self._base + self.engine.executed()
+        return self._base
 
     # --- the run loop ---------------------------------------------------------------------------
     def _here(self) -> int:
@@ -71,10 +83,14 @@ class Runner:
         ctx, engine = self.ctx, self.engine
         self._pending, ctx.fault, ctx.returned = None, None, False
         done = 0      # instructions of earlier segments: a run pauses once at each new hazard
+        start = ctx.stats.instructions
         while True:
             left = None if budget is None else budget - done
+            self._base, self._live = start + done, left is not None
             err = engine.start(pc, left) if left is None or left > 0 else None
+            self._live = False
             executed = 0 if left is None else (engine.executed() if left > 0 else 1)
+            self._base = start + done + executed   # the count stays there between segments
             stop_pc = engine.regs.read(REG_PC)
             pause = self._pending
             if not isinstance(pause, Pause):
@@ -102,6 +118,7 @@ class Runner:
         executed += done
         counted = executed if budget is None else min(executed, budget)
         ctx.stats.instructions += counted
+        self._base = ctx.stats.instructions
         if ctx.fault is not None:
             return RunResult("fault", counted, stop_pc, ctx.fault)
         if ctx.returned:
@@ -229,13 +246,14 @@ class Runner:
 
         handle = engine.watch_memory(on_access)
         observing, filler.observing = filler.observing, False
+        tracing, filler.tracing = filler.tracing, False
         filler.lent_va = page_va
         engine.flush_soft_tlb()
         try:
             engine.start(pc | self.ctx.in_thumb(), 1)
         finally:
             filler.lent_va = None
-            filler.observing = observing
+            filler.observing, filler.tracing = observing, tracing
             engine.unwatch(handle)
             engine.context_restore(saved_regs)
             engine.write(scratch, saved_frame)
@@ -251,10 +269,12 @@ class Runner:
         self._pending = None
         written = {store.page: engine.read(store.page, PAGE)}   # table page -> its bytes before
         self.filler.stepping = written
+        self._base, self._live = self._base - 1, True   # the paused segment counted the store
         try:
             err = engine.start(pc | self.ctx.in_thumb(), 1)
         finally:
             self.filler.stepping = None
+            self._base, self._live = self._base + 1, False
         if err is not None and self._pending is None:
             raise NotModelled(f"cpu{self.ctx.st.id}: the store to a HYP table page at {pc:#x} "
                               f"stopped Unicorn: {err}")

@@ -133,6 +133,10 @@ class BootStep:
         "all, or a list of distinct CPU ids: stub install, HYP init")
     cpus: Union[Literal["all"], tuple[int, ...]]
 
+    def label(self) -> str:
+        """The step in words, as the trace heads it: ``boot all``, ``boot cpu2, cpu0``."""
+        return "boot " + ("all" if self.cpus == "all" else ", ".join(f"cpu{c}" for c in self.cpus))
+
 
 @dataclass(frozen=True)
 class CallStep:
@@ -146,6 +150,11 @@ class CallStep:
         v.other("list of int", {"type": "array", "maxItems": MAX_ARGS, "items": ARG.schema}),
         "up to 3 arguments (r1-r3), each 0..0xffffffff", [])
 
+    def label(self) -> str:
+        """``cpu0 call hyp_read(0xc000b000)``."""
+        args = "(" + ", ".join(f"{a:#x}" for a in self.args) + ")" if self.args else ""
+        return f"cpu{self.cpu} call {self.fn}{args}"
+
 
 @dataclass(frozen=True)
 class HotplugStep:
@@ -156,6 +165,10 @@ class HotplugStep:
     cpu: int = key(CPU_ID, "required: the CPU")
     state: str = key(HOTPLUG_STATE, "required: power the CPU down, or up and re-run "
                                                 "HYP init")
+
+    def label(self) -> str:
+        """``hotplug cpu1 off``."""
+        return f"hotplug cpu{self.cpu} {self.state}"
 
 
 Step = Union[BootStep, CallStep, HotplugStep]
