@@ -197,7 +197,7 @@ def _va_collisions(mmap: MemoryMap, space: str, a: Mapping, later: list[Mapping]
                                f"{a.name} needs VA {a.va:#x}, above 4 GiB"))
     for b in later:
         lo, hi = max(a.va, b.va), min(a.va_end, b.va_end)
-        if lo < hi:   # even an equal translation: the kernel reserves the trampoline VA
+        if lo < hi and a.va - a.pa != b.va - b.pa:   # an equal translation is one mapping
             found.append(Collision(space, a.name, b.name, lo, hi,
                                    f"{a.name} and {b.name} both need VA [{lo:#x}, {hi:#x})"))
     if a.name == "trampoline":
