@@ -169,7 +169,8 @@ class Checks:
              hyp: bool) -> Optional[LocateVA]:
         """stale_tlb on a hit, missing_dsb on a miss an unfinished TLBI caused, missing_isb with
         unsynchronized regime writes; then a fresh walk's descriptors are remembered. A new report
-        on a data access that is served asks for its exact VA."""
+        on a data access asks for its exact VA (also when the access faults: the report's VA is
+        the fault's HDFAR then)."""
         hazard = None
         c = self.cpu[cpu]
         if hit is not None:
@@ -181,7 +182,7 @@ class Checks:
             hazard = self._check_unsynced(cpu, va, access, outcome) or hazard
         if walked is not None and isinstance(walked, Translation):
             self._filled(cpu, walked)
-        if hazard is not None and access != "fetch" and not isinstance(outcome, Fault):
+        if hazard is not None and access != "fetch":
             return self._locator(hazard)
         return None
 
@@ -275,9 +276,9 @@ class Checks:
         pending = self.cpu[cpu].unsynced.get("HVBAR")
         if pending is not None and (pending[0] & ~0x1F) != vector_base:
             self.report("missing_isb", cpu, pc, None,
-                        f"exception taken with the HVBAR write at {pending[1]:#x} "
-                        f"({pending[0]:#x} -> {vector_base:#x}) not yet synchronized by an ISB: "
-                        f"the old vectors may be used")
+                        f"taking this exception reads HVBAR, whose write at {pending[1]:#x} "
+                        f"({pending[0]:#x} -> {vector_base:#x}) no ISB has synchronized yet: the "
+                        f"exception may be taken to the old vectors")
         self.cpu[cpu].unsynced.clear()
 
     # --- TLB maintenance ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
-from . import inject, memmap, ptdump
+from . import faultsite, inject, memmap, ptdump
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
                      UsageError)
 from .events import Event
@@ -367,8 +367,10 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
         result.outcome, result.reason = "config_error", err.reason
     except GuestFault as err:
         result.outcome, result.fault = "fault", err.record.to_dict()
+        site = faultsite.note(err.record, machine.layout, machine.kernel.design.trampoline) \
+            if machine is not None else ""
         result.reason = (f"{err.record.kind} during {err.during}{_where(s, at[0] if at else None)}: "
-                         f"{err.record.detail}")
+                         f"{err.record.detail}{site}")
     except BudgetExhausted as err:
         result.outcome, result.reason = "timeout", f"{err}{_where(s, at[0] if at else None)}"
     except inject.InjectError as err:   # an injection that does not fit this machine: bad input

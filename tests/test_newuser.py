@@ -64,3 +64,67 @@ def test_no_lowmem_page_left_names_lowmem_not_a_bank_end():
     assert err.value.reason == ("RAM too small: no free lowmem page left for the boot HYP pgd "
                                 "(lowmem: [0x80000000, 0x8000d000), the kernel image ends at "
                                 "0x8000c000)")
+
+
+# 3. A fetch in the trampoline page outside the init code is named with the page and its target.
+
+NO_BOUNCE = {"hyp": {"bounce_page": "never"}, "kernel": {"hyp_idmap_offset": 0x1F80}}
+
+
+def test_a_jump_into_poison_at_the_trampoline_names_the_page_and_the_target():
+    result = hypemu.run(scenario(**NO_BOUNCE))
+    assert result.outcome == "fault" and result.fault["pc"] == 0xFFFF003C
+    assert result.reason == (
+        "undefined during HYP init phase 2 at steps[0]: undefined instruction 0xe7fdeaf0 "
+        "(udf #0xdea0, the filler of kernel-image memory where no code is loaded: execution left "
+        "the code): the fetch at 0xffff003c in the trampoline page [0xffff0000, 0xffff1000) -> "
+        "0x80009000 reads PA 0x8000903c, outside the HYP init code [0x80009f80, 0x8000a068); the "
+        "init code crosses into the page at 0x8000a000 with no bounce page, which the trampoline "
+        "does not map")
+
+
+def test_a_fetch_past_the_trampoline_page_says_so():
+    from hypemu.cpu.context import FaultRecord
+    from hypemu.faultsite import note
+    lay = machine().layout
+    abort = FaultRecord(0, "prefetch_abort", 0xFFFF1000, 0xFFFF1000, "translation", 3, 0x86000007)
+    assert note(abort, lay, True) == (": the fetch at 0xffff1000 ran past the end of the trampoline "
+                                      "page [0xffff0000, 0xffff1000) -> 0x80009000")
+    assert note(abort, lay, False) == ""   # single-step: no trampoline
+    inside = FaultRecord(0, "prefetch_abort", 0xFFFF0010, 0xFFFF0010, "permission", 3, 0x8600000F)
+    assert note(inside, lay, True) == ""   # init code is there: the fault says enough
+
+
+# 4. The fault first; a hazard at the faulting instruction right below it, worded as its consequence.
+
+def test_the_exception_entry_hazard_follows_the_fault_it_comes_from():
+    from hypemu.report import summary
+    result = hypemu.run(scenario(**NO_BOUNCE))
+    lines = summary(result).splitlines()
+    fault = next(i for i, line in enumerate(lines) if line.startswith("  fault: "))
+    assert lines[fault + 1] == "    at the faulting instruction, hazard: missing_isb cpu0 pc=0xffff003c udf #0xdea0"
+    assert lines[fault + 2].strip() == (
+        "taking this exception reads HVBAR, whose write at 0x8000a028 (0x80009f80 -> 0xc000b000) no "
+        "ISB has synchronized yet: the exception may be taken to the old vectors")
+    assert not any(line.startswith("  hazard:") for line in lines)   # not repeated at the end
+
+
+# 5. A hazard on a data access that faults carries the exact VA, as the fault does.
+
+def test_a_hazard_on_a_faulting_access_has_the_faults_exact_va():
+    result = hypemu.run(scenario(inject=[{"skip": "dsb"}], steps=[
+        {"boot": "all"}, {"call": {"cpu": 0, "fn": "hyp_read", "args": [0x80009010]}}]))
+    assert result.fault["va"] == 0x80009010
+    assert [(h["kind"], h["va"]) for h in result.hazards] == [("missing_dsb", 0x80009010)]
+
+
+# 6. The README's hazard section says the checks report only what an access relied on, with the
+# `skip: dsb` example, and the example is what the code does.
+
+def test_the_readmes_skip_dsb_example_is_true():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "The checks report what an access or fetch *relied on*" in readme
+    assert "[{skip: dsb}]` alone on the default scenario passes (`ok`)" in readme
+    alone = hypemu.run(scenario(inject=[{"skip": "dsb"}]))
+    assert alone.outcome == "ok" and alone.hazards == []
