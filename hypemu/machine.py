@@ -72,7 +72,8 @@ class Machine:
         va = self.symbol(fn) if isinstance(fn, str) else fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
-        return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
+        name = fn if isinstance(fn, str) else f"{fn:#x}"
+        return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {name}")
 
     def hotplug(self, cpu: int, state: str) -> None:
         """CPU hotplug: ``off`` powers the CPU down (its HYP state is lost); ``on`` powers it up and
@@ -131,7 +132,7 @@ class Machine:
         try:
             return self.kernel.symbol(name)
         except KeyError:
-            raise UnknownFunction(name, sorted(self.kernel.image.runtime.globals)) from None
+            raise UnknownFunction(name, self.kernel.functions()) from None
 
     # --- inspection -----------------------------------------------------------------------------
     def translate(self, cpu: int, va: int, access: str = "read",
@@ -281,10 +282,12 @@ def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
         try:
             _run_step(m, step, result)
         except UnknownFunction as err:   # only the built runtime code knows its functions
-            s = m.scenario
-            line = s.step_lines[index] if index < len(s.step_lines) else None
-            raise ScenarioError(f"steps[{index}].{step.TAG}", str(err), s.file,
-                                line if s.file else None) from None
+            raise _step_error(m.scenario, index, step.TAG, err) from None
+
+
+def _step_error(s: Scenario, index: int, tag: str, err: Exception) -> ScenarioError:
+    line = s.step_lines[index] if index < len(s.step_lines) else None
+    return ScenarioError(f"steps[{index}].{tag}", str(err), s.file, line if s.file else None)
 
 
 def _run_step(m: Machine, step: "BootStep | CallStep | HotplugStep", result: Result) -> None:
@@ -294,7 +297,8 @@ def _run_step(m: Machine, step: "BootStep | CallStep | HotplugStep", result: Res
             m.boot("all" if cpus == "all" else list(cpus))
         case CallStep(cpu=cpu, fn=fn, args=args):
             value = m.call(cpu, fn, *args)
-            result.calls.append({"cpu": cpu, "fn": fn, "r0": value})
+            result.calls.append({"cpu": cpu, "fn": fn if isinstance(fn, str) else f"{fn:#x}",
+                                 "r0": value})
         case HotplugStep(cpu=cpu, state=state):
             m.hotplug(cpu, state)
         case _:
@@ -329,7 +333,8 @@ def _inject_input_error(err: inject.InjectError, s: Scenario) -> ScenarioError:
 
 def check_buildable(scenario: Scenario) -> Optional[str]:
     """Build the board without running a step (``hypemu validate``): an injection that does not fit
-    it raises ScenarioError; a layout the kernel side refuses is an outcome, returned as its reason."""
+    it, or a call of a function the runtime code lacks, raises ScenarioError; a layout the kernel
+    side refuses is an outcome, returned as its reason."""
     try:
         m = Machine(scenario)
         m.injector.check_remaps(m.kernel)
@@ -337,6 +342,12 @@ def check_buildable(scenario: Scenario) -> Optional[str]:
         return err.reason
     except inject.InjectError as err:
         raise _inject_input_error(err, scenario) from None
+    for index, step in enumerate(scenario.steps):
+        if isinstance(step, CallStep) and isinstance(step.fn, str):
+            try:
+                m.symbol(step.fn)
+            except UnknownFunction as err:
+                raise _step_error(scenario, index, step.TAG, err) from None
     return None
 
 

@@ -241,7 +241,7 @@ def _check_request(va: int, access: str) -> None:
     if access not in ACCESS_KINDS:
         raise ValueError(f"access must be one of {ACCESS_KINDS}, got {access!r}")
     if not 0 <= va < (1 << 32):
-        raise ValueError(f"VA {va!r} is not a 32-bit address")
+        raise ValueError(f"VA {va:#x} is not a 32-bit address")
 
 
 def table_walk(read64: ReadPhys, regime: Regime, va: int,

@@ -128,3 +128,56 @@ def test_the_readmes_skip_dsb_example_is_true():
     assert "[{skip: dsb}]` alone on the default scenario passes (`ok`)" in readme
     alone = hypemu.run(scenario(inject=[{"skip": "dsb"}]))
     assert alone.outcome == "ok" and alone.hazards == []
+
+
+# 8. validate checks call and skip names on the built board, with did-you-mean and only functions.
+
+CALLABLE = ("hyp_get_sp, hyp_probe, hyp_read, hyp_sum, hyp_tlbi_all, hyp_tlbi_all_is, hyp_tlbi_va, "
+            "hyp_tlbi_va_is, hyp_touch, hyp_write")
+
+
+def _cli(capsys, *argv):
+    from hypemu.cli import main
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_finds_a_misspelt_function_and_lists_only_callable_ones(capsys, tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nsteps:\n  - boot: all\n  - call: {cpu: 0, fn: hyp_prob}\n")
+    code, out, err = _cli(capsys, "validate", str(path))
+    assert code == 2 and out == ""
+    assert err == (f"hypemu: {path}:4: steps[1].call: no HYP function 'hyp_prob' in the runtime code: "
+                   f"did you mean hyp_probe? (callable: {CALLABLE})\n")
+
+
+def test_an_unknown_skip_symbol_gets_a_did_you_mean(capsys, tmp_path):
+    path = tmp_path / "skip.yaml"
+    path.write_text("name: skip\ninject: [{skip: {symbol: __kvm_hyp_inti}}]\n")
+    code, _, err = _cli(capsys, "validate", str(path))
+    assert code == 2 and err == (f"hypemu: {path}:2: inject[0].skip.symbol: no symbol "
+                                 f"'__kvm_hyp_inti' in the init or runtime code: did you mean "
+                                 f"__kvm_hyp_init?\n")
+
+
+# 9. A HYP VA as `fn:` (as Machine.call takes it); numbers in messages in hex.
+
+def test_a_call_by_hyp_va_runs_and_reads_in_hex():
+    m = machine()
+    va = m.symbol("hyp_probe")
+    result = hypemu.run(scenario(steps=[{"boot": "all"}, {"call": {"cpu": 0, "fn": va}}]))
+    assert result.outcome == "ok" and result.calls[0]["fn"] == f"{va:#x}"
+    assert result.calls[0]["r0"] == hypemu.run(scenario()).calls[0]["r0"]
+
+
+def test_a_wrong_fn_and_other_large_numbers_are_shown_in_hex():
+    with pytest.raises(hypemu.ScenarioError) as err:
+        from_mapping(scenario(steps=[{"boot": "all"}, {"call": {"cpu": 0, "fn": [0xC000A100]}}]))
+    assert "or its HYP VA, got a list" in str(err.value)
+    with pytest.raises(hypemu.ScenarioError) as err:
+        from_mapping(scenario(steps=[{"boot": 0xC000A100}]))
+    assert str(err.value).endswith("got 0xc000a100")
+    with pytest.raises(hypemu.ScenarioError) as err:   # beyond 32 bits
+        from_mapping(scenario(steps=[{"boot": "all"}, {"call": {"cpu": 0, "fn": 1 << 32}}]))
+    assert str(err.value).endswith("must be 0x0..0xffffffff, got 0x100000000")

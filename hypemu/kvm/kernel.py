@@ -110,8 +110,17 @@ class Kernel:
                  during=f"the HYP TLB invalidation of {va:#x}")
 
     def symbol(self, name: str) -> int:
-        """The HYP VA of a runtime HYP function (``fn:`` of a call step)."""
+        """The HYP VA of a label of the runtime HYP code (``fn:`` of a call step names one of
+        ``functions()``); KeyError if there is none."""
         return self.image.runtime.address(name)
+
+    def functions(self) -> list[str]:
+        """The runtime HYP functions, as an unknown ``fn:`` lists them: the globals of the runtime
+        code except the vector table (HVBAR's target, entered by exceptions) and the markers past
+        its last word (labels a call could name, but no function)."""
+        rt = self.image.runtime
+        vectors = rt.address("__kvm_hyp_vector")
+        return sorted(n for n in rt.globals if rt.symbols[n] != vectors and rt.symbols[n] < rt.end)
 
     @property
     def budget(self) -> Budget:

@@ -137,7 +137,9 @@ class CallStep:
     TAG: ClassVar[str] = "call"
     BODY: ClassVar[Optional[tuple[v.Kind, str]]] = None
     cpu: int = key(CPU_ID, "CPU that issues the HVC", 0)
-    fn: str = key(IDENT_KIND, "required: the runtime HYP function to call")
+    fn: Union[str, int] = key(
+        v.other("identifier or address", {"anyOf": [IDENT_KIND.schema, ADDRESS.schema]}),
+        "required: the runtime HYP function to call, by name or by HYP VA (as `Machine.call`)")
     args: tuple[int, ...] = key(
         v.other("list of int", {"type": "array", "maxItems": MAX_ARGS, "items": ARG.schema}),
         "up to 3 arguments (r1-r3), each 0..0xffffffff", [])

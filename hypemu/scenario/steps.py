@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from ..errors import ScenarioError
 from . import values as v
 from .keys import INJECT_DEFAULTS, STEP_DEFAULTS, kind_of, required
-from .models import (ARG, CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
+from .models import (ADDRESS, ARG, CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
                      SKIP_BARRIERS, STEP_TYPES, BootStep, CallStep, Corrupt, HotplugStep, Injection,
                      Remap, Skip, Step)
 from .sections import cpu_id, mapping
@@ -51,9 +51,11 @@ def _boot(value: Any, key: str, cpus: int) -> BootStep:
 def _call(value: Any, key: str, cpus: int) -> CallStep:
     call = mapping(value, key, "steps[].call", required("steps[].call"))
     fn = call["fn"]
-    if not isinstance(fn, str) or not v.IDENT.fullmatch(fn):
+    if isinstance(fn, int) and not isinstance(fn, bool):   # a HYP VA, as Machine.call takes
+        fn = ADDRESS.parse(fn, f"{key}.fn")
+    elif not isinstance(fn, str) or not v.IDENT.fullmatch(fn):
         raise ScenarioError(f"{key}.fn", f"expected the name of a runtime HYP function (an identifier "
-                                         f"such as hyp_probe), got {v.describe(fn)}")
+                                         f"such as hyp_probe) or its HYP VA, got {v.describe(fn)}")
     call = {**STEP_DEFAULTS["call"], **call}
     args = v.as_list(call["args"], f"{key}.args")
     if len(args) > MAX_ARGS:

@@ -32,8 +32,10 @@ def describe(value: Any) -> str:
         return "null (an empty value)"
     if isinstance(value, bool):
         return f"{str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans)"
-    if isinstance(value, int):
-        return "a number too large" if abs(value) > TOO_LARGE else repr(value)
+    if isinstance(value, int):   # from 0x1000 on a number is an address or a size here: hex
+        if abs(value) > TOO_LARGE:
+            return "a number too large"
+        return f"{value:#x}" if abs(value) >= 0x1000 else repr(value)
     if isinstance(value, float):
         return f"{value!r} (a float)"
     if isinstance(value, str):
