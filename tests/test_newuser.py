@@ -181,3 +181,26 @@ def test_a_wrong_fn_and_other_large_numbers_are_shown_in_hex():
     with pytest.raises(hypemu.ScenarioError) as err:   # beyond 32 bits
         from_mapping(scenario(steps=[{"boot": "all"}, {"call": {"cpu": 0, "fn": 1 << 32}}]))
     assert str(err.value).endswith("must be 0x0..0xffffffff, got 0x100000000")
+
+
+# 7. A batch runs every file; bad ones are errors, counted at the end, exit 2.
+
+def test_a_batch_runs_past_bad_files_and_counts_errors(capsys, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\n")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: typo\nsteps:\n  - boot: all\n  - call: {cpu: 0, fn: hyp_prob}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmachine: {cpus: 99}\n")
+    failing = tmp_path / "failing.yaml"
+    failing.write_text("name: failing\nexpect: {outcome: fault}\n")
+    code, out, err = _cli(capsys, "run", str(good), str(typo), str(bad), str(failing))
+    assert code == 2
+    assert out.count("PASS good") == 1 and out.count("FAIL failing") == 1
+    assert out.splitlines()[-1] == "1 passed, 1 failed, 2 errors"
+    assert err.splitlines() == [
+        f"hypemu: {typo}:4: steps[1].call: no HYP function 'hyp_prob' in the runtime code: did you "
+        f"mean hyp_probe? (callable: {CALLABLE})",
+        f"hypemu: {bad}:2: machine.cpus: must be 1..8, got 99"]
+    code, out, _ = _cli(capsys, "run", str(good), str(failing))
+    assert code == 1 and out.splitlines()[-1] == "1 passed, 1 failed, 0 errors"
