@@ -204,3 +204,43 @@ def test_a_batch_runs_past_bad_files_and_counts_errors(capsys, tmp_path):
         f"hypemu: {bad}:2: machine.cpus: must be 1..8, got 99"]
     code, out, _ = _cli(capsys, "run", str(good), str(failing))
     assert code == 1 and out.splitlines()[-1] == "1 passed, 1 failed, 0 errors"
+
+
+# 10. One rule for YAML 1.1 booleans: on/off where documented (hotplug.state), booleans for bool
+# keys, the hint everywhere else.
+
+def _load(tmp_path, text):
+    from hypemu.scenario import load_file
+    path = tmp_path / "b.yaml"
+    path.write_text(text)
+    return load_file(str(path))
+
+
+HOTPLUG = "name: h\nmachine: {{cpus: 2}}\nsteps:\n  - boot: all\n  - hotplug: {{cpu: 1, state: {}}}\n"
+HINT = "YAML 1.1 reads yes/no/on/off/true/false as booleans"
+
+
+@pytest.mark.parametrize("word", ["no", "yes", "true", "False"])
+def test_a_hotplug_state_other_than_on_off_is_refused_with_the_hint(tmp_path, word):
+    with pytest.raises(hypemu.ScenarioError) as err:
+        _load(tmp_path, HOTPLUG.format(word))
+    assert str(err.value).endswith(f":5: steps[1].hotplug.state: expected one of on, off, got "
+                                   f"{word.lower() if word in ('true', 'False') else word} ({HINT}"
+                                   + ("; quote it to mean the word)" if word not in ("true", "False")
+                                      else ")"))
+
+
+@pytest.mark.parametrize("word", ["off", "Off", "'off'"])
+def test_off_in_any_spelling_is_the_state_off(tmp_path, word):
+    assert _load(tmp_path, HOTPLUG.format(word)).steps[1].state == "off"
+
+
+def test_bool_keys_take_yaml_11_booleans_and_other_keys_hint(tmp_path):
+    text = ("name: r\nsteps: [{boot: all}, {call: {fn: hyp_probe}}]\n"
+            "inject: [{remap: {table: runtime, va: 0xc000b000, to: 0x80100000, bbm: no, "
+            "tlbi: on, at: 1}}]\n")
+    remap = _load(tmp_path, text).inject[0]
+    assert (remap.bbm, remap.tlbi) == (False, True)
+    with pytest.raises(hypemu.ScenarioError) as err:
+        _load(tmp_path, "name: x\nhyp: {bounce_page: no}\n")
+    assert f"got no ({HINT}; quote it to mean the word)" in str(err.value)

@@ -60,7 +60,8 @@ PA = v.int_kind("size", 0, PHYS_LIMIT - 1, size=True, hexa=True)        # a PA, 
 ARG = v.int_kind("int", 0, U32, hexa=True)
 IDENT_KIND = v.Kind("identifier", {"type": "string", "pattern": v.IDENT_PATTERN})
 CPU_ID = v.int_kind("int", 0, MAX_CPUS - 1)
-# YAML 1.1 reads a bare on/off as a boolean: the loader takes true/false as on/off.
+# YAML 1.1 reads a bare on/off as a boolean: the loader keeps the word (values.BoolWord), and the
+# schema allows true/false for the YAML 1.1 readers of editors (a file's true/false is refused).
 HOTPLUG_STATE = v.Choice("on|off", {"enum": [*HOTPLUG_STATES, True, False]}, HOTPLUG_STATES)
 LIST = v.other("list", {"type": "array"})
 MAPPING = v.other("mapping", {"type": "object"})

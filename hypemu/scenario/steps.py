@@ -68,8 +68,8 @@ def _call(value: Any, key: str, cpus: int) -> CallStep:
 def _hotplug(value: Any, key: str, cpus: int) -> HotplugStep:
     plug = mapping(value, key, "steps[].hotplug", required("steps[].hotplug"))
     state = plug["state"]
-    if isinstance(state, bool):          # YAML 1.1 reads a bare on/off as a boolean
-        state = "on" if state else "off"
+    if isinstance(state, v.BoolWord) and state.lower() in ("on", "off"):
+        state = state.lower()            # the words this key documents, whatever YAML 1.1 makes of them
     return HotplugStep(cpu_id(plug["cpu"], f"{key}.cpu", cpus),
                        v.choice(state, f"{key}.state", HOTPLUG_STATES))
 

@@ -26,12 +26,32 @@ SIZE_PATTERN = (r"^\s*(0[xX]_?[0-9a-fA-F]{1,20}(_[0-9a-fA-F]+)*|[0-9]{1,20}\s*(K
 IDENT_PATTERN = "^" + IDENT.pattern + "$"
 
 
+class BoolWord(str):
+    """A YAML 1.1 boolean spelt as a word other than true/false (``yes``, ``no``, ``on``, ``off``
+    in the spellings PyYAML resolves), as the loader reads it: the word as written, and ``truth``,
+    what YAML 1.1 makes of it. The one rule: a bool key takes it as that boolean (``flag``), a key that
+    documents these words takes the word (``hotplug.state``: on/off); any other key refuses it
+    with the YAML 1.1 hint (``describe``), as it refuses true/false."""
+
+    truth: bool
+
+    def __new__(cls, word: str, truth: bool) -> "BoolWord":
+        made = super().__new__(cls, word)
+        made.truth = truth
+        return made
+
+
+YAML11_HINT = "YAML 1.1 reads yes/no/on/off/true/false as booleans"
+
+
 def describe(value: Any) -> str:
     """A value as the user wrote it in YAML, for messages."""
     if value is None:
         return "null (an empty value)"
     if isinstance(value, bool):
-        return f"{str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans)"
+        return f"{str(value).lower()} ({YAML11_HINT})"
+    if isinstance(value, BoolWord):
+        return f"{value} ({YAML11_HINT}; quote it to mean the word)"
     if isinstance(value, int):   # from 0x1000 on a number is an address or a size here: hex
         if abs(value) > TOO_LARGE:
             return "a number too large"
@@ -125,7 +145,7 @@ def choice(value: Any, key: str, choices: Sequence[str]) -> str:
 
 
 def string(value: Any, key: str) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, BoolWord):
         raise ScenarioError(key, f"expected a string, got {describe(value)}")
     return value
 
@@ -137,6 +157,8 @@ def as_list(value: Any, key: str) -> list[Any]:
 
 
 def flag(value: Any, key: str) -> bool:
+    if isinstance(value, BoolWord):   # a bool key takes every YAML 1.1 boolean
+        return value.truth
     if not isinstance(value, bool):
         raise ScenarioError(key, f"expected true or false, got {describe(value)}")
     return value
