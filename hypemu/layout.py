@@ -51,8 +51,8 @@ class Layout:
     page_offset: int
     image_base: int
     pl1_text: int                     # kvm_call_hyp, the stub and the return sentinel
-    idmap_start: int                  # __kvm_hyp_init in the image
-    idmap_end: int                    # __kvm_hyp_init_end
+    init_start: int                   # __kvm_hyp_init in the image
+    init_end: int                     # __kvm_hyp_init_end in the image
     hyp_text: int                     # runtime vectors and HYP functions
     hyp_text_size: int
     hyp_data: int                     # the HYP data page (the word hyp_probe reads)
@@ -62,6 +62,9 @@ class Layout:
     bounce_page: Optional[int] = None
     tables: list[int] = field(default_factory=list)
     free: list[tuple[int, int]] = field(default_factory=list)   # lowmem PA ranges left to allocate
+    boot_pgd: Optional[int] = None    # set once the kernel side has built its tables
+    runtime_pgd: Optional[int] = None
+    has_trampoline: bool = True       # False for single-step (no trampoline: JSON nulls)
 
     @property
     def phys_offset(self) -> int:
@@ -84,11 +87,31 @@ class Layout:
     def init_pa(self) -> int:
         """Where the init code runs: the start of the bounce page when there is one (the kernel
         copies it there), else in the image."""
-        return self.idmap_start if self.bounce_page is None else self.bounce_page
+        return self.init_start if self.bounce_page is None else self.bounce_page
 
     @property
     def init_size(self) -> int:
-        return self.idmap_end - self.idmap_start
+        return self.init_end - self.init_start
+
+    @property
+    def idmap_start(self) -> int:
+        """The start of the init code the idmap maps (kvm_mmu_init's hyp_idmap_start, which is the
+        bounce page once the code was bounced); as in the JSON layout."""
+        return self.init_pa
+
+    @property
+    def idmap_end(self) -> int:
+        return self.init_pa + self.init_size
+
+    def to_dict(self) -> dict[str, Optional[int]]:
+        """The result's ``layout`` object (docs/DESIGN.md section 6): the same names as these
+        attributes; the trampoline's are null without a trampoline (single-step)."""
+        tramp = self.has_trampoline
+        return {"boot_pgd": self.boot_pgd, "runtime_pgd": self.runtime_pgd,
+                "idmap_start": self.idmap_start, "idmap_end": self.idmap_end,
+                "trampoline_va": self.trampoline_va if tramp else None,
+                "trampoline_pa": self.trampoline_pa if tramp else None,
+                "bounce_page": self.bounce_page}
 
     @property
     def trampoline_pa(self) -> int:
@@ -96,7 +119,7 @@ class Layout:
         return self.init_pa & PAGE_MASK
 
     def crosses_page(self) -> bool:
-        return (self.idmap_start ^ (self.idmap_end - 1)) & PAGE_MASK != 0
+        return (self.init_start ^ (self.init_end - 1)) & PAGE_MASK != 0
 
     def alloc_page(self, what: str) -> int:
         """A zeroed page for the kernel (the real kernel's __get_free_page, GFP_KERNEL): from lowmem
@@ -125,12 +148,12 @@ def place_image(banks: list[Bank], page_offset: int, text_offset: int, idmap_off
     Raises ConfigError for a layout the kernel could not even load (beyond its bank or lowmem)."""
     first = banks[0]
     image_base = first.base + text_offset
-    idmap_start = image_base + (PAGE_SIZE if idmap_offset is None else idmap_offset)
-    idmap_end = idmap_start + init_size
+    init_start = image_base + (PAGE_SIZE if idmap_offset is None else idmap_offset)
+    init_end = init_start + init_size
     if idmap_offset is not None and idmap_offset < PAGE_SIZE:
         raise ConfigError(f"kernel.hyp_idmap_offset {idmap_offset:#x} overlaps the kernel's first "
                           f"page of PL1 code (it must be at least {PAGE_SIZE:#x})")
-    hyp_text = page_align_up(idmap_end)
+    hyp_text = page_align_up(init_end)
     hyp_data = page_align_up(hyp_text + hyp_text_size)
     image_end = hyp_data + PAGE_SIZE
     if image_end > first.end:
@@ -142,7 +165,7 @@ def place_image(banks: list[Bank], page_offset: int, text_offset: int, idmap_off
                           f"of lowmem at {lowmem_end:#x}: the kernel runs in its linear map, which "
                           f"ends where the vmalloc area starts")
     layout = Layout(banks=list(banks), page_offset=page_offset, image_base=image_base,
-                  pl1_text=image_base, idmap_start=idmap_start, idmap_end=idmap_end,
+                  pl1_text=image_base, init_start=init_start, init_end=init_end,
                   hyp_text=hyp_text, hyp_text_size=hyp_text_size, hyp_data=hyp_data,
                   image_end=image_end, trampoline_va=trampoline_va)
     # __get_free_page's lowmem: the kernel's bank above the image, then every other bank's

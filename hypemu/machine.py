@@ -256,14 +256,8 @@ class Result:
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
-    """The layout of docs/DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
-    and there is no trampoline (null)."""
-    lay, single = m.layout, not m.kernel.design.trampoline
-    return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
-            "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
-            "trampoline_va": None if single else lay.trampoline_va,
-            "trampoline_pa": None if single else lay.trampoline_pa,
-            "bounce_page": lay.bounce_page}
+    """The layout of docs/DESIGN.md section 6 (``Layout.to_dict``: the Python layout's names)."""
+    return dict(m.layout.to_dict())
 
 
 def _where(s: Scenario, index: Optional[int]) -> str:
@@ -305,6 +299,13 @@ def _run_step(m: Machine, step: "BootStep | CallStep | HotplugStep", result: Res
             raise TypeError(f"not a step: {step!r}")   # the loader makes only the three
 
 
+def _shown(key: str, value: Any) -> str:
+    """A fault field as the summary prints it: addresses and the HSR in hex, ``null`` for none."""
+    if value is None:
+        return "null"
+    return f"{value:#x}" if key in ("pc", "va", "hsr") and isinstance(value, int) else str(value)
+
+
 def _judge(result: Result, expect: Expect) -> None:
     """Compare the outcome with the expectation: outcome, partial fault match, hazard kinds."""
     if result.outcome != result.expected:
@@ -313,7 +314,8 @@ def _judge(result: Result, expect: Expect) -> None:
         got = result.fault or {}
         for key, value in expect.fault.items():
             if got.get(key) != value:
-                result.mismatch.append(f"fault.{key} is {got.get(key)!r}, expected {value!r}")
+                result.mismatch.append(f"fault.{key} is {_shown(key, got.get(key))}, "
+                                       f"expected {_shown(key, value)}")
     kinds = {h["kind"] for h in result.hazards}
     for kind in expect.hazards or ():
         if kind not in kinds:

@@ -244,3 +244,32 @@ def test_bool_keys_take_yaml_11_booleans_and_other_keys_hint(tmp_path):
     with pytest.raises(hypemu.ScenarioError) as err:
         _load(tmp_path, "name: x\nhyp: {bounce_page: no}\n")
     assert f"got no ({HINT}; quote it to mean the word)" in str(err.value)
+
+
+# 11. One style for none and for addresses: a mismatch reads like the summary (null, hex).
+
+def test_a_fault_mismatch_prints_null_and_hex_like_the_summary():
+    result = hypemu.run(scenario(expect={"outcome": "fault", "fault": {
+        "va": 0x80009010, "fsc": "translation", "level": 2, "hsr": 0x96000005}}))
+    assert result.mismatch == ["outcome ok, expected fault", "fault.va is null, expected 0x80009010",
+                               "fault.fsc is null, expected translation",
+                               "fault.level is null, expected 2",
+                               "fault.hsr is null, expected 0x96000005"]
+
+
+# 13. The Python layout has every field of the JSON layout, with the same names and values.
+
+@pytest.mark.parametrize("sections", [{}, {"kernel": {"hyp_idmap_offset": 0x1F80}},
+                                      {"hyp": {"init": "single-step"}}],
+                         ids=["default", "bounced", "single-step"])
+def test_the_python_layout_has_the_json_layouts_fields(sections):
+    m = machine(**sections)
+    result = hypemu.run(scenario(**sections))
+    assert m.layout.to_dict() == result.layout
+    tramp = m.kernel.design.trampoline
+    for name, value in result.layout.items():
+        if tramp or not name.startswith("trampoline"):
+            assert getattr(m.layout, name) == value, name
+    assert m.layout.runtime_pgd == m.kernel.runtime_pgd and m.layout.boot_pgd == m.kernel.boot_pgd
+    if "kernel" in sections:   # bounced: the idmap is the bounce page, the image keeps init_start
+        assert m.layout.idmap_start == m.layout.bounce_page != m.layout.init_start

@@ -50,7 +50,7 @@ def test_init_code_across_a_page_uses_a_bounce_page_and_boots():
     lay = m.layout
     assert lay.crosses_page() and lay.bounce_page is not None
     assert lay.init_pa == lay.bounce_page == lay.trampoline_pa   # copied to the page's start
-    assert m.read_phys(lay.bounce_page, lay.init_size) == m.read_phys(lay.idmap_start, lay.init_size)
+    assert m.read_phys(lay.bounce_page, lay.init_size) == m.read_phys(lay.init_start, lay.init_size)
     m.boot()
     assert m.call(0, "hyp_probe") == m.read32(lay.hyp_data)
     for table in ("boot", "runtime"):
@@ -65,7 +65,7 @@ def test_without_bounce_page_the_trampoline_jump_lands_in_the_wrong_page():
     sections = dict(kernel={"hyp_idmap_offset": 0x1F80}, hyp={"bounce_page": "never"})
     m = machine(**sections)
     target = m.kernel.image.init.address("trampoline_target")
-    assert target & ~0xFFF != m.layout.idmap_start & ~0xFFF    # the label is in the second page
+    assert target & ~0xFFF != m.layout.init_start & ~0xFFF    # the label is in the second page
     result = hypemu.run(scenario(name="no-bounce", **sections))
     assert result.outcome == "fault"
     assert result.fault == {"cpu": 0, "kind": "undefined", "pc": 0xFFFF0000 | (target & 0xFFF),

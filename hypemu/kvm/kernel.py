@@ -154,7 +154,7 @@ class Kernel:
         """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then the design's
         init HVCs in the scenario's call convention."""
         lay = self.layout
-        vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.idmap_start)
+        vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.init_start)
         self.hvc(cpu, vectors_pa, during="the HVC to the stub (set HVBAR)")
         stack_top = lay.kva(lay.stacks[cpu]) + PAGE_SIZE
         vectors = self.image.runtime.address("__kvm_hyp_vector")
