@@ -56,13 +56,26 @@ class Hazard:
     insn: Optional[int] = None     # the instruction word at pc, for the disassembly
     event: int = -1                # index of its event in the log
 
+    @property
+    def disasm(self) -> Optional[str]:
+        """The disassembly of ``insn`` (the JSON report's ``disasm``); None for the kernel side."""
+        if self.insn is None:
+            return None
+        from .trace import disassemble   # capstone only when a report is rendered
+        return disassemble(self.insn, self.pc or 0)
+
     def to_dict(self) -> dict[str, Any]:
-        disasm = None
-        if self.insn is not None:
-            from .trace import disassemble   # capstone only when a report is rendered
-            disasm = disassemble(self.insn, self.pc or 0)
+        """The JSON report: the fields of this repr (``disasm``, not the word ``insn``)."""
         return {"kind": self.kind, "cpu": self.cpu, "pc": self.pc, "va": self.va,
-                "disasm": disasm, "detail": self.detail}
+                "disasm": self.disasm, "detail": self.detail}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={_shown(k, v)}" for k, v in self.to_dict().items())
+        return f"Hazard({shown})"
+
+
+def _shown(key: str, value: Any) -> str:
+    return f"{value:#x}" if key in ("pc", "va") and isinstance(value, int) else repr(value)
 
 
 @dataclass

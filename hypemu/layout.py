@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import ConfigError
+from .hexrepr import hex_repr
 from .lpae import PAGE_SIZE
 
 PAGE_MASK = ~(PAGE_SIZE - 1)
@@ -32,6 +33,9 @@ class Bank:
 
     base: int
     size: int
+
+    def __repr__(self) -> str:
+        return hex_repr(self)
 
     @property
     def end(self) -> int:
@@ -61,10 +65,13 @@ class Layout:
     stacks: list[int] = field(default_factory=list)   # one page per CPU
     bounce_page: Optional[int] = None
     tables: list[int] = field(default_factory=list)
-    free: list[tuple[int, int]] = field(default_factory=list)   # lowmem PA ranges left to allocate
+    free: list[tuple[int, int]] = field(default_factory=list, repr=False)   # lowmem left to allocate
     boot_pgd: Optional[int] = None    # set once the kernel side has built its tables
     runtime_pgd: Optional[int] = None
     has_trampoline: bool = True       # False for single-step (no trampoline: JSON nulls)
+
+    def __repr__(self) -> str:
+        return hex_repr(self)
 
     @property
     def phys_offset(self) -> int:

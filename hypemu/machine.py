@@ -139,12 +139,16 @@ class Machine:
                   pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
         """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
         model first, then a walk of its HTTBR; a plain PA when its HYP MMU is off); ``"boot"``,
-        ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR."""
+        ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR. A
+        Translation's ``source`` says which: ``"tlb"`` or ``"walk"``."""
         self._check_cpu(cpu)
         if isinstance(pgd, str) and pgd not in ("boot", "runtime"):
             raise UsageError(f"pgd must be None, 'boot', 'runtime' or a PA, got {pgd!r}")
         ttbr = self.kernel.pgd(pgd) if isinstance(pgd, str) else pgd
-        return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
+        t = self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
+        if isinstance(t, Translation) and any(t is e for e in self.core.cpus[cpu].tlb.entries()):
+            return replace(t, source="tlb")   # served by the CPU's TLB model
+        return t
 
     def tables(self, pgd: Union[str, int], cpu: int = 0) -> ptdump.TableDump:
         """A ptdump-style listing of a HYP table as it is in memory now: ``"boot"``, ``"runtime"``

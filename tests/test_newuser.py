@@ -273,3 +273,49 @@ def test_the_python_layout_has_the_json_layouts_fields(sections):
     assert m.layout.runtime_pgd == m.kernel.runtime_pgd and m.layout.boot_pgd == m.kernel.boot_pgd
     if "kernel" in sections:   # bounced: the idmap is the bounce page, the image keeps init_start
         assert m.layout.idmap_start == m.layout.bounce_page != m.layout.init_start
+
+
+# 14. The result types are exported, a Python hazard is its JSON report, reprs are hex, and a
+# Translation says whether the TLB or a walk gave it.
+
+def test_the_readme_hazard_example_and_the_exported_types():
+    m = hypemu.Machine({"name": "probe", "machine": {"cpus": 2}})
+    m.boot()
+    m.call(0, "hyp_probe")
+    m.remap("runtime", 0xC000B000, 0x82000000, bbm=False)
+    [hazard] = m.hazards
+    assert isinstance(hazard, hypemu.Hazard) and hazard.kind == "bbm"
+    assert repr(hazard).startswith("Hazard(kind='bbm', cpu=None, pc=None, va=0xc000b000, disasm=None")
+    assert set(hazard.to_dict()) == {"kind", "cpu", "pc", "va", "disasm", "detail"}
+    assert all(getattr(hazard, k) == v for k, v in hazard.to_dict().items())
+    assert isinstance(m.layout, hypemu.Layout) and isinstance(m.tables("boot"), hypemu.TableDump)
+    for name in ("Hazard", "Layout", "TableDump"):
+        assert name in hypemu.__all__
+
+
+def test_a_guest_hazard_has_the_disassembly_as_in_json():
+    result = hypemu.run(scenario(inject=[{"skip": "dsb"}], steps=[
+        {"boot": "all"}, {"call": {"cpu": 0, "fn": "hyp_read", "args": [0x80009010]}}]))
+    m = machine(inject=[{"skip": "dsb"}])
+    m.boot()
+    with pytest.raises(hypemu.GuestFault):
+        m.call(0, "hyp_read", 0x80009010)
+    [hazard] = m.hazards
+    assert hazard.disasm == result.hazards[0]["disasm"] == "ldr r0, [r0]"
+    assert "pc=0xc000a078, va=0x80009010, disasm='ldr r0, [r0]'" in repr(hazard)
+
+
+def test_translation_and_fault_reprs_are_hex_and_say_their_source(booted):
+    fresh = booted.translate(0, 0xC000B000, "read", pgd="runtime")
+    assert fresh.source == "walk"
+    assert repr(fresh).startswith("Translation(va=0xc000b000, pa=0x8000b000, level=3, size=0x1000,")
+    booted.call(0, "hyp_probe")   # reads the HYP data page: its entry is now in cpu0's TLB
+    cached = booted.translate(0, 0xC000B000, "read")
+    assert cached.source == "tlb" and cached == fresh   # the source does not make them differ
+    assert booted.translate(0, 0xC000B000, "read", pgd="runtime").source == "walk"
+    fault = booted.translate(0, 0x80009000, "read", pgd="runtime")
+    assert repr(fault).startswith("Fault(type='translation', level=1, va=0x80009000, access='read'")
+    from hypemu.cpu.context import FaultRecord
+    assert repr(FaultRecord(1, "data_abort", 0xC000A078, 0x80009010, "translation", 1, 0x96000005)) \
+        == ("FaultRecord(cpu=1, kind='data_abort', pc=0xc000a078, va=0x80009010, fsc='translation', "
+            "level=1, hsr=0x96000005, detail='')")
