@@ -15,7 +15,8 @@ Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
   ``UsageError`` (a ``ValueError``): a ``Machine`` call that cannot be done. For step-by-step use
   ``GuestFault`` (the guest took an exception the flow did not expect; ``.record`` is a
   ``FaultRecord``) and ``BudgetExhausted`` (a step's instruction budget ran out). Anything else
-  is a bug of hypemu.
+  is a bug of hypemu. ``StepInjectionWarning``: a Machine driven by ``boot``/``call``/``hotplug``
+  does not apply its scenario's ``remap`` injections (``run_step``/``run_steps`` do).
 - ``SCENARIO_SCHEMA`` / ``scenario_schema()``: the JSON Schema of scenario files, generated from
   the typed models of ``hypemu.scenario``.
 - Types that appear in those signatures and results: ``Scenario``, ``Translation`` and ``Fault``
@@ -47,20 +48,21 @@ _API = {
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "errors",
     "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
-    "Event": "events", "Hazard": "hazards", "Layout": "layout", "TableDump": "ptdump",
+    "StepInjectionWarning": "errors", "Event": "events", "Hazard": "hazards", "Layout": "layout", "TableDump": "ptdump",
 }
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
     "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Fault", "FaultRecord",
     "GuestFault", "Hazard", "HypemuError", "InputError", "Layout", "Machine", "NotModelled", "RESULT_SCHEMA", "Result",
-    "SCENARIO_SCHEMA", "Scenario", "ScenarioError", "TableDump", "Translation", "UsageError", "__version__",
+    "SCENARIO_SCHEMA", "Scenario", "ScenarioError", "StepInjectionWarning", "TableDump", "Translation", "UsageError", "__version__",
     "load_scenario", "result_schema", "run", "scenario_schema",
 ]
 
 if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` imports on first use
     from .asm import AsmError
     from .cpu import FaultRecord
-    from .errors import ConfigError, HypemuError, InputError, NotModelled, ScenarioError, UsageError
+    from .errors import (ConfigError, HypemuError, InputError, NotModelled, ScenarioError,
+                         StepInjectionWarning, UsageError)
     from .events import Event
     from .hazards import Hazard
     from .layout import Layout

@@ -90,3 +90,8 @@ class OptionError(InputError):
 
 class UsageError(HypemuError, ValueError):
     """A ``Machine`` API call that cannot be done (raised only at that API boundary)."""
+
+
+class StepInjectionWarning(UserWarning):
+    """A ``Machine`` driven by ``boot``/``call``/``hotplug`` does not apply its scenario's
+    step-bound injections (``remap ... at: N``); ``Machine.run_step``/``run_steps`` do."""

@@ -8,12 +8,13 @@ section 6). Which exceptions are the user's input and which are bugs: ``hypemu.e
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
 from . import faultsite, inject, memmap, ptdump
-from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
-                     UsageError)
+from .errors import (ConfigError, InputError, NotModelled, ScenarioError, StepInjectionWarning,
+                     UnknownFunction, UsageError)
 from .events import Event
 from .hazards import Checks, Hazard
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
@@ -26,7 +27,10 @@ HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
 
 class Machine:
     """One simulated board with the scenario's RAM, CPUs and kernel layout, its HYP tables built
-    and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
+    and the scenario's ``skip`` and ``corrupt`` injections applied; no CPU is running yet (call
+    ``boot``, or ``run_step``/``run_steps`` for the scenario's own steps). A ``remap`` injection
+    belongs to a step: ``run_step`` applies it; driving the board with ``boot``/``call``/
+    ``hotplug`` instead warns once (``StepInjectionWarning``) that it is not applied.
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
@@ -45,6 +49,11 @@ class Machine:
         self.kernel = Kernel(self.core, plan, self.runner)
         self.layout = self.kernel.layout
         self.injector.after_tables(self.kernel)
+        self.calls: list[dict[str, Any]] = []   # the call steps run_step ran: {cpu, fn, r0}
+        self.step_index: Optional[int] = None   # the scenario step in progress or last run
+        self._stepping = False
+        self._unapplied = [f"inject[{i}] (before steps[{e.at}])" for i, e in
+                           self.injector.entries if isinstance(e, inject.Remap)]
 
     # --- steps ----------------------------------------------------------------------------------
     def boot(self, cpus: Union[str, list[int]] = "all") -> None:
@@ -89,9 +98,45 @@ class Machine:
         else:
             self.boot([cpu])
 
+    def run_step(self, index: int) -> Optional[int]:
+        """``steps[index]`` of the scenario, as ``hypemu.run`` runs it: first the ``remap``
+        injections due before it, then the step (a fault or a budget raises ``GuestFault`` /
+        ``BudgetExhausted``). Returns r0 of a call step, else None."""
+        step, self.step_index, r0 = self.scenario.steps[index], index, None
+        self.injector.before_step(index, self.kernel, self.runner.new_step)
+        self._unapplied = [u for u in self._unapplied if not u.endswith(f"[{index}])")]
+        self._stepping = True
+        try:
+            match step:
+                case BootStep(cpus=cpus):
+                    self.boot("all" if cpus == "all" else list(cpus))
+                case CallStep(cpu=cpu, fn=fn, args=args):
+                    r0 = self.call(cpu, fn, *args)
+                    self.calls.append({"cpu": cpu, "fn": fn if isinstance(fn, str) else f"{fn:#x}",
+                                       "r0": r0})
+                case HotplugStep(cpu=cpu, state=state):
+                    self.hotplug(cpu, state)
+        except UnknownFunction as err:   # only the built runtime code knows its functions
+            raise _step_error(self.scenario, index, step.TAG, err) from None
+        finally:
+            self._stepping = False
+        return r0
+
+    def run_steps(self) -> list[dict[str, Any]]:
+        """Every step of the scenario in order (``run_step``); returns ``calls``."""
+        for index in range(len(self.scenario.steps)):
+            self.run_step(index)
+        return self.calls
+
     def _new_step(self) -> None:
         """Each step of the API (boot, call, hotplug, remap) gets the whole budget of
         limits.instructions, as a scenario's steps do."""
+        if self._unapplied and not self._stepping:
+            warnings.warn(StepInjectionWarning(
+                f"{self.scenario.name}: {', '.join(self._unapplied)} of the scenario: a remap "
+                f"belongs to a step and is applied only by Machine.run_step/run_steps (or "
+                f"hypemu.run), not by boot/call/hotplug/remap"), stacklevel=3)
+            self._unapplied = []
         self.runner.new_step()
 
     @property
@@ -259,48 +304,18 @@ class Result:
                 "injections": list(self.injections)}
 
 
-def _layout_dict(m: Machine) -> dict[str, Any]:
-    """The layout of docs/DESIGN.md section 6 (``Layout.to_dict``: the Python layout's names)."""
-    return dict(m.layout.to_dict())
-
-
-def _where(s: Scenario, index: Optional[int]) -> str:
+def _where(s: Scenario, m: Optional[Machine]) -> str:
     """`` at steps[N] (line L)``: which step ended a run, for a fault's or a timeout's reason."""
+    index = None if m is None else m.step_index
     if index is None:
         return ""
     line = s.step_lines[index] if index < len(s.step_lines) else None
     return f" at steps[{index}]" + (f" (line {line})" if line else "")
 
 
-def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
-    """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
-    for index, step in enumerate(m.scenario.steps):
-        at[:] = [index]
-        m.injector.before_step(index, m.kernel, m._new_step)
-        try:
-            _run_step(m, step, result)
-        except UnknownFunction as err:   # only the built runtime code knows its functions
-            raise _step_error(m.scenario, index, step.TAG, err) from None
-
-
 def _step_error(s: Scenario, index: int, tag: str, err: Exception) -> ScenarioError:
     line = s.step_lines[index] if index < len(s.step_lines) else None
     return ScenarioError(f"steps[{index}].{tag}", str(err), s.file, line if s.file else None)
-
-
-def _run_step(m: Machine, step: "BootStep | CallStep | HotplugStep", result: Result) -> None:
-    """One step (each Machine step method starts a fresh instruction budget)."""
-    match step:
-        case BootStep(cpus=cpus):
-            m.boot("all" if cpus == "all" else list(cpus))
-        case CallStep(cpu=cpu, fn=fn, args=args):
-            value = m.call(cpu, fn, *args)
-            result.calls.append({"cpu": cpu, "fn": fn if isinstance(fn, str) else f"{fn:#x}",
-                                 "r0": value})
-        case HotplugStep(cpu=cpu, state=state):
-            m.hotplug(cpu, state)
-        case _:
-            raise TypeError(f"not a step: {step!r}")   # the loader makes only the three
 
 
 def _shown(key: str, value: Any) -> str:
@@ -375,21 +390,21 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.outcome)
     machine = None
-    at: list[int] = []     # the step in progress
     try:
         machine = Machine(s, checks)
-        result.layout = _layout_dict(machine)
-        _run_steps(machine, result, at)
+        result.layout = dict(machine.layout.to_dict())   # docs/DESIGN.md section 6
+        result.calls = machine.calls
+        machine.run_steps()
     except ConfigError as err:
         result.outcome, result.reason = "config_error", err.reason
     except GuestFault as err:
         result.outcome, result.fault = "fault", err.record.to_dict()
         site = faultsite.note(err.record, machine.layout, machine.kernel.design.trampoline) \
             if machine is not None else ""
-        result.reason = (f"{err.record.kind} during {err.during}{_where(s, at[0] if at else None)}: "
+        result.reason = (f"{err.record.kind} during {err.during}{_where(s, machine)}: "
                          f"{err.record.detail}{site}")
     except BudgetExhausted as err:
-        result.outcome, result.reason = "timeout", f"{err}{_where(s, at[0] if at else None)}"
+        result.outcome, result.reason = "timeout", f"{err}{_where(s, machine)}"
     except inject.InjectError as err:   # an injection that does not fit this machine: bad input
         raise _inject_input_error(err, s) from None
     if machine is not None:

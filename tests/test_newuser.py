@@ -319,3 +319,32 @@ def test_translation_and_fault_reprs_are_hex_and_say_their_source(booted):
     assert repr(FaultRecord(1, "data_abort", 0xC000A078, 0x80009010, "translation", 1, 0x96000005)) \
         == ("FaultRecord(cpu=1, kind='data_abort', pc=0xc000a078, va=0x80009010, fsc='translation', "
             "level=1, hsr=0x96000005, detail='')")
+
+
+# 15. A Machine runs the scenario's step-bound injections in run_step/run_steps, and warns when
+# it is driven without them.
+
+def test_run_steps_applies_the_remap_and_direct_driving_warns():
+    from pathlib import Path
+    from hypemu.scenario import load_file
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "remap-without-bbm.yaml"
+    s = load_file(str(path))
+    expected = hypemu.run(s)
+    m = hypemu.Machine(s)
+    m.run_steps()
+    assert [h.kind for h in m.hazards] == [h["kind"] for h in expected.hazards] != []
+    assert m.injections == expected.injections and m.calls == expected.calls
+    m = hypemu.Machine(s)
+    with pytest.warns(hypemu.StepInjectionWarning, match=r"inject\[0\] \(before steps\[\d\]\)"):
+        m.boot()
+    m.call(0, "hyp_probe"), m.call(0, "hyp_probe")
+    assert m.injections == [] and m.hazards == []   # the remap was never applied
+
+
+def test_run_step_returns_r0_and_no_warning_without_step_bound_injections(recwarn):
+    m = machine()
+    assert m.run_step(0) is None
+    r0 = m.run_step(1)
+    assert r0 == m.read32(m.layout.hyp_data) and m.calls == [{"cpu": 0, "fn": "hyp_probe", "r0": r0}]
+    m.call(0, "hyp_probe")   # nothing step-bound in this scenario: driving it directly is silent
+    assert not [w for w in recwarn if issubclass(w.category, hypemu.StepInjectionWarning)]
