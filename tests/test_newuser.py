@@ -3,6 +3,8 @@ the messages, the command line, the Python API against its documentation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import hypemu
@@ -10,6 +12,8 @@ from conftest import machine, scenario
 from hypemu import memmap, views
 from hypemu.scenario import from_mapping
 from hypemu.walker import Translation
+
+pytest_plugins = ["pytester"]
 
 
 # 1. The idmap page that *is* the trampoline page is one mapping, not a refusal.
@@ -348,3 +352,28 @@ def test_run_step_returns_r0_and_no_warning_without_step_bound_injections(recwar
     assert r0 == m.read32(m.layout.hyp_data) and m.calls == [{"cpu": 0, "fn": "hyp_probe", "r0": r0}]
     m.call(0, "hyp_probe")   # nothing step-bound in this scenario: driving it directly is silent
     assert not [w for w in recwarn if issubclass(w.category, hypemu.StepInjectionWarning)]
+
+
+# 16. The README's account of the order pytest runs scenario items in is the order they run in.
+
+def test_scenario_items_run_in_the_order_the_readme_gives(pytester):
+    pytester.makeini("[pytest]\ntestpaths = tests\nhypemu_scenarios = ci/*.yaml tests/*.yaml\n")
+    good = "name: {}\nsteps: [{{boot: all}}]\n"
+    for path in ("tests/b.yaml", "ci/a.yaml", "ci/c.yaml"):
+        (pytester.path / path).parent.mkdir(exist_ok=True)
+        (pytester.path / path).write_text(good.format(Path(path).stem))
+    (pytester.path / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")
+    (pytester.path / "tests" / "test_c.py").write_text("def test_c():\n    pass\n")
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-v")
+    result.assert_outcomes(passed=5)
+    order = [line.split(" ")[0] for line in result.outlines if " PASSED" in line]
+    assert order == ["tests/b.yaml::b", "tests/test_a.py::test_a", "tests/test_c.py::test_c",
+                     "ci/a.yaml::a", "ci/c.yaml::c"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert ORDER_TEXT in readme
+
+
+ORDER_TEXT = """\
+  Items run in pytest's collection order: a matched file under your test paths where pytest's
+  walk of them reaches it (in path order, among your test files), then the matched files outside
+  them, in path order."""
