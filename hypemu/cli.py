@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="also write the results as JSON to FILE ('-': stdout, table to stderr)")
     bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    bench_p.add_argument("--check", action="store_true",
+                         help="exit 1 when a benchmark misses its target (default: report only)")
     viewcmds.add_parsers(sub)
     return parser
 
@@ -123,11 +125,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench   # imported on use: `hypemu run` does not load the suite
     command = " ".join(["hypemu bench", *(["--quick"] if args.quick else []),
                         *(["--only", *args.only] if args.only else []),
-                        *(["--json", args.json] if args.json else [])])
+                        *(["--json", args.json] if args.json else []),
+                        *(["--check"] if args.check else [])])
     try:
         if args.list:
             return bench.list_suite()
-        return bench.main(args.quick, args.json, args.only, command)
+        return bench.main(args.quick, args.json, args.only, command, check=args.check)
     except bench.BenchError as err:
         raise OneLine(str(err)) from None
 
