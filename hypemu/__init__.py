@@ -5,7 +5,8 @@ Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
 - ``load_scenario(path_or_mapping) -> Scenario``: read and validate a scenario (nothing runs).
 - ``run(scenario) -> Result``: build a board, run every step, judge the outcome against ``expect``.
 - ``Machine(scenario)``: a board for step-by-step use in other rigs (``boot``, ``call``, ``hotplug``,
-  ``translate``, ``read_phys``/``write_phys``, ``map_hyp``, ``hyp_registers``, ``events``).
+  ``translate``, ``read_phys``/``write_phys``, ``map_hyp``, ``hyp_registers``, ``events``,
+  ``export`` -> ``Export``: the memory image and the kernel-side actions, for other emulators).
 - ``Result``: what a run produced; ``Result.to_dict()`` is the JSON object that ``RESULT_SCHEMA``
   (a JSON Schema file shipped in this package) describes.
 - Errors (``hypemu.errors``; whose fault it is): ``HypemuError`` is the base of them all.
@@ -48,13 +49,15 @@ _API = {
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "errors",
     "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
-    "StepInjectionWarning": "errors", "Event": "events", "Hazard": "hazards", "Layout": "layout", "TableDump": "ptdump",
+    "Event": "events", "Export": "export", "Hazard": "hazards", "Layout": "layout",
+    "StepInjectionWarning": "errors", "TableDump": "ptdump",
 }
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
-    "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Fault", "FaultRecord",
-    "GuestFault", "Hazard", "HypemuError", "InputError", "Layout", "Machine", "NotModelled", "RESULT_SCHEMA", "Result",
-    "SCENARIO_SCHEMA", "Scenario", "ScenarioError", "StepInjectionWarning", "TableDump", "Translation", "UsageError", "__version__",
+    "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Export", "Fault",
+    "FaultRecord", "GuestFault", "Hazard", "HypemuError", "InputError", "Layout", "Machine",
+    "NotModelled", "RESULT_SCHEMA", "Result", "SCENARIO_SCHEMA", "Scenario", "ScenarioError",
+    "StepInjectionWarning", "TableDump", "Translation", "UsageError", "__version__",
     "load_scenario", "result_schema", "run", "scenario_schema",
 ]
 
@@ -64,6 +67,7 @@ if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` import
     from .errors import (ConfigError, HypemuError, InputError, NotModelled, ScenarioError,
                          StepInjectionWarning, UsageError)
     from .events import Event
+    from .export import Export
     from .hazards import Hazard
     from .layout import Layout
     from .ptdump import TableDump

@@ -12,14 +12,15 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
-from . import faultsite, inject, memmap, ptdump
+from . import faultsite, inject, memmap, ptdump, stepper
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, StepInjectionWarning,
                      UnknownFunction, UsageError)
 from .events import Event
+from .export import Export, export
 from .hazards import Checks, Hazard
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
 from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
-from .scenario import BootStep, CallStep, Expect, HotplugStep, Scenario, load_scenario, located
+from .scenario import Expect, Scenario, load_scenario, located
 from .walker import Fault, Translation
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
@@ -33,16 +34,23 @@ class Machine:
     ``hotplug`` instead warns once (``StepInjectionWarning``) that it is not applied.
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
+    ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
+    what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
-    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+                 trace: bool = False):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
         self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
-        self.checks = Checks(self.core.view(), self.core.log) if checks else None
+        self.core.record_detail(trace)
+        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
+        if plan.tables.boot == plan.tables.runtime:
+            tables = {plan.tables.boot: "hyp"}
+        self.checks = Checks(self.core.view(), self.core.log, tables) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
         self.runner = StepRunner(self.core, config.instructions)
@@ -52,8 +60,7 @@ class Machine:
         self.calls: list[dict[str, Any]] = []   # the call steps run_step ran: {cpu, fn, r0}
         self.step_index: Optional[int] = None   # the scenario step in progress or last run
         self._stepping = False
-        self._unapplied = [f"inject[{i}] (before steps[{e.at}])" for i, e in
-                           self.injector.entries if isinstance(e, inject.Remap)]
+        self._unapplied = stepper.step_bound(s)
 
     # --- steps ----------------------------------------------------------------------------------
     def boot(self, cpus: Union[str, list[int]] = "all") -> None:
@@ -78,7 +85,11 @@ class Machine:
         self._check_cpu(cpu)
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
-        va = self.symbol(fn) if isinstance(fn, str) else fn
+        if isinstance(fn, str):
+            self.symbol(fn)                     # UnknownFunction for a name it does not have
+            va = self.kernel.function(fn)       # the function pointer: bit 0 for Thumb code
+        else:
+            va = fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
         name = fn if isinstance(fn, str) else f"{fn:#x}"
@@ -99,28 +110,15 @@ class Machine:
             self.boot([cpu])
 
     def run_step(self, index: int) -> Optional[int]:
-        """``steps[index]`` of the scenario, as ``hypemu.run`` runs it: first the ``remap``
-        injections due before it, then the step (a fault or a budget raises ``GuestFault`` /
-        ``BudgetExhausted``). Returns r0 of a call step, else None."""
-        step, self.step_index, r0 = self.scenario.steps[index], index, None
-        self.injector.before_step(index, self.kernel, self.runner.new_step)
+        """``steps[index]`` of the scenario, as ``hypemu.run`` runs it (``stepper``): first the
+        ``remap`` injections due before it, then the step (a fault or a budget raises
+        ``GuestFault`` / ``BudgetExhausted``). Returns r0 of a call step, else None."""
         self._unapplied = [u for u in self._unapplied if not u.endswith(f"[{index}])")]
         self._stepping = True
         try:
-            match step:
-                case BootStep(cpus=cpus):
-                    self.boot("all" if cpus == "all" else list(cpus))
-                case CallStep(cpu=cpu, fn=fn, args=args):
-                    r0 = self.call(cpu, fn, *args)
-                    self.calls.append({"cpu": cpu, "fn": fn if isinstance(fn, str) else f"{fn:#x}",
-                                       "r0": r0})
-                case HotplugStep(cpu=cpu, state=state):
-                    self.hotplug(cpu, state)
-        except UnknownFunction as err:   # only the built runtime code knows its functions
-            raise _step_error(self.scenario, index, step.TAG, err) from None
+            return stepper.run_step(self, index)
         finally:
             self._stepping = False
-        return r0
 
     def run_steps(self) -> list[dict[str, Any]]:
         """Every step of the scenario in order (``run_step``); returns ``calls``."""
@@ -132,10 +130,9 @@ class Machine:
         """Each step of the API (boot, call, hotplug, remap) gets the whole budget of
         limits.instructions, as a scenario's steps do."""
         if self._unapplied and not self._stepping:
-            warnings.warn(StepInjectionWarning(
-                f"{self.scenario.name}: {', '.join(self._unapplied)} of the scenario: a remap "
-                f"belongs to a step and is applied only by Machine.run_step/run_steps (or "
-                f"hypemu.run), not by boot/call/hotplug/remap"), stacklevel=3)
+            warnings.warn(StepInjectionWarning(f"{self.scenario.name}: {', '.join(self._unapplied)}: "
+                          f"a remap belongs to a step, applied only by Machine.run_step/run_steps "
+                          f"(or hypemu.run), not by boot/call/hotplug/remap"), stacklevel=3)
             self._unapplied = []
         self.runner.new_step()
 
@@ -180,6 +177,13 @@ class Machine:
             raise UnknownFunction(name, self.kernel.functions()) from None
 
     # --- inspection -----------------------------------------------------------------------------
+    def export(self) -> Export:
+        """The board for another emulator (``hypemu.Export``): RAM banks, the memory image the kernel
+        side loaded (original instruction words), the PL1 registers, and every kernel-side action
+        so far (enter HYP, each HVC with r0-r3 and its result, each store, power-off), in order."""
+        return export(self.kernel, tuple((b.base, b.size) for b in self.scenario.banks),
+                      self.scenario.cpus)
+
     def translate(self, cpu: int, va: int, access: str = "read",
                   pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
         """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
@@ -227,6 +231,7 @@ class Machine:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
         self.core.write_phys(pa, data)
+        self.kernel.log.write(pa, bytes(data))
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
@@ -293,6 +298,8 @@ class Result:
     events: list[Event] = field(default_factory=list)
     injections: list[dict[str, Any]] = field(default_factory=list)
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
+    export: Optional[Export] = field(default=None, repr=False)   # run(..., export=True) only
+    isa: str = "arm"          # the instruction set the kernel's code ran in (kernel.isa)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
@@ -301,7 +308,7 @@ class Result:
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
                 "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
-                "injections": list(self.injections)}
+                "injections": list(self.injections), "isa": self.isa}
 
 
 def _where(s: Scenario, m: Optional[Machine]) -> str:
@@ -311,11 +318,6 @@ def _where(s: Scenario, m: Optional[Machine]) -> str:
         return ""
     line = s.step_lines[index] if index < len(s.step_lines) else None
     return f" at steps[{index}]" + (f" (line {line})" if line else "")
-
-
-def _step_error(s: Scenario, index: int, tag: str, err: Exception) -> ScenarioError:
-    line = s.step_lines[index] if index < len(s.step_lines) else None
-    return ScenarioError(f"steps[{index}].{tag}", str(err), s.file, line if s.file else None)
 
 
 def _shown(key: str, value: Any) -> str:
@@ -363,12 +365,7 @@ def check_buildable(scenario: Scenario) -> Optional[str]:
         return err.reason
     except inject.InjectError as err:
         raise _inject_input_error(err, scenario) from None
-    for index, step in enumerate(scenario.steps):
-        if isinstance(step, CallStep) and isinstance(step.fn, str):
-            try:
-                m.symbol(step.fn)
-            except UnknownFunction as err:
-                raise _step_error(scenario, index, step.TAG, err) from None
+    stepper.check_call_names(m)
     return None
 
 
@@ -382,16 +379,20 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
     return f"{where}{kind}{err}"
 
 
-def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
+def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+        export: bool = False, trace: bool = False) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
-    doing something hypemu does not model raises ``NotModelled``."""
+    doing something hypemu does not model raises ``NotModelled``. ``export``: also keep the
+    board's ``Machine.export()`` in ``Result.export`` (None when no board was built). ``trace``:
+    the events carry the detail of the trace (``Machine``)."""
     s = load_scenario(scenario)
     started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.outcome)
+    result = Result(s.name, s.file, "ok", s.expect.outcome, isa=s.isa)
     machine = None
     try:
-        machine = Machine(s, checks)
+        machine = Machine(s, checks, trace)
+        result.isa = machine.kernel.isa         # what the image holds (a kernel build decides)
         result.layout = dict(machine.layout.to_dict())   # docs/DESIGN.md section 6
         result.calls = machine.calls
         machine.run_steps()
@@ -409,6 +410,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
         raise _inject_input_error(err, s) from None
     if machine is not None:
         _collect(machine, result)
+        result.export = machine.export() if export else None
         if result.hazards and result.outcome == "ok":
             result.outcome = "hazard"
     result.stats["seconds"] = round(time.perf_counter() - started, 6)

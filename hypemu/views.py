@@ -2,8 +2,8 @@
 
 Why apart from ``machine``: these views drive a Machine through its public step API
 (``run_step``, which applies the remaps as ``run`` does) to the point the user picks, and build
-the memory map of a board the kernel side refused, for which no Machine exists. ``hypemu tables`` and ``hypemu map`` are
-these functions and a printer.
+the memory map of a board the kernel side refused, for which no Machine exists. ``hypemu tables``
+and ``hypemu map`` are these functions and a printer.
 """
 
 from __future__ import annotations

@@ -229,9 +229,13 @@ def test_a_hotplug_state_other_than_on_off_is_refused_with_the_hint(tmp_path, wo
     with pytest.raises(hypemu.ScenarioError) as err:
         _load(tmp_path, HOTPLUG.format(word))
     assert str(err.value).endswith(f":5: steps[1].hotplug.state: expected one of on, off, got "
-                                   f"{word.lower() if word in ('true', 'False') else word} ({HINT}"
-                                   + ("; quote it to mean the word)" if word not in ("true", "False")
-                                      else ")"))
+                                   f"{word} ({HINT}; quote it to mean the word)")
+
+
+def test_a_python_mappings_own_booleans_are_on_off_as_a_yaml_11_reader_made_them():
+    s = from_mapping(scenario(machine={"cpus": 2}, steps=[
+        {"boot": "all"}, {"hotplug": {"cpu": 1, "state": False}}]))
+    assert s.steps[1].state == "off"
 
 
 @pytest.mark.parametrize("word", ["off", "Off", "'off'"])

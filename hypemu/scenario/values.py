@@ -27,11 +27,12 @@ IDENT_PATTERN = "^" + IDENT.pattern + "$"
 
 
 class BoolWord(str):
-    """A YAML 1.1 boolean spelt as a word other than true/false (``yes``, ``no``, ``on``, ``off``
-    in the spellings PyYAML resolves), as the loader reads it: the word as written, and ``truth``,
-    what YAML 1.1 makes of it. The one rule: a bool key takes it as that boolean (``flag``), a key that
-    documents these words takes the word (``hotplug.state``: on/off); any other key refuses it
-    with the YAML 1.1 hint (``describe``), as it refuses true/false."""
+    """A YAML 1.1 boolean of a scenario file (``true``, ``no``, ``on``, ``off``... in the spellings
+    PyYAML resolves), as the loader reads it: the word as written, and ``truth``, what YAML 1.1
+    makes of it. The one rule: a bool key takes it as that boolean (``flag``), a key that
+    documents words among them takes those (``hotplug.state``: on/off); any other key refuses it
+    with the YAML 1.1 hint (``describe``). A Python mapping's own ``True``/``False`` are plain
+    booleans (``hotplug.state`` takes them as on/off: what a YAML 1.1 reader made of them)."""
 
     truth: bool
 

@@ -43,11 +43,10 @@ class _Marked:
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
-def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Union[bool, BoolWord]:
-    """``true``/``false`` are booleans; the other YAML 1.1 boolean words keep their spelling
-    (``values.BoolWord``), so that each key can apply the one rule to them."""
-    truth = loader.construct_yaml_bool(node)
-    return truth if node.value.lower() in ("true", "false") else BoolWord(node.value, truth)
+def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> BoolWord:
+    """A YAML 1.1 boolean keeps its spelling (``values.BoolWord``), so that each key can apply
+    the one rule to it, and a file's booleans are told from a Python mapping's."""
+    return BoolWord(node.value, loader.construct_yaml_bool(node))
 
 
 class _Loader(_Marked, yaml.SafeLoader):
