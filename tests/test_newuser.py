@@ -381,3 +381,9 @@ ORDER_TEXT = """\
   Items run in pytest's collection order: a matched file under your test paths where pytest's
   walk of them reaches it (in path order, among your test files), then the matched files outside
   them, in path order."""
+
+
+def test_an_event_repr_is_hex_too(booted):
+    sysreg = next(e for e in booted.events if e.kind == "sysreg" and e.value)
+    assert f"pc={sysreg.pc:#x}" in repr(sysreg) and f"value={sysreg.value:#x}" in repr(sysreg)
+    assert repr(sysreg).startswith(f"Event(cpu={sysreg.cpu}, ")
