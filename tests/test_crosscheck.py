@@ -26,7 +26,7 @@ QEMU = shutil.which("qemu-system-arm")
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-system-arm is not installed "
                                 "(Debian package qemu-system-arm)")
 NOT_COMPARABLE = {
-    "idmap-collides-trampoline": "the kernel side refused the layout",
+    "idmap-crosses-trampoline": "the kernel side refused the layout",
     "ram-above-4g": "the kernel side refused the layout",
     "trampoline-in-lowmem": "the kernel side refused the layout",
     "two-banks": "QEMU virt has RAM only in [0x40000000, 4 GiB)",
