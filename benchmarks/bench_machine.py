@@ -15,7 +15,7 @@ import sys
 
 from benchlib import ROOT, SCENARIO_DIR, board, counts_of, run_standalone
 from hypemu.bench import Case, Target, benchmark, per_op, rate, seconds
-from hypemu.machine import run
+from hypemu.result import run
 from hypemu.scenario import load_file
 
 MB = 1e6

@@ -45,7 +45,7 @@ SCENARIO_SCHEMA: Path = Path(__file__).resolve().with_name("scenario.schema.json
 
 _API = {
     "ConfigError": "errors", "HypemuError": "errors", "InputError": "errors",
-    "UsageError": "errors", "Machine": "machine", "Result": "machine", "run": "machine",
+    "UsageError": "errors", "Machine": "machine", "Result": "result", "run": "result",
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "errors",
     "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
@@ -72,7 +72,8 @@ if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` import
     from .layout import Layout
     from .ptdump import TableDump
     from .kvm import BudgetExhausted, GuestFault
-    from .machine import Machine, Result, run
+    from .machine import Machine
+    from .result import Result, run
     from .scenario import DEFAULT_SCENARIO, Scenario, load_scenario
     from .walker import Fault, Translation
 

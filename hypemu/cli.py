@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 from . import __version__, tracecli, viewcmds
 from .qemu import command as crosscheck
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
-from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
+from .result import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
 from .scenario import DEFAULT_SCENARIO, Scenario, from_mapping, load_file
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import regdecode, timeline
-from .machine import Result
+from .result import Result
 from .scenario import Scenario
 
 

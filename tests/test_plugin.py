@@ -160,7 +160,7 @@ def test_a_project_without_scenarios_does_not_load_the_simulator(pytester):
 
         def test_only_the_plugin_is_loaded():
             assert "hypemu.pytest_plugin" in sys.modules
-            heavy = {"unicorn", "capstone", "keystone", "yaml", "hypemu.machine",
+            heavy = {"unicorn", "capstone", "keystone", "yaml", "hypemu.machine", "hypemu.result",
                      "hypemu.scenario", "hypemu.pytest_plugin.collect"}
             assert heavy.isdisjoint(sys.modules)
     """)
