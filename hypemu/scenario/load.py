@@ -9,7 +9,8 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_init_code, code_path
+from .guest import check_elf, check_init_code, code_path
+from .models import ElfCode
 from .keys import DEFAULTS
 from .models import Scenario
 from .values import describe, string
@@ -49,7 +50,10 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list))
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)     # last: the slowest check
+    if isinstance(hyp.code, ElfCode):
+        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
+    if hyp.assembler == "builtin":      # another assembler reports its own errors when it runs
+        check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)     # last: the slowest check
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))
     return Scenario(name=name, description=description, machine=machine, kernel=kernel, hyp=hyp,
