@@ -71,6 +71,7 @@ class ElfImage:
     sections: tuple[ElfSection, ...]
     symbols: Mapping[str, int]
     globals: frozenset[str]
+    thumb: frozenset[str] = frozenset()      # function symbols whose value had bit 0 (Thumb)
 
     def bytes_at(self, start: int, end: int) -> bytes:
         """The bytes of [start, end), which must lie in one section (ElfError otherwise)."""
@@ -121,12 +122,13 @@ def _read(name: str, f: BinaryIO, base: int, externals: Mapping[str, int]) -> El
     else:
         addresses = _place(allocated, base)
     data = {i: bytearray(_contents(name, s)) for i, s in allocated}
-    symbols, globals_ = _symbols(elf, addresses)
+    symbols, globals_, thumb = _symbols(elf, addresses)
     if kind == "ET_REL":
         _relocate(name, elf, addresses, data, {**externals, **symbols}, externals)
     sections = tuple(ElfSection(s.name, _kind(s) or "", addresses[i], bytes(data[i]))
                      for i, s in sorted(allocated, key=lambda item: addresses[item[0]]))
-    return ElfImage(name, kind == "ET_REL", sections, symbols, frozenset(globals_))
+    return ElfImage(name, kind == "ET_REL", sections, symbols, frozenset(globals_),
+                    frozenset(thumb))
 
 
 def _kind(section: Any) -> str | None:
@@ -164,12 +166,16 @@ def _place(allocated: list[tuple[int, Any]], base: int) -> dict[int, int]:
     return addresses
 
 
-def _symbols(elf: ELFFile, addresses: Mapping[int, int]) -> tuple[dict[str, int], set[str]]:
+def _symbols(elf: ELFFile, addresses: Mapping[int, int]
+             ) -> tuple[dict[str, int], set[str], set[str]]:
+    """Named symbols with addresses, the global ones, and the Thumb functions (value bit 0, which
+    is dropped from the address)."""
     table: Any = elf.get_section_by_name(".symtab")
     symbols: dict[str, int] = {}
     globals_: set[str] = set()
+    thumb: set[str] = set()
     if table is None:
-        return symbols, globals_
+        return symbols, globals_, thumb
     relocatable = elf["e_type"] == "ET_REL"
     for symbol in table.iter_symbols():
         shndx, name = symbol["st_shndx"], symbol.name
@@ -177,6 +183,9 @@ def _symbols(elf: ELFFile, addresses: Mapping[int, int]) -> tuple[dict[str, int]
                 "st_info"]["type"] in ("STT_SECTION", "STT_FILE"):
             continue              # addresses only: an absolute symbol is a constant (.equ)
         value = int(symbol["st_value"])
+        if symbol["st_info"]["type"] == "STT_FUNC" and value & 1:
+            thumb.add(name)
+            value &= ~1
         if relocatable and isinstance(shndx, int):
             if shndx not in addresses:
                 continue          # in a section that is not placed (.ARM.exidx, debug)
@@ -184,7 +193,7 @@ def _symbols(elf: ELFFile, addresses: Mapping[int, int]) -> tuple[dict[str, int]
         symbols[name] = value
         if symbol["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK"):
             globals_.add(name)
-    return symbols, globals_
+    return symbols, globals_, thumb
 
 
 def _relocate(name: str, elf: ELFFile, addresses: Mapping[int, int],

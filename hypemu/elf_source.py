@@ -202,7 +202,8 @@ def _kernel_chunks(elf: ElfImage, to_pa: int, image_pa: int) -> tuple[Region, ..
             continue
         pa = section.address + to_pa + skip
         chunks.append(Region(f"kernel {section.name}", section.data[skip:], pa, pa, {},
-                             frozenset(), elf.filename, None if section.kind == "text" else 0))
+                             frozenset(), elf.filename,
+                             text_size=None if section.kind == "text" else 0))
     return tuple(chunks)
 
 
@@ -223,7 +224,8 @@ def object_region(name: str, image: ElfImage, base: int, *, load_pa: int | None 
         code = code[:end - base]
         text_size = min(text_size, len(code))
     return Region(name, bytes(code), base, base if load_pa is None else load_pa, symbols,
-                  image.globals, image.filename, None if text_size == len(code) else text_size)
+                  image.globals, image.filename, _thumb(image, symbols),
+                  None if text_size == len(code) else text_size)
 
 
 def _vmlinux_init(elf: ElfImage, pa: int) -> Region:
@@ -235,7 +237,8 @@ def _vmlinux_init(elf: ElfImage, pa: int) -> Region:
                                      f"text ({IDMAP_START} {s[IDMAP_START]:#x}): not modelled")
     code = elf.bytes_at(s[INIT_START], s[INIT_END])
     symbols = {k: v - s[INIT_START] + pa for k, v in s.items() if s[INIT_START] <= v <= s[INIT_END]}
-    return Region("init", code, pa, pa, symbols, elf.globals & set(symbols), elf.filename)
+    return Region("init", code, pa, pa, symbols, elf.globals & set(symbols), elf.filename,
+                  _thumb(elf, symbols))
 
 
 def _stub_span(elf: ElfImage) -> tuple[int, int]:
@@ -253,4 +256,10 @@ def _vmlinux_region(elf: ElfImage, name: str, first: int, end: int, to_pa: int,
     code = elf.bytes_at(first, end)
     pa = first + to_pa
     symbols = {k: v + to_pa + to_base for k, v in elf.symbols.items() if first <= v < end}
-    return Region(name, code, pa + to_base, pa, symbols, elf.globals & set(symbols), elf.filename)
+    return Region(name, code, pa + to_base, pa, symbols, elf.globals & set(symbols), elf.filename,
+                  _thumb(elf, symbols))
+
+
+def _thumb(image: ElfImage, symbols: Mapping[str, int]) -> bool:
+    """Thumb code: a function symbol of the region has bit 0 set in the ELF (ARM ELF, 5.5.3)."""
+    return any(name in image.thumb for name in symbols)

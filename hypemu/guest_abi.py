@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import cp15
-from .cpu.state import CPSR_A, CPSR_F, CPSR_I, MODE_HYP, MODE_SVC
+from .cpu.state import CPSR_A, CPSR_F, CPSR_I, CPSR_T, MODE_HYP, MODE_SVC
 from .lpae import PAGE_SIZE
 
 
@@ -73,7 +73,7 @@ GUEST_CONSTANTS_DOC = {
     "CALL_ABI": "0 (seed) or 1 (linux-3.10)", "CALL_ABI_SEED": "0", "CALL_ABI_LINUX": "1",
     "HSR_EC_SHIFT": "26", "HSR_EC_HVC": "0x12",
     "HYP_PROBE_VA": "HYP VA of the kernel data word that hyp_probe reads",
-    "PSR_MODE_SVC/_HYP, PSR_A_BIT/_I_BIT/_F_BIT": "CPSR mode numbers and mask bits",
+    "PSR_MODE_SVC/_HYP, PSR_A_BIT/_I_BIT/_F_BIT/_T_BIT": "CPSR mode numbers, mask bits and T",
 }
 
 
@@ -91,5 +91,5 @@ def guest_constants(trampoline_va: int, call_abi: str, probe_va: int = 0) -> dic
         "CALL_ABI_LINUX": CALL_CONVENTIONS["linux-3.10"].number,
         "HSR_EC_SHIFT": 26, "HSR_EC_HVC": 0x12, "HYP_PROBE_VA": probe_va,
         "PSR_MODE_SVC": MODE_SVC, "PSR_MODE_HYP": MODE_HYP, "PSR_A_BIT": CPSR_A,
-        "PSR_I_BIT": CPSR_I, "PSR_F_BIT": CPSR_F,
+        "PSR_I_BIT": CPSR_I, "PSR_F_BIT": CPSR_F, "PSR_T_BIT": CPSR_T,
     }

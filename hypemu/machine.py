@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
-from . import inject, memmap, ptdump
+from . import events, inject, memmap, ptdump
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
                      UsageError)
 from .events import Event
+from .export import Export, export
 from .hazards import Checks, Hazard
 from .cpu import MODE_HYP, MODE_NAMES, PATCH_MARKER, CpuComplex, regime_of
 from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
@@ -29,16 +30,23 @@ class Machine:
     and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
+    ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
+    what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
-    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+                 trace: bool = False):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
         self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
-        self.checks = Checks(self.core.view(), self.core.log) if checks else None
+        self.core.record_detail(trace)
+        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
+        if plan.tables.boot == plan.tables.runtime:
+            tables = {plan.tables.boot: "hyp"}
+        self.checks = Checks(self.core.view(), self.core.log, tables) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
         self.runner = StepRunner(self.core, config.instructions)
@@ -69,7 +77,11 @@ class Machine:
         self._check_cpu(cpu)
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
-        va = self.symbol(fn) if isinstance(fn, str) else fn
+        if isinstance(fn, str):
+            self.symbol(fn)                     # UnknownFunction for a name it does not have
+            va = self.kernel.function(fn)       # the function pointer: bit 0 for Thumb code
+        else:
+            va = fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
         return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
@@ -134,6 +146,13 @@ class Machine:
             raise UnknownFunction(name, sorted(self.kernel.image.runtime.globals)) from None
 
     # --- inspection -----------------------------------------------------------------------------
+    def export(self) -> Export:
+        """The board for another emulator (``hypemu.Export``): RAM banks, the memory image the kernel
+        side loaded (original instruction words), the PL1 registers, and every kernel-side action
+        so far (enter HYP, each HVC with r0-r3 and its result, each store, power-off), in order."""
+        return export(self.kernel, tuple((b.base, b.size) for b in self.scenario.banks),
+                      self.scenario.cpus)
+
     def translate(self, cpu: int, va: int, access: str = "read",
                   pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
         """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
@@ -166,27 +185,24 @@ class Machine:
         return ptdump.dump(self.core.engine.read64, replace(regime, ttbr=pa), name, namer, source)
 
     def read_phys(self, pa: int, size: int) -> bytes:
-        """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no
-        translation, no TLB): the bytes that were loaded, so a guest image compares with its build
-        (the trap markers that stand for barriers, MRS/MSR CPSR and CPS are invisible here).
-        UsageError (a ValueError) where the board has no RAM."""
+        """``size`` bytes of RAM at ``pa`` as loaded (no MMU, no TLB; the trap markers for barriers,
+        MRS/MSR CPSR and CPS are invisible). UsageError (a ValueError) where there is no RAM."""
         try:
             data = bytearray(self.core.engine.read(pa, size))
         except LookupError:
             raise UsageError(f"no RAM at PA {pa:#x}..{pa + size - 1:#x}") from None
-        marker, patched = PATCH_MARKER.to_bytes(4, "little"), self.core.runner.patched
+        patched = self.core.runner.patched
         for at in range(pa & ~3, pa + size, 4):      # the loader patches whole, aligned words
-            word = patched.get(at)
-            if word is not None and self.core.engine.read(at, 4) == marker:
-                original = word.to_bytes(4, "little")
+            if at in patched and self.core.engine.read(at, 4) == PATCH_MARKER.to_bytes(4, "little"):
                 for i in range(max(at, pa), min(at + 4, pa + size)):
-                    data[i - pa] = original[i - at]
+                    data[i - pa] = patched[at].to_bytes(4, "little")[i - at]
         return bytes(data)
 
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
         self.core.write_phys(pa, data)
+        self.kernel.log.write(pa, bytes(data))
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
@@ -253,6 +269,8 @@ class Result:
     events: list[Event] = field(default_factory=list)
     injections: list[dict[str, Any]] = field(default_factory=list)
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
+    export: Optional[Export] = field(default=None, repr=False)   # run(..., export=True) only
+    isa: str = "arm"          # the instruction set the kernel's code ran in (kernel.isa)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
@@ -261,7 +279,7 @@ class Result:
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
                 "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
-                "injections": list(self.injections)}
+                "injections": list(self.injections), "isa": self.isa}
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
@@ -287,6 +305,9 @@ def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
     """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
     for index, step in enumerate(m.scenario.steps):
         at[:] = [index]
+        line = m.scenario.step_lines[index] if index < len(m.scenario.step_lines) else None
+        m.core.log.record(events.STEP, f"steps[{index}] {step.label()}", index, None,
+                          f"line {line}" if line else "")
         m.injector.before_step(index, m.kernel, m._new_step)
         try:
             _run_step(m, step, result)
@@ -360,17 +381,21 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
     return f"{where}{kind}{err}"
 
 
-def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
+def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+        export: bool = False, trace: bool = False) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
-    doing something hypemu does not model raises ``NotModelled``."""
+    doing something hypemu does not model raises ``NotModelled``. ``export``: also keep the
+    board's ``Machine.export()`` in ``Result.export`` (None when no board was built). ``trace``:
+    the events carry the detail of the trace (``Machine``)."""
     s = load_scenario(scenario)
     started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.outcome)
+    result = Result(s.name, s.file, "ok", s.expect.outcome, isa=s.isa)
     machine = None
     at: list[int] = []     # the step in progress
     try:
-        machine = Machine(s, checks)
+        machine = Machine(s, checks, trace)
+        result.isa = machine.kernel.isa         # what the image holds (a kernel build decides)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result, at)
     except ConfigError as err:
@@ -385,6 +410,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Re
         raise _inject_input_error(err, s) from None
     if machine is not None:
         _collect(machine, result)
+        result.export = machine.export() if export else None
         if result.hazards and result.outcome == "ok":
             result.outcome = "hazard"
     result.stats["seconds"] = round(time.perf_counter() - started, 6)

@@ -36,6 +36,33 @@ _ERROR_RE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)?\s*(?:Error|e
                        re.M)
 
 
+_KERNEL_MACRO_RE = re.compile(r"^(\s*)(ENTRY|ENDPROC|END|W|ARM|THUMB|ARM_BE8)\(", re.M)
+
+
+def expand_kernel_macros(text: str, thumb: bool = False) -> str:
+    """The Linux <asm/...> macros hypemu's sources use (ENTRY, ENDPROC, END, W, ARM, THUMB,
+    ARM_BE8), written out as the kernel's C preprocessor would with <asm/unified.h>: in an ARM
+    build W(x) is x, ARM(x) x and THUMB(x) nothing; in a Thumb-2 build W(x) is x.w, THUMB(x) x
+    and ARM(x) nothing. Line numbers stay, so the assembler's messages point at the source."""
+    out, pos = [], 0
+    for m in _KERNEL_MACRO_RE.finditer(text):
+        if m.start() < pos:
+            continue
+        depth, end = 1, m.end()
+        while end < len(text) and depth and text[end] != "\n":
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        if depth:
+            continue                       # not a macro call on one line: leave it to the tool
+        arg, name = text[m.end():end - 1].strip(), m.group(2)
+        kept = "THUMB" if thumb else "ARM"
+        replacement = {"ENTRY": f".globl {arg}; {arg}:", "W": f"{arg}{'.w' if thumb else ''}",
+                       kept: arg}.get(name, "")
+        out += [text[pos:m.start()], m.group(1), replacement]
+        pos = end
+    return "".join(out) + text[pos:]
+
+
 class ToolchainError(InputError, ValueError):
     """The assembler asked for is not installed, or it failed."""
 
@@ -47,11 +74,14 @@ class Assembler:
     kind: str
     program: str
 
-    def command(self, source: Path, output: Path, constants: Mapping[str, int]) -> list[str]:
+    def command(self, source: Path, output: Path, constants: Mapping[str, int],
+                thumb: bool = False) -> list[str]:
         defsyms = [f"--defsym={name}={value & 0xFFFFFFFF:#x}" for name, value in constants.items()]
         if self.kind == "gnu":
-            return [self.program, "-march=armv7-a+virt", *defsyms, "-o", str(output), str(source)]
-        return [self.program, "-triple=armv7a-none-eabi", "-mattr=+virtualization",
+            return [self.program, "-march=armv7-a+virt", *(["-mthumb"] if thumb else []),
+                    *defsyms, "-o", str(output), str(source)]
+        return [self.program, f"-triple={'thumbv7a' if thumb else 'armv7a'}-none-eabi",
+                "-mattr=+virtualization",
                 "-filetype=obj", *defsyms, "-o", str(output), str(source)]
 
 
@@ -93,7 +123,7 @@ def find_assembler(choice: str) -> Assembler | None:
 
 
 def assemble_object(assembler: Assembler, source: Path, constants: Mapping[str, int],
-                    directory: Path) -> Path:
+                    directory: Path, thumb: bool = False) -> Path:
     """Run ``assembler`` on ``source``; the object's path (cached by tool, source and constants).
     An error of the assembler becomes an AsmError at its file and line."""
     text = source.read_bytes()
@@ -102,16 +132,22 @@ def assemble_object(assembler: Assembler, source: Path, constants: Mapping[str, 
         line = text.decode("utf-8", "replace")[:cpp.start()].count("\n") + 1
         raise AsmError(str(source), line, "C preprocessor lines: the assembler would take them "
                                           "for comments; preprocess the source first")
-    key = hashlib.sha256(repr((assembler, text, sorted(constants.items()))).encode()).hexdigest()
+    key = hashlib.sha256(repr((assembler, text, sorted(constants.items()), thumb)).encode()
+                         ).hexdigest()
     output = directory / f"{key[:32]}.o"
     if output.exists():
         return output
     partial = directory / f"{key[:32]}.{os.getpid()}.tmp"
+    expanded = directory / f"{key[:32]}.{os.getpid()}.S"
+    expanded.write_text(expand_kernel_macros(text.decode("utf-8", "replace"), thumb))
     try:
-        done = subprocess.run(assembler.command(source, partial, constants), capture_output=True,
+        done = subprocess.run(assembler.command(expanded, partial, constants, thumb),
+                              capture_output=True,
                               text=True, timeout=_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ToolchainError(f"{assembler.program}: {e}") from None
+    finally:
+        expanded.unlink(missing_ok=True)
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         raise _located(source, done.stderr or done.stdout)
@@ -133,15 +169,18 @@ class ToolchainSource:
 
     files: Mapping[str, Path]
     assembler: Assembler
+    thumb: bool = False          # kernel.isa: thumb2 (the assembler gets -mthumb / a thumb triple)
     directory: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "hypemu-objects")
 
     def _region(self, name: str, base: int, load_pa: int, constants: Mapping[str, int]) -> Region:
         self.directory.mkdir(parents=True, exist_ok=True)
-        obj = assemble_object(self.assembler, self.files[name], constants, self.directory)
+        obj = assemble_object(self.assembler, self.files[name], constants, self.directory,
+                              self.thumb)
         image = load_elf(obj, base)
         region = object_region(name, image, base, load_pa=load_pa, init=name == "init")
         return Region(region.name, region.code, region.base, region.load_pa, region.symbols,
-                      region.globals, str(self.files[name]), region.text_size)
+                      region.globals, str(self.files[name]), region.thumb or self.thumb,
+                      region.text_size)
 
     def fixed(self) -> FixedPlace:
         return FixedPlace()

@@ -8,7 +8,6 @@ not installed (Debian: binutils-arm-linux-gnueabihf)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from elftools.elf.elffile import ELFFile
 
 from hypemu.asm import AsmError, assemble
 from hypemu.guest_abi import guest_constants
+from hypemu.toolchain import expand_kernel_macros
 
 ROOT = Path(__file__).resolve().parent.parent
 AS, LD = "arm-linux-gnueabihf-as", "arm-linux-gnueabihf-ld"
@@ -29,15 +29,11 @@ pytestmark = pytest.mark.skipif(
     shutil.which(AS) is None or shutil.which(LD) is None,
     reason=f"GNU binutils for ARM ({AS}, {LD}) not installed: Debian's binutils-arm-linux-gnueabihf")
 
-_KERNEL_MACROS = [(r"ENTRY\((\w+)\)", r".globl \1; \1:"), (r"ENDPROC\((\w+)\)", ""),
-                  (r"\bW\((\w+)\)", r"\1"), (r"\bARM\(([^()]*)\)", r"\1"), (r"\bTHUMB\(([^()]*)\)", "")]
-
-
 def for_gnu(source: str, constants: dict[str, int]) -> str:
     """The source as GNU as reads it: the predefined constants as .equ lines, and the kernel's
-    <asm/...> macros (which hypemu knows and GNU as gets from the C preprocessor) written out."""
-    for pattern, replacement in _KERNEL_MACROS:
-        source = re.sub(pattern, replacement, source)
+    <asm/...> macros (which hypemu knows and GNU as gets from the C preprocessor) written out as
+    `hyp.assembler: gnu` writes them out."""
+    source = expand_kernel_macros(source)
     return "".join(f".equ {k}, {v:#x}\n" for k, v in constants.items()) + source
 
 

@@ -18,6 +18,7 @@ from hypemu.guest_abi import PROBE_VALUE, guest_constants
 from hypemu.kvm.config import ASM_DIR
 from hypemu.machine import Machine
 from hypemu.scenario import DEFAULT_SCENARIO, from_mapping
+from hypemu.toolchain import expand_kernel_macros
 
 FIXTURES = Path(__file__).resolve().parent / "elf_fixtures"
 AS, LD = "arm-linux-gnueabihf-as", "arm-linux-gnueabihf-ld"
@@ -31,9 +32,12 @@ RAM = 0x80000000
 
 
 def gnu_as(source: Path, output: Path, probe_va: int = 0) -> Path:
+    """GNU as on `source`, the kernel macros of hypemu's asm/ written out as cpp would."""
     consts = guest_constants(0xFFFF0000, "seed", probe_va)
+    expanded = output.with_suffix(".expanded.S")
+    expanded.write_text(expand_kernel_macros(source.read_text()))
     subprocess.run([AS, "-march=armv7-a+virt", *(f"--defsym={k}={v:#x}" for k, v in consts.items()),
-                    "-o", output, source], check=True, capture_output=True)
+                    "-o", output, expanded], check=True, capture_output=True)
     return output
 
 

@@ -40,7 +40,7 @@ class _Recorder:
         self.code: list[tuple[int, bytes]] = []
         self.ram: list[tuple[int, bytes]] = []
 
-    def load_code(self, pa: int, code: bytes) -> None:
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
         self.code.append((pa, code))
 
     def write_ram(self, pa: int, data: bytes) -> None:

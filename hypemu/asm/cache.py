@@ -15,8 +15,9 @@ from pathlib import Path
 from .program import Program, Section, _FrozenMap
 
 
-def _cache_key(source: str, base: int, constants: dict[str, int]) -> str:
-    blob = json.dumps([_module_version(), source, base, sorted(constants.items())])
+def _cache_key(source: str, base: int, constants: dict[str, int], thumb: bool = False) -> str:
+    blob = json.dumps([_module_version(), source, base, sorted(constants.items())]
+                      + (["thumb"] if thumb else []))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -91,13 +92,15 @@ class _Cache:
             sections = tuple(Section(str(n), str(k), int(a), int(z)) for n, k, a, z in
                              entry["sections"])
             return Program(bytes.fromhex(entry["code"]), int(entry["base"]), _FrozenMap(symbols),
-                           frozenset(str(g) for g in entry["globals"]), "", sections)
+                           frozenset(str(g) for g in entry["globals"]), "",
+                           entry.get("thumb") is True, sections)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _write_disk(self, key: str, program: Program) -> None:
         entry = {"key": key, "code": program.code.hex(), "base": program.base,
                  "symbols": dict(program.symbols), "globals": sorted(program.globals),
+                 "thumb": program.thumb,
                  "sections": [[s.name, s.kind, s.address, s.size] for s in program.sections]}
         directory = self._directory()
         try:

@@ -60,6 +60,7 @@ class PreprocessorParts(Protocol):
     unaligned: bool
     section: str
     fills: list[tuple[str, str, str]]
+    thumb: bool                     # assembled as Thumb-2 (kernel.isa: thumb2)
 
     def _error(self, line: int, message: str, where: str = "") -> AsmError: ...
     def _emit(self, stmt: _Stmt) -> None: ...

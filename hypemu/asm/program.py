@@ -68,6 +68,7 @@ class Program:
     symbols: Mapping[str, int]
     globals: frozenset[str]
     filename: str
+    thumb: bool = False       # Thumb-2 code: enter it with an odd (interworking) address
     sections: tuple[Section, ...] = ()
 
     @property

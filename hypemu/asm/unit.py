@@ -62,5 +62,6 @@ class _Unit:
     labels: dict[str, int]                           # every label (generated ones too) -> line
     globals: dict[str, int]                          # name -> line of its .global
     equs: dict[str, list[tuple[int, Tree, int]]]    # name -> [(stmt pos, tree, line)]
+    thumb: bool = False                              # assembled as Thumb-2
     sections: tuple[_Section, ...] = ()
     fills: tuple[tuple[str, str, str], ...] = ()     # (label, label, "zero" | "code"): padding to rewrite
