@@ -8,6 +8,8 @@ not installed (Debian: binutils-arm-linux-gnueabihf)."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -136,3 +138,47 @@ def test_ldr_constant_becomes_mov_or_mvn_where_encodable(value, encoding, tmp_pa
         assert program.code == encoding.to_bytes(4, "little")
     code, _ = gnu_image(f"ldr r0, ={value:#x}\n", tmp_path)
     assert code == program.code.rstrip(b"\0")
+
+
+CPP = "arm-linux-gnueabihf-cpp"
+KERNEL_FILES = ("arch/arm/kvm/init.S", "arch/arm/kernel/hyp-stub.S")
+_AUTOCONF = {"CONFIG_ARM": 1, "CONFIG_MMU": 1, "CONFIG_SMP": 1, "CONFIG_ARM_LPAE": 1,
+             "CONFIG_ARM_VIRT_EXT": 1, "CONFIG_KVM": 1, "CONFIG_KVM_ARM_HOST": 1, "CONFIG_CPU_V7": 1,
+             "CONFIG_AEABI": 1, "CONFIG_VECTORS_BASE": 0xFFFF0000, "CONFIG_PAGE_OFFSET": 0xC0000000,
+             "CONFIG_NR_CPUS": 4}
+
+
+def kbuild_preprocess(tree: Path, source: str, tmp: Path) -> str:
+    """`source` of the kernel `tree` through the C preprocessor with kbuild's flags for an ARM
+    build, and small generated headers for what a configured tree would have generated."""
+    shim = tmp / "shim"
+    (shim / "generated").mkdir(parents=True, exist_ok=True)
+    (shim / "asm").mkdir(exist_ok=True)
+    (shim / "generated" / "autoconf.h").write_text(
+        "".join(f"#define {k} {v:#x}\n" for k, v in _AUTOCONF.items()))
+    for name in ("asm-offsets.h", "bounds.h"):
+        (shim / "generated" / name).write_text("")
+    kbuilds = [tree / "arch/arm/include/asm/Kbuild", tree / "arch/arm/include/uapi/asm/Kbuild"]
+    wrapped = {w for k in kbuilds if k.is_file()
+               for w in re.findall(r"generic-y\s*\+=\s*(\S+\.h)", k.read_text())} | {"bitsperlong.h"}
+    for name in wrapped:
+        if not any((tree / d / name).exists() for d in ("arch/arm/include/asm",
+                                                         "arch/arm/include/uapi/asm")):
+            (shim / "asm" / name).write_text(f"#include <asm-generic/{name}>\n")
+    include = [f"-I{d}" for d in (tree / "arch/arm/include", shim, tree / "arch/arm/include/uapi",
+                                  tree / "include", tree / "include/uapi")]
+    done = subprocess.run([CPP, "-D__ASSEMBLY__", "-D__KERNEL__", "-D__LINUX_ARM_ARCH__=7",
+                           "-nostdinc", "-undef", "-D__arm__", *include, "-include",
+                           str(tree / "include/linux/kconfig.h"), "-include", "asm/unified.h", "-P",
+                           str(tree / source)], check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+@pytest.mark.skipif(not os.environ.get("HYPEMU_LINUX_TREE") or shutil.which(CPP) is None,
+                    reason="set HYPEMU_LINUX_TREE to a Linux v3.9..v5.6 source tree (and install "
+                           f"{CPP}) to compare the kernel's own HYP sources")
+@pytest.mark.parametrize("source", KERNEL_FILES)
+def test_the_kernels_own_hyp_sources_assemble_as_gnu_as_does(source, tmp_path):
+    """Opt-in: the repository holds no kernel text; the tree is the user's."""
+    text = kbuild_preprocess(Path(os.environ["HYPEMU_LINUX_TREE"]), source, tmp_path)
+    assert_same(text, {}, tmp_path, source)
