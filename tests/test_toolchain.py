@@ -64,6 +64,11 @@ def test_an_assembler_not_installed_is_an_input_error(monkeypatch, tmp_path):
         with pytest.raises(ToolchainError, match=f"hyp.assembler: {choice}: no .* found on PATH"):
             find_assembler(choice)
     assert find_assembler("auto") is None and find_assembler("builtin") is None
+    (tmp_path / "s.yaml").write_text("name: s\nhyp:\n  assembler: llvm\n")
+    with pytest.raises(hypemu.ScenarioError) as err:
+        hypemu.load_scenario(tmp_path / "s.yaml")
+    assert str(err.value) == (f"{tmp_path / 's.yaml'}:3: hyp.assembler: llvm: no llvm-mc found "
+                              "on PATH")
 
 
 @needs_gnu
