@@ -36,6 +36,7 @@ _ERROR_RE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)?\s*(?:Error|e
                        re.M)
 
 
+_EXPANSION = 1                  # bump when expand_kernel_macros changes: cached objects are stale
 _KERNEL_MACRO_RE = re.compile(r"^(\s*)(ENTRY|ENDPROC|END|W|ARM|THUMB|ARM_BE8)\(", re.M)
 
 
@@ -132,8 +133,9 @@ def assemble_object(assembler: Assembler, source: Path, constants: Mapping[str, 
         line = text.decode("utf-8", "replace")[:cpp.start()].count("\n") + 1
         raise AsmError(str(source), line, "C preprocessor lines: the assembler would take them "
                                           "for comments; preprocess the source first")
-    key = hashlib.sha256(repr((assembler, text, sorted(constants.items()), thumb)).encode()
-                         ).hexdigest()
+    tool = os.stat(assembler.program)     # a new version of the tool: new objects
+    key = hashlib.sha256(repr((assembler, tool.st_mtime_ns, tool.st_size, text,
+                               sorted(constants.items()), thumb, _EXPANSION)).encode()).hexdigest()
     output = directory / f"{key[:32]}.o"
     if output.exists():
         return output

@@ -86,3 +86,18 @@ def test_c_preprocessor_lines_are_refused_not_taken_for_comments(tmp_path):
     init.write_text("nop\n#define X 1\n")
     with pytest.raises(AsmError, match=rf"^{init}:2: C preprocessor lines"):
         Machine(from_mapping(scenario("gnu", code=str(init))))
+
+
+@needs_gnu
+def test_the_scenario_library_meets_its_expectations_with_gnu_as():
+    """Every shipped scenario, its .S assembled by GNU as instead: the same outcomes."""
+    import yaml
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) > 20
+    for path in files:
+        data = yaml.safe_load(path.read_text())
+        data["hyp"] = {**(data.get("hyp") or {}), "assembler": "gnu"}
+        result = hypemu.run(from_mapping(data, base_dir=str(root)))
+        assert result.passed, (path.name, result.outcome, result.reason)
