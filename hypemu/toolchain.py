@@ -36,7 +36,7 @@ _ERROR_RE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)?\s*(?:Error|e
                        re.M)
 
 
-_EXPANSION = 1                  # bump when expand_kernel_macros changes: cached objects are stale
+_EXPANSION = 2                  # bump when expand_kernel_macros changes: cached objects are stale
 _KERNEL_MACRO_RE = re.compile(r"^(\s*)(ENTRY|ENDPROC|END|W|ARM|THUMB|ARM_BE8)\(", re.M)
 
 
@@ -44,7 +44,9 @@ def expand_kernel_macros(text: str, thumb: bool = False) -> str:
     """The Linux <asm/...> macros hypemu's sources use (ENTRY, ENDPROC, END, W, ARM, THUMB,
     ARM_BE8), written out as the kernel's C preprocessor would with <asm/unified.h>: in an ARM
     build W(x) is x, ARM(x) x and THUMB(x) nothing; in a Thumb-2 build W(x) is x.w, THUMB(x) x
-    and ARM(x) nothing. Line numbers stay, so the assembler's messages point at the source."""
+    and ARM(x) nothing, and the source is in unified syntax (`.syntax unified`, as <asm/unified.h>
+    says for CONFIG_THUMB2_KERNEL; GNU as's Thumb default, divided syntax, refuses `b.w`). Line
+    numbers stay, so the assembler's messages point at the source."""
     out, pos = [], 0
     for m in _KERNEL_MACRO_RE.finditer(text):
         if m.start() < pos:
@@ -61,7 +63,8 @@ def expand_kernel_macros(text: str, thumb: bool = False) -> str:
                        kept: arg}.get(name, "")
         out += [text[pos:m.start()], m.group(1), replacement]
         pos = end
-    return "".join(out) + text[pos:]
+    unified = ".syntax unified; " if thumb else ""    # on line 1: no line moves
+    return unified + "".join(out) + text[pos:]
 
 
 class ToolchainError(InputError, ValueError):
@@ -79,10 +82,12 @@ class Assembler:
                 thumb: bool = False) -> list[str]:
         defsyms = [f"--defsym={name}={value & 0xFFFFFFFF:#x}" for name, value in constants.items()]
         if self.kind == "gnu":
-            return [self.program, "-march=armv7-a+virt", *(["-mthumb"] if thumb else []),
+            # Thumb: as kbuild builds CONFIG_THUMB2_KERNEL (-mthumb -Wa,-mimplicit-it=always)
+            return [self.program, "-march=armv7-a+virt",
+                    *(["-mthumb", "-mimplicit-it=always"] if thumb else []),
                     *defsyms, "-o", str(output), str(source)]
         return [self.program, f"-triple={'thumbv7a' if thumb else 'armv7a'}-none-eabi",
-                "-mattr=+virtualization",
+                "-mattr=+virtualization", *(["-arm-implicit-it=always"] if thumb else []),
                 "-filetype=obj", *defsyms, "-o", str(output), str(source)]
 
 
