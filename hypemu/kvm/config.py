@@ -49,6 +49,7 @@ class KernelConfig:
     bounce_page: str                    # "auto" or "never"
     call_abi: str                       # a CALL_CONVENTIONS key
     source: GuestSource                 # the guest code
+    stub: str                           # the stub's contract: "builtin" or "kernel" (kvm.stub)
     instructions: int                   # the step budget
     injections: tuple[Injection, ...]
 
@@ -73,11 +74,27 @@ def _injection(item: Any) -> Injection:
     raise RuntimeError(f"internal: unknown injection {item!r}")
 
 
+def _source(s: "Scenario") -> AsmSource:
+    """The guest code: asm/, with the scenario's init code, or what a kernel tree provides
+    (its init.S and, unless ``hyp.stub`` says otherwise, its stub)."""
+    code = s.code
+    if isinstance(code, str):
+        init = ASM_DIR / BUILTIN_INIT[s.init] if code == "builtin" else Path(code)
+        source = builtin_source(init)
+        if s.stub != "builtin":
+            return AsmSource({**source.files, "stub": Path(s.stub)})
+        return source
+    from ..kernel_tree import kernel_regions
+    regions = kernel_regions(code.path, code.preprocessor, s.stub, s.trampoline_va, s.cpus,
+                             dict(s.kernel_config))
+    return AsmSource({**builtin_source().files, **regions})
+
+
 def from_scenario(s: "Scenario") -> KernelConfig:
     """The adapter: a validated Scenario as the kernel side's config."""
-    init = ASM_DIR / BUILTIN_INIT[s.init] if s.code == "builtin" else Path(s.code)
     return KernelConfig(
         banks=tuple(s.banks), cpus=s.cpus, page_offset=s.page_offset, text_offset=s.text_offset,
         hyp_idmap_offset=s.hyp_idmap_offset, design=s.init, trampoline_va=s.trampoline_va,
-        bounce_page=s.bounce_page, call_abi=s.call_abi, source=builtin_source(init),
+        bounce_page=s.bounce_page, call_abi=s.call_abi, source=_source(s),
+        stub="builtin" if s.stub == "builtin" else "kernel",
         instructions=s.instructions, injections=tuple(_injection(item) for item in s.inject))

@@ -9,7 +9,8 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_init_code, code_path
+from .guest import check_init_code, check_kernel_code
+from .models import KernelTreeCode
 from .keys import DEFAULTS
 from .models import Scenario
 from .values import describe, string
@@ -44,12 +45,15 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     description = string(top.get("description", DEFAULTS["description"]), "description")
     machine = sections.machine(top)
     kernel = sections.kernel(top)
-    hyp = sections.hyp(top, lambda value: code_path(value, base_dir))
+    hyp = sections.hyp(top, base_dir)
     step_list = steps.steps(top.get("steps", DEFAULTS["steps"]), machine.cpus)
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list))
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)     # last: the slowest check
+    if isinstance(hyp.code, KernelTreeCode):                       # last: the slowest checks
+        check_kernel_code(hyp.code, hyp.stub, hyp.trampoline_va, machine.cpus, kernel.config)
+    else:
+        check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))
     return Scenario(name=name, description=description, machine=machine, kernel=kernel, hyp=hyp,

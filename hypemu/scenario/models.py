@@ -31,6 +31,8 @@ HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
 SKIP_BARRIERS = ("isb", "dsb", "dmb")
+PREPROCESSORS = ("auto", "external", "python")    # cpp.PREPROCESSORS (a test checks)
+STUB_KINDS = ("auto", "builtin", "kernel")
 
 MAX_CPUS = 8
 MAX_BANKS = 8
@@ -96,6 +98,33 @@ class KernelSection:
         v.other("auto or size", {"anyOf": [{"const": "auto"}, v.SIZE_SCHEMA]}),
         "offset of the HYP init code from the image start (auto, or an int >= 0x1000, 32-byte "
         "aligned)", "auto")
+    config: tuple[tuple[str, Optional[str]], ...] = key(
+        v.other("mapping", {"type": "object", "propertyNames": {"pattern": "^CONFIG_[A-Za-z0-9_]+$"},
+                            "additionalProperties": {"type": ["integer", "string", "boolean"]}}),
+        "with a kernel tree: CONFIG_ values that add to or override the board's (an int, a "
+        "string, true/y, m, or false/n to unset one)", {}, value=())
+
+
+@dataclass(frozen=True)
+class CodeKeys:
+    """The keys of ``hyp.code`` as a mapping: the kernel's own code (its typed value is a
+    ``KernelTreeCode``)."""
+
+    kernel: str = key(v.other("path", {"type": "string", "minLength": 1}),
+                      "required: a Linux kernel source tree (relative to the scenario); its "
+                      "arch/arm/kvm/init.S and arch/arm/kernel/hyp-stub.S are preprocessed and run")
+    preprocessor: str = key(v.one_of(PREPROCESSORS), "the C preprocessor: auto (the user's "
+                            "$(CROSS_COMPILE)gcc -E or cpp when found, else python), external, or "
+                            "python (pcpp)", value="auto")
+
+
+@dataclass(frozen=True)
+class KernelTreeCode:
+    """``hyp.code: {kernel: PATH}``: a kernel source tree (an absolute path) and the preprocessor
+    to run over it."""
+
+    path: str
+    preprocessor: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -105,8 +134,16 @@ class HypSection:
                                       "page-aligned)", 0xFFFF0000)
     bounce_page: str = key(v.one_of(BOUNCE_PAGE), "copy the init code to a bounce page when it "
                                                   "crosses a page", "auto")
-    code: str = key(v.other("builtin or path", {"type": "string", "minLength": 1}),
-                    "the init code: builtin, or a .S file relative to the scenario", "builtin")
+    code: Union[str, KernelTreeCode] = key(
+        v.other("builtin, path or mapping", {"type": "string", "minLength": 1}),
+        "the init code: builtin, a .S file relative to the scenario, or {kernel: PATH}: a kernel "
+        "tree's own code (its version picks the defaults of hyp.init and hyp.call_abi)", "builtin",
+        model=CodeKeys, alternative=True)
+    stub: str = key(v.other("auto, builtin, kernel or path", {"type": "string", "minLength": 1}),
+                    "the HYP stub: the kernel's (arch/arm/kernel/hyp-stub.S, with its contract: "
+                    "the stub returns in HYP, hypemu's head.S helper drops to SVC), hypemu's "
+                    "builtin one, or a .S file written to the kernel's contract; auto: the "
+                    "kernel's with a kernel tree, else builtin", "auto")
     call_abi: str = key(v.one_of(CALL_ABIS), "how the init HVCs pass their arguments", "seed")
 
 
@@ -322,9 +359,19 @@ class Scenario:
         return self.hyp.bounce_page
 
     @property
-    def code(self) -> str:
+    def code(self) -> Union[str, KernelTreeCode]:
         """``hyp.code``."""
         return self.hyp.code
+
+    @property
+    def stub(self) -> str:
+        """``hyp.stub``: ``builtin``, ``kernel`` or an absolute path (``auto`` resolved)."""
+        return self.hyp.stub
+
+    @property
+    def kernel_config(self) -> tuple[tuple[str, Optional[str]], ...]:
+        """``kernel.config``: (CONFIG_ name, C text or None to unset), in the order written."""
+        return self.kernel.config
 
     @property
     def call_abi(self) -> str:
