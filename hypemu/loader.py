@@ -36,7 +36,8 @@ class GuestContractError(ValueError):
 @dataclass(frozen=True)
 class Region:
     """One region of guest code: ``code`` linked at ``base`` (the address it runs at: a PA, or a
-    HYP VA for the runtime text), loaded at ``load_pa``."""
+    HYP VA for the runtime text), loaded at ``load_pa``. Its first ``text_size`` bytes are code
+    (None: all of it); the data sections follow them, loaded as plain bytes."""
 
     name: str
     code: bytes
@@ -45,6 +46,17 @@ class Region:
     symbols: Mapping[str, int]
     globals: frozenset[str]
     filename: str
+    text_size: int | None = None
+
+    @property
+    def text(self) -> bytes:
+        """The code part (what the CPU scans for instructions to emulate)."""
+        return self.code if self.text_size is None else self.code[:self.text_size]
+
+    @property
+    def data(self) -> bytes:
+        """The data sections after the code (.data, .bss...)."""
+        return b"" if self.text_size is None else self.code[self.text_size:]
 
     def address(self, name: str) -> int:
         """The link address of label ``name`` (KeyError, naming the labels, if there is none)."""
@@ -119,8 +131,9 @@ def check_init_contract(program: Program) -> tuple[int, int]:
 def region_of(name: str, program: Program, load_pa: int, size: int | None = None) -> Region:
     """A region from an assembled program (its first ``size`` bytes when given)."""
     code = program.code if size is None else program.code[:size]
+    text_size = min(program.text_size, len(code))
     return Region(name, code, program.base, load_pa, program.symbols, program.globals,
-                  program.filename)
+                  program.filename, None if text_size == len(code) else text_size)
 
 
 class RegionCode(Protocol):
@@ -177,8 +190,11 @@ def poison(size: int) -> bytes:
 
 
 def load_image(target: CodeTarget, image: GuestImage, span: tuple[int, int]) -> None:
-    """Fill the image span [start, end) with the poison, then load every region at its PA."""
+    """Fill the image span [start, end) with the poison, then load every region at its PA: its
+    code as code, its data as plain bytes (a data word is never taken for an instruction)."""
     start, end = span
     target.write_ram(start, poison(end - start))
     for region in image.regions():
-        target.load_code(region.load_pa, region.code)
+        target.load_code(region.load_pa, region.text)
+        if region.data:
+            target.write_ram(region.load_pa + len(region.text), region.data)
