@@ -28,6 +28,9 @@ EXAMPLES = """examples:
   hypemu run --trace                  the same, with every HYP event the guest caused
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
+  hypemu run --kernel ~/linux scenarios/*.yaml
+                                      the scenario library on your kernel tree's own init code
+                                      and stub (its arch/arm/kvm/init.S, arch/arm/kernel/hyp-stub.S)
   hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
@@ -53,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="every CPU's exception state, and HSCTLR, HTCR, HTTBR, HSR decoded")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
     val_p.add_argument("files", nargs="+", metavar="FILE")
+    for p in (run_p, val_p):
+        p.add_argument("--kernel", metavar="PATH", help="a Linux kernel source tree whose own HYP "
+                       "init code and stub replace hyp.code in every scenario given")
     bench_p = sub.add_parser(
         "bench", help="run the benchmark suite (ratios against bare Unicorn)",
         description="Run the benchmark suite (benchmarks/ of the source tree): each figure is the "
@@ -68,10 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scenarios(files: Sequence[str]) -> list[Scenario]:
+def _kernel(args: argparse.Namespace) -> Optional[str]:
+    """``--kernel PATH``, checked once (a tree hypemu cannot use is one line, exit 2)."""
+    if args.kernel is None:
+        return None
+    from .kernel_tree import KernelTree
+    return str(KernelTree.open(args.kernel).root)
+
+
+def _scenarios(files: Sequence[str], kernel: Optional[str]) -> list[Scenario]:
     if not files:
-        return [from_mapping(DEFAULT_SCENARIO)]
-    return [load_file(path) for path in files]
+        return [from_mapping(DEFAULT_SCENARIO, kernel=kernel)]
+    return [load_file(path, kernel=kernel) for path in files]
 
 
 def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
@@ -91,7 +105,7 @@ def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scenarios = _scenarios(args.files)
+    scenarios = _scenarios(args.files, _kernel(args))
     results = [_run_one(s, args) for s in scenarios]
     passed = sum(r.passed for r in results)
     if not args.json and len(results) > 1:
@@ -101,10 +115,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check every file (not only up to the first bad one): one line each, exit 2 if any is bad."""
-    bad = 0
+    bad, kernel = 0, _kernel(args)
     for path in args.files:
         try:
-            refused = check_buildable(load_file(path))
+            refused = check_buildable(load_file(path, kernel=kernel))
         except InputError as err:
             print(f"hypemu: {err}", file=sys.stderr)
             bad += 1

@@ -140,12 +140,12 @@ class Kernel:
         """kvm_call_hyp(r0, r1, r2, r3) from SVC: the value HYP returns in r0."""
         return self.call_pl1(cpu, self.image.pl1.address("kvm_call_hyp"), r0, during, (r1, r2, r3))
 
-    def enter_in_hyp(self, cpu: int, entry: int, r0: int, during: str) -> None:
+    def enter_in_hyp(self, cpu: int, entry: int, r0: int, during: str, detail: str = "") -> None:
         """The CPU enters the kernel in HYP (MMU off) at ``entry`` with r0, LR = the sentinel; it
         must come back to the sentinel in SVC."""
         core = self.core
         core.power_on(cpu, MODE_HYP)
-        core.record(events.KERNEL, "enter kernel in HYP", pc=entry)
+        core.record(events.KERNEL, "enter kernel in HYP", pc=entry, detail=detail)
         core.set_reg(0, r0)
         core.set_reg(14, self.sentinel)
         self.runner.run_to_pl1(cpu, entry, during)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from .. import events
 from ..cpu import MODE_HYP
 from ..errors import InputError
 from ..loader import GuestImage
@@ -41,19 +40,15 @@ class StubKernel(Protocol):
     image: GuestImage
     sentinel: int
 
-    def enter_in_hyp(self, cpu: int, entry: int, r0: int, during: str) -> None:
+    def enter_in_hyp(self, cpu: int, entry: int, r0: int, during: str, detail: str = "") -> None:
         """Power ``cpu`` on in HYP and run from ``entry`` (r0 given, LR = the sentinel) until it
-        returns to the sentinel in SVC."""
+        returns to the sentinel in SVC (``detail``: for the event that records the entry)."""
 
     def call_pl1(self, cpu: int, entry: int, r0: int, during: str) -> int:
         """From SVC, call ``entry`` with r0 (LR = the sentinel); its r0."""
 
     def read32(self, pa: int) -> int:
         """A word of RAM."""
-
-    def record(self, kind: str, name: str, value: int | None = None, pc: int | None = None,
-               detail: str = "") -> None:
-        """Add an event to the log."""
 
 
 class StubContract(ABC):
@@ -88,17 +83,15 @@ class KernelStub(StubContract):
         stub = kernel.image.stub
         name = "__hyp_stub_install" if primary else "__hyp_stub_install_secondary"
         helper = kernel.image.pl1.address("kernel_hyp_entry")
-        kernel.record(events.KERNEL, f"head.S: {name}", stub.address(name), pc=helper,
-                      detail="the stub returns in HYP; safe_svcmode_maskall then ERETs to SVC")
-        kernel.enter_in_hyp(cpu, helper, stub.address(name), f"{name} (head.S)")
+        kernel.enter_in_hyp(cpu, helper, stub.address(name), f"{name} (head.S)",
+                            detail=f"head.S: {name} at {stub.address(name):#x}, then "
+                                   f"safe_svcmode_maskall (kernel_hyp_entry) to SVC")
         self._check_boot_mode(kernel, stub.address("__boot_cpu_mode"))
 
     @staticmethod
     def _check_boot_mode(kernel: StubKernel, pa: int) -> None:
         """is_hyp_mode_available(): the recorded mode is HYP and no CPU disagreed."""
         mode = kernel.read32(pa)
-        kernel.record(events.KERNEL, "__boot_cpu_mode", mode, pc=0,
-                      detail=f"read at {pa:#x} (is_hyp_mode_available)")
         if mode & BOOT_CPU_MODE_MISMATCH or mode & MODE_MASK != MODE_HYP:
             raise StubContractError(f"the stub left __boot_cpu_mode = {mode:#x} at {pa:#x} (HYP "
                                     f"is {MODE_HYP:#x}, a mismatch sets {BOOT_CPU_MODE_MISMATCH:#x})"

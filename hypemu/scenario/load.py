@@ -24,14 +24,26 @@ DEFAULT_SCENARIO: dict[str, Any] = {
 }
 
 
+def with_kernel(user: Mapping[str, Any], kernel: Optional[str]) -> Mapping[str, Any]:
+    """``user`` with ``hyp.code: {kernel: PATH}`` in place of its own code (``--kernel PATH``;
+    a relative PATH is taken from the working directory, as a command line's)."""
+    if kernel is None or not isinstance(user, Mapping):
+        return user
+    hyp = user.get("hyp")
+    hyp = dict(hyp) if isinstance(hyp, Mapping) else {}
+    hyp["code"] = {"kernel": os.path.abspath(os.path.expanduser(kernel))}
+    return {**user, "hyp": hyp}
+
+
 def from_mapping(user: Mapping[str, Any], file: Optional[str] = None, base_dir: Optional[str] = None,
-                 lines: Optional[Mapping[str, int]] = None) -> Scenario:
+                 lines: Optional[Mapping[str, int]] = None, kernel: Optional[str] = None) -> Scenario:
     """The typed scenario for a plain mapping. Raises ``ScenarioError`` (and nothing else) for a
     mapping that is not a valid scenario; with ``file`` and ``lines`` (key path -> YAML line, from
-    ``load_file``) the error cites the line."""
+    ``load_file``) the error cites the line. ``kernel``: a kernel tree that replaces ``hyp.code``
+    (``with_kernel``)."""
     line_map = dict(lines or {})
     try:
-        return _build(user, file, base_dir, line_map)
+        return _build(with_kernel(user, kernel), file, base_dir, line_map)
     except ScenarioError as err:
         if file is None or err.file:
             raise
@@ -61,8 +73,9 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
                     base_dir=base_dir, raw=dict(top), lines=lines, step_lines=step_lines)
 
 
-def load_file(path: Union[str, "os.PathLike[str]"]) -> Scenario:
-    """Read, parse (YAML safe loading, one document) and validate a scenario file.
+def load_file(path: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None) -> Scenario:
+    """Read, parse (YAML safe loading, one document) and validate a scenario file; ``kernel``: a
+    kernel tree that replaces its ``hyp.code`` (``hypemu run --kernel PATH``).
 
     Raises ``ScenarioError`` whose text is ``FILE:LINE: key.path: what is wrong``."""
     name = os.fspath(path)
@@ -78,7 +91,7 @@ def load_file(path: Union[str, "os.PathLike[str]"]) -> Scenario:
         raise ScenarioError(FILE_KEY, f"expected a mapping of keys (name, machine, steps, ...) at the "
                                       f"top level, got {describe(data)}", name, first_line(text))
     base_dir = os.path.dirname(os.path.abspath(name))
-    return from_mapping(data, file=name, base_dir=base_dir, lines=lines)
+    return from_mapping(data, file=name, base_dir=base_dir, lines=lines, kernel=kernel)
 
 
 def load_scenario(source: Union[Scenario, Mapping[str, Any], str, "os.PathLike[str]"]) -> Scenario:
