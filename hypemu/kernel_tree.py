@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from .asm import AsmError, Program, assemble
-from .cpp import Preprocessed, Request, preprocess
+from .cpp import Preprocessed, PreprocessorError, Request, preprocess
 from .errors import InputError
 
 INIT_S = "arch/arm/kvm/init.S"
@@ -122,7 +122,10 @@ def _preprocess(tree: KernelTree, relative: str, config: tuple[tuple[str, str], 
         write_shims(out, tree, dict(config))
         request = Request(cwd=tree.root, source=relative, defines=DEFINES,
                           includes=include_dirs(out), forced=FORCED)
-        return preprocess(request, which)
+        try:
+            return preprocess(request, which)
+        except PreprocessorError as err:      # named from the tree's top: name it in full
+            raise PreprocessorError(str(tree.root / err.file), err.line, err.message) from None
 
 
 def include_dirs(objtree: Path) -> tuple[str, ...]:
