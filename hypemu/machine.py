@@ -16,7 +16,7 @@ from .errors import (ConfigError, InputError, NotModelled, ScenarioError, Unknow
                      UsageError)
 from .events import Event
 from .hazards import Checks, Hazard
-from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
+from .cpu import MODE_HYP, MODE_NAMES, PATCH_MARKER, CpuComplex, regime_of
 from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
 from .scenario import BootStep, CallStep, Expect, HotplugStep, Scenario, load_scenario, located
 from .walker import Fault, Translation
@@ -167,11 +167,21 @@ class Machine:
 
     def read_phys(self, pa: int, size: int) -> bytes:
         """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no
-        translation, no TLB). UsageError (a ValueError) where the board has no RAM."""
+        translation, no TLB): the bytes that were loaded, so a guest image compares with its build
+        (the trap markers that stand for barriers, MRS/MSR CPSR and CPS are invisible here).
+        UsageError (a ValueError) where the board has no RAM."""
         try:
-            return self.core.engine.read(pa, size)
+            data = bytearray(self.core.engine.read(pa, size))
         except LookupError:
             raise UsageError(f"no RAM at PA {pa:#x}..{pa + size - 1:#x}") from None
+        marker, patched = PATCH_MARKER.to_bytes(4, "little"), self.core.runner.patched
+        for at in range(pa & ~3, pa + size, 4):      # the loader patches whole, aligned words
+            word = patched.get(at)
+            if word is not None and self.core.engine.read(at, 4) == marker:
+                original = word.to_bytes(4, "little")
+                for i in range(max(at, pa), min(at + 4, pa + size)):
+                    data[i - pa] = original[i - at]
+        return bytes(data)
 
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
