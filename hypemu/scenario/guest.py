@@ -120,17 +120,17 @@ def check_kernel_code(code: KernelTreeCode, stub: str, trampoline_va: int, cpus:
     from ..guest_abi import STUB_ENTRIES
     from ..kernel_tree import kernel_regions
     try:
-        regions = kernel_regions(code.path, code.preprocessor, stub, trampoline_va, cpus,
-                                 dict(overrides))
-        init = regions["init"].assemble(0x80000000, {})
+        init = kernel_regions(code.path, code.preprocessor, "builtin", trampoline_va, cpus,
+                              dict(overrides))["init"].assemble(0x80000000, {})
     except (AsmError, InputError) as err:
         raise ScenarioError(KEY, "; ".join(str(err).strip().splitlines())) from None
     check_contract(init.symbols, init.base, f"{code.path}/arch/arm/kvm/init.S")
-    if "stub" not in regions:
+    if stub == "builtin":
         return
     try:
-        program = regions["stub"].assemble(0x80000000, {})
-    except AsmError as err:
+        program = kernel_regions(code.path, code.preprocessor, stub, trampoline_va, cpus,
+                                 dict(overrides))["stub"].assemble(0x80000000, {})
+    except (AsmError, InputError) as err:
         raise ScenarioError(STUB_KEY, "; ".join(str(err).strip().splitlines())) from None
     missing = [name for name in STUB_ENTRIES["kernel"] if name not in program.symbols]
     if missing:
