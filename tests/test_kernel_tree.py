@@ -231,3 +231,45 @@ def test_the_plugin_option_puts_the_tree_in_every_scenario(pytester):
     result = pytester.runpytest("-p", "no:hypothesispytest", "--hypemu-kernel=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hypemu-kernel: *nowhere: not a directory*"])
+
+
+def test_hyp_stub_choices(tmp_path):
+    with pytest.raises(ScenarioError, match="hyp.stub: 'kernel' is the stub of a kernel tree"):
+        hypemu.load_scenario({"name": "x", "hyp": {"stub": "kernel"}})
+    assert hypemu.load_scenario({"name": "x"}).stub == "builtin"
+    # a stub of one's own, to the kernel's contract, preprocessed with the tree's headers
+    own = tmp_path / "my-stub.S"
+    own.write_text((TREE / STUB_S).read_text())
+    s = hypemu.load_scenario(tree_scenario(hyp={"stub": str(own)}))
+    assert s.stub == str(own)
+    result = hypemu.run(s)
+    assert result.passed, result.reason
+    # the built-in stub with the tree's init code: hypemu's contract (the stub drops to SVC)
+    m = hypemu.Machine(tree_scenario(cpus=2, hyp={"stub": "builtin"}))
+    m.boot()
+    assert m.kernel.image.stub.filename.endswith("asm/hyp-stub.S")
+    assert not [e for e in m.events if e.name in ("HCR", "CNTHCTL")]
+
+
+def test_a_stub_that_leaves_no_hyp_mode_is_the_stubs_fault(tmp_path):
+    """is_hyp_mode_available(): a stub that records a wrong boot mode (0x1b) then finds the CPU in
+    another mode (HYP) than the recorded one, flags the mismatch (0x100) and installs nothing."""
+    text = (TREE / STUB_S).read_text().replace(
+        "\tstr\tr4, [r5, r6]\t\t@ __boot_cpu_mode = this CPU's mode",
+        "\teor\tr4, r4, #1\n\tstr\tr4, [r5, r6]")        # records SVC's neighbour, not HYP
+    root = copy_tree(tmp_path, **{STUB_S.replace("/", "__"): text})
+    with pytest.raises(hypemu.errors.InputError, match=r"__boot_cpu_mode = 0x11b .*no HYP mode"):
+        hypemu.run(tree_scenario(root))
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("HYPEMU_LINUX_TREES"),
+                    reason="set HYPEMU_LINUX_TREES to kernel trees (colon-separated) to boot them")
+def test_real_kernel_trees_boot():
+    """A user's Linux trees (v3.9 or later, 32-bit KVM): their own init.S and stub come up on two
+    CPUs. v3.9's single-step design loses the idmap after boot, so only v3.10 and later survive a
+    hotplug."""
+    import os
+    for tree in os.environ["HYPEMU_LINUX_TREES"].split(":"):
+        steps = [{"boot": "all"}, {"call": {"cpu": 1, "fn": "hyp_probe"}}]
+        result = hypemu.run(tree_scenario(Path(tree), "auto", cpus=2, steps=steps))
+        assert result.passed, (tree, result.reason)
