@@ -125,7 +125,8 @@ def _preprocess(tree: KernelTree, relative: str, config: tuple[tuple[str, str], 
         try:
             return preprocess(request, which)
         except PreprocessorError as err:      # named from the tree's top: name it in full
-            raise PreprocessorError(str(tree.root / err.file), err.line, err.message) from None
+            raise PreprocessorError(str(tree.root / (err.file or relative)), err.line,
+                                    err.message) from None
 
 
 def include_dirs(objtree: Path) -> tuple[str, ...]:
