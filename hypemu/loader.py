@@ -76,19 +76,23 @@ class Region:
 @dataclass(frozen=True)
 class GuestImage:
     """The guest code of the kernel image, one ``Region`` each. The init region holds exactly
-    [__kvm_hyp_init, __kvm_hyp_init_end): what the kernel side maps and bounces."""
+    [__kvm_hyp_init, __kvm_hyp_init_end): what the kernel side maps and bounces. ``kernel`` holds
+    the rest of a prebuilt kernel image (a vmlinux's sections), loaded before the regions."""
 
     pl1: Region        # kvm_call_hyp (the PL1 HVC caller)
     stub: Region       # __hyp_stub_install and the stub vectors
     init: Region       # the HYP init vectors and code
     runtime: Region    # the runtime HYP vectors, dispatcher and functions
+    kernel: tuple[Region, ...] = ()
 
     def regions(self) -> Iterator[Region]:
         return (getattr(self, name) for name in REGIONS)
 
     def replace(self, region: Region) -> GuestImage:
         """This image with ``region`` (same name) in place of its own."""
-        return dataclasses.replace(self, **{region.name: region})
+        regions = {name: region if name == region.name else getattr(self, name) for name in REGIONS}
+        return GuestImage(regions["pl1"], regions["stub"], regions["init"], regions["runtime"],
+                          self.kernel)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,20 @@ class Placement:
 
     base: Mapping[str, int]
     load_pa: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class FixedPlace:
+    """What a prebuilt producer's code fixes about the layout (None: the scenario decides):
+    PAGE_OFFSET, the image's offset in RAM, the init code's offset from the image start, the bytes
+    its image occupies from there (hypemu's own pages go after them) and its runtime text's
+    offset."""
+
+    page_offset: int | None = None
+    text_offset: int | None = None
+    hyp_idmap_offset: int | None = None
+    reserved: int = 0
+    hyp_text_offset: int | None = None
 
 
 class GuestSource(Protocol):
@@ -109,6 +127,9 @@ class GuestSource(Protocol):
 
     def link(self, placement: Placement, constants: Mapping[str, int]) -> GuestImage:
         """The image with every region at its placed address."""
+
+    def fixed(self) -> FixedPlace:
+        """What this code fixes about the layout (``FixedPlace()``: nothing)."""
 
 
 def check_init_contract(program: Program) -> tuple[int, int]:
@@ -158,6 +179,9 @@ class AsmSource:
             return assemble_file(source, base, constants=constants)
         return source.assemble(base, constants)
 
+    def fixed(self) -> FixedPlace:
+        return FixedPlace()
+
     def sizes(self, constants: Mapping[str, int]) -> tuple[int, int]:
         start, end = check_init_contract(self._assemble("init", 0, constants))
         return end - start, len(self._assemble("runtime", 0, constants).code)
@@ -171,7 +195,7 @@ class AsmSource:
                 start, end = check_init_contract(program)
                 size = end - start
             regions[name] = region_of(name, program, placement.load_pa[name], size)
-        return GuestImage(**regions)
+        return GuestImage(regions["pl1"], regions["stub"], regions["init"], regions["runtime"])
 
 
 class CodeTarget(Protocol):
@@ -194,7 +218,7 @@ def load_image(target: CodeTarget, image: GuestImage, span: tuple[int, int]) -> 
     code as code, its data as plain bytes (a data word is never taken for an instruction)."""
     start, end = span
     target.write_ram(start, poison(end - start))
-    for region in image.regions():
+    for region in (*image.kernel, *image.regions()):
         target.load_code(region.load_pa, region.text)
         if region.data:
             target.write_ram(region.load_pa + len(region.text), region.data)

@@ -27,7 +27,7 @@ def _svc_run(m, source: str) -> int:
     m.core.load_code(pa, assemble(source, pa).code)
     m.core.select(0)
     m.core.set_reg(14, m.kernel.sentinel)
-    assert m.core.run(pa, 100).stop == "returned"
+    assert m.core.run_guest(pa, 100).stop == "returned"
     return m.core.reg(0)
 
 
@@ -121,5 +121,5 @@ def test_the_timer_and_feature_rows_the_kernel_stub_reads(booted):
     booted.core.load_code(pa, assemble("mrc p15, 4, r0, c14, c1, 0\nbx lr\n", pa).code)
     booted.core.select(0)
     booted.core.set_reg(14, booted.kernel.sentinel)
-    result = booted.core.run(pa, 100)
+    result = booted.core.run_guest(pa, 100)
     assert (result.stop, result.fault.kind, result.fault.pc) == ("fault", "undefined", pa)

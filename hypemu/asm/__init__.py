@@ -51,9 +51,9 @@ would differ, never assembled differently):
 The package, one concept a module: `api` (the entry points), `program` (Program, AsmError),
 `cache`, `source` (comments, statements, strings), `preprocess` (statements, labels) with its
 mixins `directives`, `conditionals`, `macros`, `instructions` and `sections`, `encode` (what
-keystone cannot encode), `expr` (expressions), `unit` (the statements handed to the builder), `build` (keystone
-passes, failures located), `check` (keystone's output checked) and `worker` (keystone itself, the
-only module that imports it).
+keystone cannot encode), `expr` (expressions), `unit` (the statements handed to the builder),
+`build` (keystone passes, failures located), `check` (keystone's output checked), `parts` (what
+the mixins rely on) and `worker` (keystone itself, the only module that imports it).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def assemble(source: str, base: int, *, constants: Mapping[str, int] | None = No
     return dataclasses.replace(program, filename=filename)
 
 
-def assemble_file(path: str | os.PathLike, base: int, *,
+def assemble_file(path: str | os.PathLike[str], base: int, *,
                   constants: Mapping[str, int] | None = None) -> Program:
     """Assemble the UTF-8 source file at `path` (see `assemble`)."""
     name = os.fspath(path)
@@ -43,7 +43,7 @@ def assemble_file(path: str | os.PathLike, base: int, *,
     return assemble(text, base, constants=constants, filename=name)
 
 
-def cache_info() -> dict:
+def cache_info() -> dict[str, int]:
     """Counters since the last `clear_memory_cache()`: hits (memory_hits + disk_hits), misses, entries."""
     return _CACHE.info()
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import re
 
+from typing import TYPE_CHECKING
+
 from .expr import _IDENT_RE, _ExprError, _parse_expr, _symbols_of
-from .macros import _BLOCK_END, _Block, _ExitMacro
+from .macros import _BLOCK_END, _ExitMacro
+from .parts import _Block
 from .source import _split_outside_strings, _unescape
 from .unit import _GENERATED, _MARK, _MAX_BYTES, _Imm, _Stmt
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 _MAX_ALIGN_POWER = 16
 
@@ -22,8 +30,10 @@ _DATA_SIZES = {".word": 4, ".long": 4, ".int": 4, ".4byte": 4, ".quad": 8, ".8by
 _STRINGS = {".ascii", ".asciz", ".string"}
 
 
-class _Directives:
+class _Directives(_Mixin):
     """The directives of `_Preprocessor` (a mixin: the state lives there)."""
+
+    unaligned: bool      # shared with _Instructions (declared here too: mypy infers mixin state late)
 
     def _directive(self, line: int, name: str, args: str, text: str, where: str) -> None:
         if name in _DROPPED:
@@ -99,12 +109,12 @@ class _Directives:
         extra = [str(self._constant(line, p, name, where)) if p else "" for p in parts[1:3]]
         self.unaligned = self.unaligned and size < 4
         self._record_align(size)
-        fill = "zero" if extra and extra[0] == "0" else None if extra and extra[0] else (
+        fill = "zero" if extra and extra[0] == "0" else "" if extra and extra[0] else (
             "code" if self._section_kind() == "text" else "zero")
-        before = self._fill_label(line, where) if fill else None
+        before = self._fill_label(line, where) if fill else ""
         self._emit(_Stmt(line, text, ", ".join([f".balign {size}", *extra]), where, "other",
                          directive=name))
-        if before:     # keystone pads code wrongly (see _Builder._fill) and ignores a fill of 0
+        if fill:       # keystone pads code wrongly (see _Builder._fill) and ignores a fill of 0
             self.fills.append((before, self._fill_label(line, where), fill))
 
     def _fill_label(self, line: int, where: str) -> str:

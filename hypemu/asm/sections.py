@@ -21,9 +21,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .program import AsmError
 from .source import _split_outside_strings
 from .unit import _GENERATED, _Section, _Stmt
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 _KINDS = ("text", "data", "bss")
 
@@ -39,12 +43,8 @@ def _kind_by_name(name: str) -> str | None:
     return None
 
 
-class _Sections:
+class _Sections(_Mixin):
     """The section state of `_Preprocessor` (a mixin: the state lives there)."""
-
-    labels: dict[str, int]
-    if TYPE_CHECKING:
-        def _error(self, line: int, message: str, where: str = "") -> AsmError: ...
 
     def _init_sections(self) -> None:
         self.section = ".text"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..inject import Corrupt, Injection, Remap, Skip
 from ..loader import AsmSource, GuestSource
+from ..scenario.models import ElfCode, KernelTreeCode
 from .designs import DESIGNS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,20 +75,29 @@ def _injection(item: Any) -> Injection:
     raise RuntimeError(f"internal: unknown injection {item!r}")
 
 
-def _source(s: "Scenario") -> AsmSource:
-    """The guest code: asm/, with the scenario's init code, or what a kernel tree provides
-    (its init.S and, unless ``hyp.stub`` says otherwise, its stub)."""
+def guest_source(s: "Scenario") -> GuestSource:
+    """The producer of the guest code ``hyp.code``, ``hyp.stub`` and ``hyp.assembler`` ask for:
+    asm/ with the scenario's init code (and stub), what a kernel tree provides (its preprocessed
+    init.S and, unless ``hyp.stub`` says otherwise, its stub), or an ELF's regions."""
     code = s.code
-    if isinstance(code, str):
-        init = ASM_DIR / BUILTIN_INIT[s.init] if code == "builtin" else Path(code)
-        source = builtin_source(init)
-        if s.stub != "builtin":
-            return AsmSource({**source.files, "stub": Path(s.stub)})
-        return source
-    from ..kernel_tree import kernel_regions
-    regions = kernel_regions(code.path, code.preprocessor, s.stub, s.trampoline_va, s.cpus,
-                             dict(s.kernel_config))
-    return AsmSource({**builtin_source().files, **regions})
+    builtin = builtin_source(ASM_DIR / BUILTIN_INIT[s.init] if code == "builtin" or
+                             not isinstance(code, str) else Path(code))
+    if s.stub not in ("builtin", "kernel"):
+        builtin = AsmSource({**builtin.files, "stub": Path(s.stub)})
+    if isinstance(code, ElfCode):
+        from ..elf_source import ElfSource
+        return ElfSource(tuple(Path(p) for p in code.paths), builtin)
+    if isinstance(code, KernelTreeCode):
+        from ..kernel_tree import kernel_regions
+        regions = kernel_regions(code.path, code.preprocessor, s.stub, s.trampoline_va, s.cpus,
+                                 dict(s.kernel_config))
+        return AsmSource({**builtin.files, **regions})
+    from ..toolchain import ToolchainSource, find_assembler
+    assembler = find_assembler(s.assembler)
+    if assembler is None:
+        return builtin
+    return ToolchainSource({name: path for name, path in builtin.files.items()
+                            if isinstance(path, Path)}, assembler)
 
 
 def from_scenario(s: "Scenario") -> KernelConfig:
@@ -95,6 +105,6 @@ def from_scenario(s: "Scenario") -> KernelConfig:
     return KernelConfig(
         banks=tuple(s.banks), cpus=s.cpus, page_offset=s.page_offset, text_offset=s.text_offset,
         hyp_idmap_offset=s.hyp_idmap_offset, design=s.init, trampoline_va=s.trampoline_va,
-        bounce_page=s.bounce_page, call_abi=s.call_abi, source=_source(s),
+        bounce_page=s.bounce_page, call_abi=s.call_abi, source=guest_source(s),
         stub="builtin" if s.stub == "builtin" else "kernel",
         instructions=s.instructions, injections=tuple(_injection(item) for item in s.inject))

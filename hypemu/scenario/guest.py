@@ -6,17 +6,18 @@ first, ``__kvm_hyp_init_end`` after it); a stub must define the entry points of 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from ..errors import GuestContractError, InputError, ScenarioError
 from . import values as v
-from .models import KernelTreeCode
+from .models import ElfCode, KernelSection, KernelTreeCode
 
 KEY = "hyp.code"
 STUB_KEY = "hyp.stub"
-Code = Union[str, KernelTreeCode]
+Code = Union[str, KernelTreeCode, ElfCode]
 
 
 def _resolve(value: Any, base_dir: Optional[str]) -> Path:
@@ -29,7 +30,9 @@ def code_path(value: Any, base_dir: Optional[str], key: str = KEY, what: str = "
     if value == "builtin":
         return "builtin"
     if not isinstance(value, str) or not value.strip() or "\0" in value:
-        raise ScenarioError(key, f"expected 'builtin' or the path of {what}, got {v.describe(value)}")
+        wanted = {KEY: "'builtin', the path of a .S file, {kernel: PATH} or {elf: PATH}",
+                  STUB_KEY: f"'builtin', 'kernel' or the path of {what}"}.get(key, f"the path of {what}")
+        raise ScenarioError(key, f"expected {wanted}, got {v.describe(value)}")
     path = _resolve(value, base_dir)
     try:
         exists, regular = path.exists(), path.is_file()
@@ -40,6 +43,37 @@ def code_path(value: Any, base_dir: Optional[str], key: str = KEY, what: str = "
     if not regular:
         raise ScenarioError(key, f"not a regular file: {v.shown(path)}")
     return str(path)
+
+
+def elf_code(value: Any, base_dir: Optional[str]) -> ElfCode:
+    """``{elf: PATH or [PATH...]}``: an ``ElfCode`` of absolute paths."""
+    paths = value if isinstance(value, list) else [value]
+    if not paths:
+        raise ScenarioError(f"{KEY}.elf", "expected a path or a non-empty list of paths")
+    return ElfCode(tuple(code_path(p, base_dir, f"{KEY}.elf", "an ELF file") for p in paths))
+
+
+def check_elf(code: ElfCode, kernel: KernelSection, given: Mapping[str, Any]) -> KernelSection:
+    """ELF guest code must load (an ``ElfError`` becomes a ``hyp.code`` error); a vmlinux fixes
+    kernel.page_offset, text_offset and hyp_idmap_offset: a scenario that asks for other values
+    is refused, one that does not gets the ELF's."""
+    from ..elf_image import ElfError
+    from ..elf_source import fixed_place
+    try:
+        fixed = fixed_place(tuple(Path(p) for p in code.paths))
+    except ElfError as err:
+        raise ScenarioError(KEY, str(err)) from None
+    values = {}
+    for name in ("page_offset", "text_offset", "hyp_idmap_offset"):
+        linked = getattr(fixed, name)
+        if linked is None:
+            continue
+        if name in given and given[name] not in (None, "auto") and getattr(kernel, name) != linked:
+            raise ScenarioError(f"kernel.{name}", f"{v.shown(code.paths[0])} is linked for "
+                                f"{name} {linked:#x}, the scenario asks for "
+                                f"{getattr(kernel, name):#x}")
+        values[name] = linked
+    return dataclasses.replace(kernel, **values)
 
 
 def kernel_code(value: Any, preprocessor: str, base_dir: Optional[str]) -> KernelTreeCode:
@@ -67,11 +101,18 @@ def tree_defaults(code: Code) -> Optional[tuple[str, str]]:
 def stub_choice(value: Any, code: Code, base_dir: Optional[str]) -> str:
     """``hyp.stub`` resolved: ``builtin``, ``kernel`` or the absolute path of a stub source."""
     if value == "auto":
+        if isinstance(code, ElfCode):
+            return "kernel" if _elf_has_stub(code) else "builtin"
         return "kernel" if isinstance(code, KernelTreeCode) else "builtin"
+    if isinstance(code, ElfCode) and value == "kernel":
+        if not _elf_has_stub(code):
+            raise ScenarioError(STUB_KEY, f"'kernel': no ELF of hyp.code defines "
+                                          f"{', '.join(_KERNEL_STUB)}")
+        return "kernel"
     if value == "kernel":
         if not isinstance(code, KernelTreeCode):
-            raise ScenarioError(STUB_KEY, "'kernel' is the stub of a kernel tree: it needs "
-                                          "hyp.code: {kernel: PATH}")
+            raise ScenarioError(STUB_KEY, "'kernel' is the stub of a kernel tree or an ELF: it "
+                                          "needs hyp.code: {kernel: PATH} or {elf: PATH}")
         from ..kernel_tree import STUB_S, KernelTree
         if not KernelTree.open(code.path).has(STUB_S):
             raise ScenarioError(STUB_KEY, f"the kernel tree {code.path} has no {STUB_S}")
@@ -79,10 +120,26 @@ def stub_choice(value: Any, code: Code, base_dir: Optional[str]) -> str:
     return code_path(value, base_dir, STUB_KEY, "a stub's .S file")
 
 
+_KERNEL_STUB = ("__hyp_stub_install", "__hyp_stub_install_secondary", "__hyp_set_vectors")
+
+
+def _elf_has_stub(code: ElfCode) -> bool:
+    """One of the ELFs holds the kernel's stub entry points (then it is run with its contract)."""
+    from ..elf_image import ElfError
+    from ..elf_source import read_elf
+    for path in code.paths:
+        try:
+            if all(name in read_elf(Path(path)).symbols for name in _KERNEL_STUB):
+                return True
+        except ElfError as err:
+            raise ScenarioError(KEY, str(err)) from None
+    return False
+
+
 def check_init_code(code: Code, trampoline_va: int, call_abi: str) -> None:
     """User init code must assemble (an ``AsmError`` becomes a ``hyp.code`` error) and keep the
     contract; the built-in code does by construction. (A kernel tree: ``check_kernel_code``.)"""
-    if code == "builtin" or isinstance(code, KernelTreeCode):
+    if code == "builtin" or isinstance(code, (KernelTreeCode, ElfCode)):
         return
     from ..asm import AsmError, assemble_file
     from ..guest_abi import guest_constants     # the constants the kernel side predefines

@@ -9,8 +9,8 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_init_code, check_kernel_code
-from .models import KernelTreeCode
+from .guest import check_elf, check_init_code, check_kernel_code
+from .models import ElfCode, KernelTreeCode
 from .keys import DEFAULTS
 from .models import Scenario
 from .values import describe, string
@@ -62,9 +62,11 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list))
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
+    if isinstance(hyp.code, ElfCode):
+        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
     if isinstance(hyp.code, KernelTreeCode):                       # last: the slowest checks
         check_kernel_code(hyp.code, hyp.stub, hyp.trampoline_va, machine.cpus, kernel.config)
-    else:
+    elif hyp.assembler == "builtin":    # another assembler reports its own errors when it runs
         check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))

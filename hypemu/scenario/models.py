@@ -27,6 +27,7 @@ FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "align
 INIT_KINDS = ("dual-step", "single-step")
 BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
+ASSEMBLERS = ("builtin", "gnu", "llvm", "auto")     # toolchain.ASSEMBLERS (a test checks)
 HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
@@ -107,15 +108,21 @@ class KernelSection:
 
 @dataclass(frozen=True)
 class CodeKeys:
-    """The keys of ``hyp.code`` as a mapping: the kernel's own code (its typed value is a
-    ``KernelTreeCode``)."""
+    """The keys of ``hyp.code`` as a mapping, exactly one of ``kernel`` and ``elf``: the kernel's
+    own code (a ``KernelTreeCode``, or an ``ElfCode``)."""
 
     kernel: str = key(v.other("path", {"type": "string", "minLength": 1}),
-                      "required: a Linux kernel source tree (relative to the scenario); its "
+                      "a Linux kernel source tree (relative to the scenario); its "
                       "arch/arm/kvm/init.S and arch/arm/kernel/hyp-stub.S are preprocessed and run")
     preprocessor: str = key(v.one_of(PREPROCESSORS), "the C preprocessor: auto (the user's "
                             "$(CROSS_COMPILE)gcc -E or cpp when found, else python), external, or "
                             "python (pcpp)", value="auto")
+    elf: tuple[str, ...] = key(
+        v.other("path or list", {"anyOf": [{"type": "string", "minLength": 1},
+                                           {"type": "array", "minItems": 1,
+                                            "items": {"type": "string", "minLength": 1}}]}),
+        "a vmlinux or relocatable objects (init.o, hyp-stub.o...), relative to the scenario",
+        value=())
 
 
 @dataclass(frozen=True)
@@ -134,17 +141,28 @@ class HypSection:
                                       "page-aligned)", 0xFFFF0000)
     bounce_page: str = key(v.one_of(BOUNCE_PAGE), "copy the init code to a bounce page when it "
                                                   "crosses a page", "auto")
-    code: Union[str, KernelTreeCode] = key(
+    code: Union[str, KernelTreeCode, "ElfCode"] = key(
         v.other("builtin, path or mapping", {"type": "string", "minLength": 1}),
-        "the init code: builtin, a .S file relative to the scenario, or {kernel: PATH}: a kernel "
-        "tree's own code (its version picks the defaults of hyp.init and hyp.call_abi)", "builtin",
+        "the init code: builtin, a .S file relative to the scenario, {kernel: PATH}: a kernel "
+        "tree's own code (its version picks the defaults of hyp.init and hyp.call_abi), or "
+        "{elf: PATH or [PATH...]}: a vmlinux or relocatable objects", "builtin",
         model=CodeKeys, alternative=True)
     stub: str = key(v.other("auto, builtin, kernel or path", {"type": "string", "minLength": 1}),
-                    "the HYP stub: the kernel's (arch/arm/kernel/hyp-stub.S, with its contract: "
-                    "the stub returns in HYP, hypemu's head.S helper drops to SVC), hypemu's "
-                    "builtin one, or a .S file written to the kernel's contract; auto: the "
-                    "kernel's with a kernel tree, else builtin", "auto")
+                    "the HYP stub: the kernel's (arch/arm/kernel/hyp-stub.S or the ELF's, with its "
+                    "contract: the stub returns in HYP, hypemu's head.S helper drops to SVC), "
+                    "hypemu's builtin one, or a .S file written to the kernel's contract; auto: the "
+                    "kernel's with a kernel tree or an ELF that has it, else builtin", "auto")
+    assembler: str = key(v.one_of(ASSEMBLERS), "who assembles the .S sources: builtin (hypemu's "
+                         "own), gnu ($(CROSS_COMPILE)as), llvm (llvm-mc), auto (gnu, else llvm, "
+                         "else builtin)", "builtin")
     call_abi: str = key(v.one_of(CALL_ABIS), "how the init HVCs pass their arguments", "seed")
+
+
+@dataclass(frozen=True)
+class ElfCode:
+    """``hyp.code: {elf: ...}``: the absolute paths of a vmlinux or of relocatable objects."""
+
+    paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -359,7 +377,7 @@ class Scenario:
         return self.hyp.bounce_page
 
     @property
-    def code(self) -> Union[str, KernelTreeCode]:
+    def code(self) -> Union[str, KernelTreeCode, ElfCode]:
         """``hyp.code``."""
         return self.hyp.code
 
@@ -372,6 +390,11 @@ class Scenario:
     def kernel_config(self) -> tuple[tuple[str, Optional[str]], ...]:
         """``kernel.config``: (CONFIG_ name, C text or None to unset), in the order written."""
         return self.kernel.config
+
+    @property
+    def assembler(self) -> str:
+        """``hyp.assembler``."""
+        return self.hyp.assembler
 
     @property
     def call_abi(self) -> str:

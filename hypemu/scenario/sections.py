@@ -15,7 +15,7 @@ from . import guest
 from . import values as v
 from .keys import DEFAULTS, allowed, kind_of
 from .models import (HAZARD_KINDS, MAX_BANKS, PHYS_LIMIT, Expect, FaultMatch, HypSection,
-                     KernelSection, Limits, MachineSection)
+                     KernelSection, KernelTreeCode, Limits, MachineSection)
 
 PAGE_SIZE = 1 << 12
 PAGE_OFFSET_ALIGN = 1 << 24   # 16 MiB
@@ -171,7 +171,12 @@ def hyp(user: Mapping[str, Any], base_dir: Optional[str]) -> HypSection:
                 else implied[1])
     out = HypSection(init=init, trampoline_va=_parse("hyp.trampoline_va", h["trampoline_va"]),
                      bounce_page=_parse("hyp.bounce_page", h["bounce_page"]), code=code,
-                     stub=guest.stub_choice(h["stub"], code, base_dir), call_abi=call_abi)
+                     stub=guest.stub_choice(h["stub"], code, base_dir), call_abi=call_abi,
+                     assembler=_parse("hyp.assembler", h["assembler"]))
+    if isinstance(code, KernelTreeCode) and out.assembler != "builtin":
+        raise ScenarioError("hyp.assembler", f"{out.assembler!r} with a kernel tree: hypemu "
+                                             f"assembles a tree's preprocessed sources with its "
+                                             f"own assembler only (builtin)")
     if out.init == "single-step":
         for key in ("trampoline_va", "bounce_page"):
             if key in given:
@@ -183,7 +188,14 @@ def hyp(user: Mapping[str, Any], base_dir: Optional[str]) -> HypSection:
 def _code(value: Any, base_dir: Optional[str]) -> guest.Code:
     if not isinstance(value, Mapping):
         return guest.code_path(value, base_dir)
-    given = mapping(value, "hyp.code", "hyp.code", ("kernel",))
+    given = mapping(value, "hyp.code", "hyp.code")
+    if ("kernel" in given) == ("elf" in given):
+        raise ScenarioError("hyp.code", "expected exactly one of kernel (a source tree) and elf "
+                                        "(a vmlinux or objects)")
+    if "elf" in given:
+        if "preprocessor" in given:
+            raise ScenarioError("hyp.code.preprocessor", "applies to a kernel tree only")
+        return guest.elf_code(given["elf"], base_dir)
     preprocessor = _parse("hyp.code.preprocessor", given.get("preprocessor", "auto"))
     return guest.kernel_code(given["kernel"], preprocessor, base_dir)
 
