@@ -273,3 +273,28 @@ def test_real_kernel_trees_boot():
         steps = [{"boot": "all"}, {"call": {"cpu": 1, "fn": "hyp_probe"}}]
         result = hypemu.run(tree_scenario(Path(tree), "auto", cpus=2, steps=steps))
         assert result.passed, (tree, result.reason)
+
+
+@pytest.mark.skipif(shutil.which("arm-linux-gnueabihf-as") is None,
+                    reason="GNU as for ARM (Debian's binutils-arm-linux-gnueabihf) is not installed")
+def test_the_trees_objects_run_the_kernel_stub_through_the_elf_loader(tmp_path):
+    """init.o and hyp-stub.o that GNU as built from the tree's preprocessed sources: an ELF that
+    defines the kernel's stub entries gets the kernel's stub contract (hyp.stub: auto)."""
+    import subprocess
+    objects = []
+    for region, name in (("init", "init"), ("stub", "hyp-stub")):
+        text = kernel_regions(str(TREE), "python", "kernel", 0xFFFF0000, 2)[region].source.text
+        (tmp_path / f"{name}.s").write_text(text)
+        subprocess.run(["arm-linux-gnueabihf-as", "-march=armv7-a+virt", "-o", f"{name}.o",
+                        f"{name}.s"], cwd=tmp_path, check=True, capture_output=True)
+        objects.append(str(tmp_path / f"{name}.o"))
+    steps = [{"boot": "all"}, {"hotplug": {"cpu": 1, "state": "off"}},
+             {"hotplug": {"cpu": 1, "state": "on"}}, {"call": {"cpu": 1, "fn": "hyp_probe"}}]
+    s = hypemu.load_scenario({"name": "objects", "machine": {"cpus": 2}, "steps": steps,
+                              "hyp": {"code": {"elf": objects}, "call_abi": "linux-3.10"}})
+    assert s.stub == "kernel"
+    result = hypemu.run(s)
+    assert result.passed, result.reason
+    entries = [e.detail for e in result.events if e.name == "enter kernel in HYP"]
+    assert [d.split()[1] for d in entries] == ["__hyp_stub_install"] + \
+        ["__hyp_stub_install_secondary"] * 2
