@@ -236,8 +236,8 @@ def _apply(name: str, where: str, data: bytearray, section_address: int, offset:
         addend = _signed((word & 0xFFFFFF) << 2, 26)
         delta = value + addend - place
         if delta & 3 or not -(1 << 25) <= delta < 1 << 25:
-            raise ElfError(name, f"{where}+{offset:#x}: branch target {value + addend:#x} is out "
-                                 "of range or not word-aligned")
+            raise ElfError(name, f"{where}+{offset:#x}: the branch to {value:#x} is out of range "
+                                 "(+-32 MiB) or not word-aligned")
         word = word & 0xFF000000 | (delta >> 2) & 0xFFFFFF
     elif kind in (R_ARM_MOVW_ABS_NC, R_ARM_MOVT_ABS):
         addend = _signed((word >> 4) & 0xF000 | word & 0xFFF, 16)

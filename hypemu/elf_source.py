@@ -10,8 +10,9 @@ text; the kernel side only sees regions. What each form gives:
   the rest of ``_text`` (the kernel links ``_text`` at PAGE_OFFSET + TEXT_OFFSET; hypemu's
   page_offset is 16 MiB aligned), the init region [__kvm_hyp_init, __kvm_hyp_init_end), which must
   start the idmap text [__hyp_idmap_text_start, __hyp_idmap_text_end) when the ELF has those
-  symbols; the stub region from ``__hyp_stub_install`` to the end of ``__hyp_stub_vectors`` when
-  the ELF has the stub; the runtime region [__kvm_hyp_code_start, __kvm_hyp_code_end) with its
+  symbols; the stub region from the first of its symbols (``__hyp_stub_vectors``,
+  ``__hyp_stub_install``...) to the end of ``__hyp_stub_vectors`` when the ELF has the stub (its
+  data, ``__boot_cpu_mode``, stays where the vmlinux puts it); the runtime region [__kvm_hyp_code_start, __kvm_hyp_code_end) with its
   vectors ``__kvm_hyp_vector`` when it has them. What the ELF lacks comes from the built-in code;
   hypemu's own PL1 page (kvm_call_hyp and the return sentinel) replaces the image's first page,
   so none of the regions may lie there.
@@ -35,6 +36,8 @@ from .lpae import PAGE_SIZE
 
 _PAGE_OFFSET_ALIGN = 16 << 20
 STUB_START, STUB_VECTORS = "__hyp_stub_install", "__hyp_stub_vectors"
+STUB_SYMBOLS = (STUB_VECTORS, STUB_START, "__hyp_stub_install_secondary", "__hyp_set_vectors",
+                "__hyp_get_vectors", "__hyp_stub_end")
 RUNTIME_START, RUNTIME_END, RUNTIME_VECTORS = ("__kvm_hyp_code_start", "__kvm_hyp_code_end",
                                                "__kvm_hyp_vector")
 IDMAP_START, IDMAP_END = "__hyp_idmap_text_start", "__hyp_idmap_text_end"
@@ -174,10 +177,11 @@ class ElfSource:
                               f"code at {init.base:#x}")
         stub, runtime = builtin.stub, builtin.runtime
         if STUB_START in elf.symbols:
-            stub = _vmlinux_region(elf, "stub", STUB_START, _stub_end(elf), to_pa, 0)
+            start, end = _stub_span(elf)
+            stub = _vmlinux_region(elf, "stub", start, end, to_pa, 0)
         if RUNTIME_START in elf.symbols:
-            runtime = _vmlinux_region(elf, "runtime", RUNTIME_START, elf.symbols[RUNTIME_END],
-                                      to_pa, -to_pa)
+            runtime = _vmlinux_region(elf, "runtime", elf.symbols[RUNTIME_START],
+                                      elf.symbols[RUNTIME_END], to_pa, -to_pa)
             if runtime.load_pa != placement.load_pa["runtime"]:
                 raise ConfigError(f"{elf.filename}: the runtime HYP text is linked at PA "
                                   f"{runtime.load_pa:#x}, the layout puts it at "
@@ -234,17 +238,18 @@ def _vmlinux_init(elf: ElfImage, pa: int) -> Region:
     return Region("init", code, pa, pa, symbols, elf.globals & set(symbols), elf.filename)
 
 
-def _stub_end(elf: ElfImage) -> int:
-    s = elf.symbols
-    if STUB_VECTORS in s:
-        return s[STUB_VECTORS] + 32          # the stub's vector table: eight words
-    return elf.section_of(s[STUB_START]).end
+def _stub_span(elf: ElfImage) -> tuple[int, int]:
+    """The stub's extent: from the first of its symbols to the end of its vector table (eight
+    words) or ``__hyp_stub_end``, whichever is last."""
+    found = [elf.symbols[name] for name in STUB_SYMBOLS if name in elf.symbols]
+    ends = [elf.symbols[STUB_VECTORS] + 32] if STUB_VECTORS in elf.symbols else []
+    ends += [elf.symbols["__hyp_stub_end"]] if "__hyp_stub_end" in elf.symbols else []
+    return min(found), max(ends or [elf.section_of(elf.symbols[STUB_START]).end])
 
 
-def _vmlinux_region(elf: ElfImage, name: str, start: str, end: int, to_pa: int,
+def _vmlinux_region(elf: ElfImage, name: str, first: int, end: int, to_pa: int,
                     to_base: int) -> Region:
-    """[start, end) of a vmlinux as a region loaded at its PA and linked at PA + ``to_base``."""
-    first = elf.symbols[start]
+    """[first, end) of a vmlinux as a region loaded at its PA and linked at PA + ``to_base``."""
     code = elf.bytes_at(first, end)
     pa = first + to_pa
     symbols = {k: v + to_pa + to_base for k, v in elf.symbols.items() if first <= v < end}
