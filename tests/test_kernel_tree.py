@@ -244,6 +244,13 @@ def test_hyp_stub_choices(tmp_path):
     assert s.stub == str(own)
     result = hypemu.run(s)
     assert result.passed, result.reason
+    # without a tree, a stub file is assembled as it is: here the tree's, preprocessed beforehand
+    plain = tmp_path / "plain-stub.S"
+    plain.write_text(kernel_regions(str(TREE), "python", "kernel", 0xFFFF0000, 1)["stub"].source.text)
+    s = hypemu.load_scenario({"name": "plain", "machine": {"cpus": 2}, "hyp": {"stub": str(plain)}})
+    result = hypemu.run(s)
+    assert result.passed and s.code == "builtin", result.reason
+    assert [e.name for e in result.events].count("CNTHCTL") == 2      # the kernel's stub ran twice
     # the built-in stub with the tree's init code: hypemu's contract (the stub drops to SVC)
     m = hypemu.Machine(tree_scenario(cpus=2, hyp={"stub": "builtin"}))
     m.boot()

@@ -154,6 +154,26 @@ def check_init_code(code: Code, trampoline_va: int, call_abi: str) -> None:
     check_contract(program.symbols, program.base, v.shown(code))
 
 
+def check_stub_file(stub: str) -> None:
+    """A stub source of one's own (``hyp.stub: PATH``, no kernel tree: assembled as it is) must
+    assemble and define the entry points of the kernel's stub contract."""
+    if stub in ("builtin", "kernel"):
+        return
+    from ..asm import AsmError, assemble_file
+    from ..guest_abi import STUB_ENTRIES
+    try:
+        program = assemble_file(stub, 0x80000000)
+    except AsmError as err:
+        raise ScenarioError(STUB_KEY, "; ".join(str(err).strip().splitlines())) from None
+    except (UnicodeError, OSError) as err:
+        raise ScenarioError(STUB_KEY, f"{v.shown(stub)}: cannot read: {err}") from None
+    missing = [name for name in STUB_ENTRIES["kernel"] if name not in program.symbols]
+    if missing:
+        raise GuestContractError(STUB_KEY, f"{v.shown(stub)}: no label {', '.join(missing)} (the "
+                                           f"kernel's stub contract: "
+                                           f"{', '.join(STUB_ENTRIES['kernel'])})")
+
+
 def check_contract(symbols: Any, base: int, shown: str) -> None:
     missing = [name for name in ("__kvm_hyp_init", "__kvm_hyp_init_end") if name not in symbols]
     if missing:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_elf, check_init_code, check_kernel_code
+from .guest import check_elf, check_init_code, check_kernel_code, check_stub_file
 from .models import ElfCode, KernelTreeCode
 from .keys import DEFAULTS
 from .models import Scenario
@@ -68,6 +68,7 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
         check_kernel_code(hyp.code, hyp.stub, hyp.trampoline_va, machine.cpus, kernel.config)
     elif hyp.assembler == "builtin":    # another assembler reports its own errors when it runs
         check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)
+        check_stub_file(hyp.stub)
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))
     return Scenario(name=name, description=description, machine=machine, kernel=kernel, hyp=hyp,
