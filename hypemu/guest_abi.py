@@ -51,6 +51,18 @@ def _linux_3_10(c: InitCall) -> Registers:
 CALL_CONVENTIONS = {c.name: c for c in (CallConvention("seed", 0, _seed),
                                         CallConvention("linux-3.10", 1, _linux_3_10))}
 
+# The entry points (and data) each stub contract uses (``hyp.stub``; kvm.stub runs them):
+# - builtin: hypemu's stub, whose __hyp_stub_install drops to SVC itself (ERET to LR), and whose
+#   vectors take an HVC with r0 = -1 (read HVBAR) or a new HVBAR;
+# - kernel: Linux v3.10's arch/arm/kernel/hyp-stub.S: __hyp_stub_install (the boot CPU) records the
+#   boot mode in __boot_cpu_mode and falls through to __hyp_stub_install_secondary (every other
+#   CPU), which returns in HYP with `bx lr`; HVBAR is set by __hyp_set_vectors (an HVC from SVC).
+STUB_ENTRIES = {
+    "builtin": ("__hyp_stub_install",),
+    "kernel": ("__hyp_stub_install", "__hyp_stub_install_secondary", "__hyp_set_vectors",
+               "__boot_cpu_mode"),
+}
+
 HSCTLR_MASK = (cp15.HSCTLR_M | cp15.HSCTLR_A | cp15.HSCTLR_C | cp15.HSCTLR_I | cp15.HSCTLR_WXN
                | cp15.HSCTLR_FI | cp15.HSCTLR_EE | cp15.HSCTLR_TE)    # v3.10's kvm_arm.h
 PROBE_VALUE = 0x4B564D21   # "KVM!": the kernel data word hyp_probe reads back

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol
+from typing import Iterator, Mapping, Protocol, Union
 
 from .asm import Program, assemble_file
 from .asm.program import label_address
@@ -170,16 +170,28 @@ def region_of(name: str, program: Program, load_pa: int, size: int | None = None
                   program.filename, program.thumb, None if text_size == len(code) else text_size)
 
 
+class RegionCode(Protocol):
+    """The source of one region's code that is not a plain file of ``asm/`` (a kernel tree's
+    preprocessed source): it assembles itself, and places its errors in its own files."""
+
+    def assemble(self, base: int, constants: Mapping[str, int]) -> Program:
+        """The code assembled to start at ``base``."""
+
+
 @dataclass(frozen=True)
 class AsmSource:
-    """Guest code assembled from GNU-as sources: one file per region (the assembler caches, so
-    assembling twice, to measure and to link, costs one assembly per address)."""
+    """Guest code assembled from GNU-as sources: one per region, a file or a ``RegionCode`` (the
+    assembler caches, so assembling twice, to measure and to link, costs one assembly per
+    address)."""
 
-    files: Mapping[str, Path]    # region name -> source file
+    files: Mapping[str, Union[Path, RegionCode]]    # region name -> its source
     thumb: bool = False          # assemble as Thumb-2 (kernel.isa: thumb2)
 
     def _assemble(self, name: str, base: int, constants: Mapping[str, int]) -> Program:
-        return assemble_file(self.files[name], base, constants=constants, thumb=self.thumb)
+        source = self.files[name]
+        if isinstance(source, Path):
+            return assemble_file(source, base, constants=constants, thumb=self.thumb)
+        return source.assemble(base, constants)
 
     def fixed(self) -> FixedPlace:
         return FixedPlace()

@@ -24,7 +24,9 @@ from hypemu.toolchain import expand_kernel_macros
 ROOT = Path(__file__).resolve().parent.parent
 AS, LD = "arm-linux-gnueabihf-as", "arm-linux-gnueabihf-ld"
 BASE = 0x40008000
-SOURCES = sorted(p for p in ROOT.glob("**/*.S") if ".git" not in p.parts and "bad" not in p.parts)
+KERNEL_TREE = ROOT / "tests" / "kernel_tree"      # C-preprocessed first: its own test below
+SOURCES = sorted(p for p in ROOT.glob("**/*.S") if ".git" not in p.parts and "bad" not in p.parts
+                 and KERNEL_TREE not in p.parents)
 CONSTANTS = guest_constants(0xFFFF0000, "linux-3.10", 0x1000)
 
 pytestmark = pytest.mark.skipif(
@@ -95,6 +97,15 @@ def assert_same(source: str, constants: dict[str, int], tmp: Path, name: str) ->
 @pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT)) for p in SOURCES])
 def test_every_source_of_the_repository_assembles_as_gnu_as_does(path, tmp_path):
     assert_same(path.read_text(), CONSTANTS, tmp_path, str(path))
+
+
+@pytest.mark.parametrize("region", ["init", "stub"])
+def test_the_kernel_trees_sources_assemble_as_gnu_as_does(region, tmp_path):
+    """tests/kernel_tree's init.S and hyp-stub.S after the preprocessor (pcpp: the same text on
+    every machine), as hypemu assembles a kernel tree's code: no predefined constant."""
+    from hypemu.kernel_tree import kernel_regions
+    source = kernel_regions(str(KERNEL_TREE), "python", "kernel", 0xFFFF0000, 2)[region].source
+    assert_same(source.text, {}, tmp_path, region)
 
 
 def test_the_sources_cover_data_sections_and_ldr_forms():
