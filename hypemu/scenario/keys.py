@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
 from . import values as v
-from .models import NO_DEFAULT, Scenario
+from .models import Scenario
+from .values import NO_DEFAULT
 
 SCHEMA_ID = "https://hypemu.invalid/scenario.schema.json"
 

@@ -66,6 +66,11 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
         kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
     if hyp.assembler in ("gnu", "llvm"):
         _check_assembler(hyp.assembler)
+    if isinstance(hyp.code, KernelTreeCode) and (kernel.isa == "thumb2" or any(
+            name == "CONFIG_THUMB2_KERNEL" and value is not None for name, value in kernel.config)):
+        raise ScenarioError("kernel.isa", "a Thumb-2 build (thumb2, CONFIG_THUMB2_KERNEL) of a "
+                                          "kernel tree is not supported yet: use kernel.isa arm, or "
+                                          "hypemu's own code or an ELF for Thumb-2")
     if isinstance(hyp.code, KernelTreeCode):                       # last: the slowest checks
         check_kernel_code(hyp.code, hyp.stub, hyp.trampoline_va, machine.cpus, kernel.config)
     elif hyp.assembler == "builtin":    # another assembler reports its own errors when it runs

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Iterator, Literal, Mapping, Optional, Union
 
 from ..layout import Bank
 from . import values as v
+from .values import key, section
 
 FORMAT = 1
-NO_DEFAULT: Any = object()
 
 OUTCOMES = ("ok", "fault", "hazard", "config_error", "timeout")
 HAZARD_KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")   # hazards.KINDS (a test checks)
@@ -43,21 +43,6 @@ PHYS_LIMIT = 1 << 40          # LPAE: a 40-bit physical address space
 U32 = 0xFFFFFFFF
 
 
-def key(kind: v.Kind, meaning: str, default: Any = NO_DEFAULT, **more: Any) -> Any:
-    """A field that is a YAML key: its kind, meaning and (YAML) default; ``model=`` for a mapping
-    of further keys, ``variants=`` for the typed forms of a list's items, ``value=`` for the
-    field's own Python default (a partial match). A meaning that starts with ``required:`` makes
-    the key required in its mapping (the README says so in the same words)."""
-    value = more.pop("value", NO_DEFAULT)
-    meta = {"kind": kind, "meaning": meaning, "default": default, **more}
-    return field(metadata=meta) if value is NO_DEFAULT else field(default=value, metadata=meta)
-
-
-def section(model: type) -> Any:
-    """A field that is a mapping of keys (a top-level section: no row of its own)."""
-    return field(metadata={"model": model})
-
-
 ADDRESS = v.int_kind("address", 0, U32, size=True, hexa=True)
 SIZE = v.int_kind("size", 0, PHYS_LIMIT, size=True, hexa=True)
 PA = v.int_kind("size", 0, PHYS_LIMIT - 1, size=True, hexa=True)        # a PA, written as a size
@@ -72,7 +57,6 @@ MAPPING = v.other("mapping", {"type": "object"})
 
 
 # --- machine, kernel, hyp, limits -------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class RamKeys:
     """The keys of one RAM bank (its typed value is a ``layout.Bank``)."""
