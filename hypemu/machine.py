@@ -16,6 +16,7 @@ from .errors import (ConfigError, InputError, NotModelled, ScenarioError, Unknow
                      UsageError)
 from .events import Event
 from .hazards import Checks, Hazard
+from .engine import Engine, EngineFactory
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
 from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
 from .scenario import BootStep, CallStep, Expect, HotplugStep, Scenario, load_scenario, located
@@ -29,15 +30,18 @@ class Machine:
     and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
-    Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
+    ``engines`` makes the Unicorn instance for the RAM banks (default: a new one; a sweep passes an
+    ``engine_pool.EnginePool``, whose reused instances give the same results). Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
-    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+                 engines: EngineFactory = Engine):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
-        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
+        banks = [(b.base, b.size) for b in s.banks]
+        self.core = CpuComplex(banks, s.cpus, s.tlb_entries, engine=engines(banks))
         self.checks = Checks(self.core.view(), self.core.log) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
@@ -350,17 +354,18 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
     return f"{where}{kind}{err}"
 
 
-def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
+def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+        engines: EngineFactory = Engine) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
-    doing something hypemu does not model raises ``NotModelled``."""
+    doing something hypemu does not model raises ``NotModelled``. ``engines``: see ``Machine``."""
     s = load_scenario(scenario)
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.outcome)
     machine = None
     at: list[int] = []     # the step in progress
     try:
-        machine = Machine(s, checks)
+        machine = Machine(s, checks, engines)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result, at)
     except ConfigError as err:

@@ -28,11 +28,12 @@ PAGE = 4096
 
 
 class CpuComplex:
-    """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks."""
+    """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks. ``engine``: a
+    ready instance with exactly these banks, reset (``engine_pool`` lends one), else a new one."""
 
     def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0,
-                 log: Optional[events.EventLog] = None) -> None:
-        self.engine = Engine(banks)
+                 log: Optional[events.EventLog] = None, engine: Optional[Engine] = None) -> None:
+        self.engine = engine if engine is not None else Engine(banks)
         self.regs = self.engine.regs
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.log = log if log is not None else events.EventLog()
