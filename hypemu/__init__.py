@@ -18,6 +18,8 @@ Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
   is a bug of hypemu.
 - ``SCENARIO_SCHEMA`` / ``scenario_schema()``: the JSON Schema of scenario files, generated from
   the typed models of ``hypemu.scenario``.
+- ``sweep(sweep_file_or_mapping, jobs=1, out=None, ray=None)``: run a sweep (``hypemu.sweep``),
+  yielding one row (a dict) per point; ``pandas.DataFrame(hypemu.sweep(...))`` is a table of them.
 - Types that appear in those signatures: ``Scenario``, ``Translation`` and ``Fault`` (what
   ``Machine.translate`` returns), ``FaultRecord``, ``Event``.
 
@@ -44,14 +46,14 @@ _API = {
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "errors",
     "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
-    "Event": "events",
+    "Event": "events", "sweep": "sweep",
 }
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
     "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Fault", "FaultRecord",
     "GuestFault", "HypemuError", "InputError", "Machine", "NotModelled", "RESULT_SCHEMA", "Result",
     "SCENARIO_SCHEMA", "Scenario", "ScenarioError", "Translation", "UsageError", "__version__",
-    "load_scenario", "result_schema", "run", "scenario_schema",
+    "load_scenario", "result_schema", "run", "scenario_schema", "sweep",
 ]
 
 if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` imports on first use
@@ -62,6 +64,7 @@ if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` import
     from .kvm import BudgetExhausted, GuestFault
     from .machine import Machine, Result, run
     from .scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+    from .sweep import sweep
     from .walker import Fault, Translation
 
 

@@ -16,6 +16,7 @@ import traceback
 from typing import Callable, Optional, Sequence
 
 from . import __version__, viewcmds
+from .sweep import command as sweep_command
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
@@ -31,6 +32,7 @@ EXAMPLES = """examples:
   hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
+  hypemu sweep sweeps/placement.yaml  a sweep: one row per point, a summary (--plot X Y -o map.png)
 """
 
 
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     viewcmds.add_parsers(sub)
+    sweep_command.add_parser(sub)
     return parser
 
 
