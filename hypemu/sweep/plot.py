@@ -5,7 +5,8 @@ matplotlib in this package (the optional extra ``hypemu[plot]``).
 Cells are the axis values in the sweep file's order (an axis is a list of chosen placements, not a
 continuum), labelled as the summary shows them: sizes in binary units, addresses in hex. Each
 cell gives its share as a number, and, where not all points are ok, the most common reason for
-the others; a cell no point reached is left blank.
+the others. Invalid points (combinations that are not a scenario) are left out of the share; a
+cell with only those is blank and says so.
 """
 
 from __future__ import annotations
@@ -30,14 +31,18 @@ def check_available() -> None:
 
 def _grid(spec: SweepSpec, rows: list[dict[str, Any]], x: Axis, y: Axis
           ) -> tuple[list[list[float]], list[list[str]]]:
-    xs = {repr(v): i for i, v in enumerate(x.values)}
-    ys = {repr(v): i for i, v in enumerate(y.values)}
+    xs = {repr(v): i for i, v in enumerate(x.row_values)}
+    ys = {repr(v): i for i, v in enumerate(y.row_values)}
     cells: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         cells[(ys[repr(row[y.path])], xs[repr(row[x.path])])].append(row)
     share = [[float("nan")] * len(x.values) for _ in y.values]
     notes = [[""] * len(x.values) for _ in y.values]
-    for (j, i), mine in cells.items():
+    for (j, i), everything in cells.items():
+        mine = [r for r in everything if r["outcome"] != "invalid"]
+        if not mine:
+            notes[j][i] = "invalid"
+            continue
         ok = sum(1 for r in mine if r["outcome"] == "ok")
         share[j][i] = ok / len(mine)
         others = Counter(r["reason_class"] or r["outcome"] for r in mine if r["outcome"] != "ok")
@@ -60,9 +65,9 @@ def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: st
     height = max(3.5, 0.7 * len(y.values) + 2.0)
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
     image = ax.imshow(share, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(x.values)), [show_value(x, v) for v in x.values],
+    ax.set_xticks(range(len(x.values)), [show_value(x, v) for v in x.row_values],
                   rotation=30 if len(x.values) > 4 else 0, ha="right" if len(x.values) > 4 else "center")
-    ax.set_yticks(range(len(y.values)), [show_value(y, v) for v in y.values])
+    ax.set_yticks(range(len(y.values)), [show_value(y, v) for v in y.row_values])
     ax.set_xlabel(x.path)
     ax.set_ylabel(y.path)
     small = len(x.values) * len(y.values) <= 300
@@ -77,8 +82,8 @@ def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: st
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("share ok (green: all points boot; red: none)")
     legend = ", ".join(f"{o} {n}" for o, n in counts.most_common())
-    fig.text(0.01, 0.01, f"{len(rows)} points: {legend}; cell text: share ok, most common other "
-                         f"outcome or reason", fontsize=7)
+    fig.text(0.01, 0.01, f"{len(rows)} points: {legend}. Cell: share ok of the valid points, the "
+                         f"most common other outcome or reason", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(out)
     plt.close(fig)

@@ -47,7 +47,8 @@ def scenario_at(spec: SweepSpec, values: tuple[Any, ...]) -> Union[Scenario, str
     ``FILE:LINE: key: what is wrong`` at the axis that makes it so (else at the base)."""
     data = copy.deepcopy(dict(spec.base))
     for axis, value in zip(spec.axes, values):
-        set_path(data, axis.path, value)
+        for path in axis.paths:
+            set_path(data, path, value)
     try:
         return from_mapping(data, base_dir=spec.base_dir)
     except ScenarioError as err:
@@ -55,8 +56,8 @@ def scenario_at(spec: SweepSpec, values: tuple[Any, ...]) -> Union[Scenario, str
 
 
 def _related(axis: Axis, key: str) -> bool:
-    a = axis.path
-    return a == key or key.startswith((a + ".", a + "[")) or a.startswith((key + ".", key + "["))
+    return any(a == key or key.startswith((a + ".", a + "[")) or a.startswith((key + ".", key + "["))
+               for a in axis.paths)
 
 
 def _located(spec: SweepSpec, err: ScenarioError) -> str:

@@ -67,7 +67,7 @@ def run_point(spec: SweepSpec, index: int, engines: EngineFactory) -> dict[str, 
     """The row of grid point ``index``."""
     values = spec.values(index)
     row: dict[str, Any] = {"point": point_key(spec, values), "index": index}
-    row.update({a.path: v for a, v in zip(spec.axes, values)})
+    row.update({a.path: a.row_values[at] for a, at in zip(spec.axes, spec.positions(index))})
     row.update(dict.fromkeys(FIXED_COLUMNS))
     scenario = scenario_at(spec, values)
     if isinstance(scenario, str):

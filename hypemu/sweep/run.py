@@ -39,15 +39,23 @@ def run_indices(spec: SweepSpec, indices: Sequence[int],
     return [run_point(spec, i, engines) for i in indices]
 
 
+def worker_pool() -> EnginePool:
+    """This process's engine pool (a worker process, local or Ray's, keeps one across tasks)."""
+    global _worker_pool
+    if _worker_pool is None:
+        _worker_pool = EnginePool()
+    return _worker_pool
+
+
 def _init_worker(spec: SweepSpec) -> None:
-    global _worker_spec, _worker_pool
+    global _worker_spec
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
-    _worker_spec, _worker_pool = spec, EnginePool()
+    _worker_spec = spec
 
 
 def _run_chunk(indices: list[int]) -> list[dict[str, Any]]:
     assert _worker_spec is not None
-    return run_indices(_worker_spec, indices, _worker_pool)
+    return run_indices(_worker_spec, indices, worker_pool())
 
 
 def chunks(indices: Sequence[int], size: int) -> list[list[int]]:

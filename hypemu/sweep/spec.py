@@ -5,7 +5,10 @@ sweep file with errors is a ``ScenarioError`` at ``FILE:LINE: key.path: message`
 before any point runs. Each axis is a key path of the README key table (``machine.ram.size``; an
 item of a list by its index, ``steps[1].hotplug.cpu``, ``machine.ram[1].base``); its values are a
 list, or ``{range: [lo, hi], step: s}`` (linear, both ends included when on the step), or
-``{range: [lo, hi], scale: log2}`` (lo, 2 lo, 4 lo ... up to hi). ``sample`` is ``grid`` (every
+``{range: [lo, hi], scale: log2}`` (lo, 2 lo, 4 lo ... up to hi), or ``{values: [...]}``; a
+mapping may add ``also: [paths]`` (more keys set to the same value: the CPU a hotplug step and
+the call after it name) and ``labels: [...]`` (one word per value, what the rows hold instead of
+a value such as a list of injections). ``sample`` is ``grid`` (every
 combination) or ``{random: N, seed: S}`` (N distinct combinations of the grid, drawn with seed S).
 """
 
@@ -39,10 +42,21 @@ class Axis:
     values: tuple[Any, ...]
     line: int
     hexa: bool = False      # an address or a size: shown in hex / binary units
+    also: tuple[str, ...] = ()               # more key paths set to the same value
+    labels: Optional[tuple[str, ...]] = None  # what rows, summary and plot show for each value
+
+    @property
+    def row_values(self) -> tuple[Any, ...]:
+        """The values as rows hold them: the labels where the sweep file gives them."""
+        return self.labels if self.labels is not None else self.values
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, *self.also)
 
     @property
     def numeric(self) -> bool:
-        return all(isinstance(v, int) and not isinstance(v, bool) for v in self.values)
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in self.row_values)
 
 
 @dataclass(frozen=True)
@@ -81,13 +95,17 @@ class SweepSpec:
             return list(range(total))
         return sorted(random.Random(self.sample.seed).sample(range(total), self.sample.count))
 
-    def values(self, index: int) -> tuple[Any, ...]:
-        """The axis values of grid point ``index`` (the last axis varies fastest)."""
+    def positions(self, index: int) -> tuple[int, ...]:
+        """Which value of each axis grid point ``index`` takes (the last axis varies fastest)."""
         out = []
         for axis in reversed(self.axes):
             index, at = divmod(index, len(axis.values))
-            out.append(axis.values[at])
+            out.append(at)
         return tuple(reversed(out))
+
+    def values(self, index: int) -> tuple[Any, ...]:
+        """The axis values of grid point ``index``."""
+        return tuple(a.values[at] for a, at in zip(self.axes, self.positions(index)))
 
 
 def load_sweep(path: str) -> SweepSpec:
@@ -142,6 +160,8 @@ def _base(value: Any, here: Optional[str], name: str
         if not isinstance(value["file"], str):
             raise ScenarioError("base.file", f"expected a path, got {describe(value['file'])}")
         path = os.path.join(here or ".", value["file"])
+        if not os.path.isfile(path):
+            raise ScenarioError("base.file", f"no scenario file {path}")
         load_file(path)                                   # its errors, at its lines
         data, lines = parse(read_text(path))
         return dict(data), os.path.dirname(os.path.abspath(path)), path, lines
@@ -152,7 +172,7 @@ def _base(value: Any, here: Optional[str], name: str
     try:
         from_mapping(data, base_dir=here)
     except ScenarioError as err:
-        raise ScenarioError(join("base", err.key) if err.key != FILE_KEY else "base",
+        raise ScenarioError(f"base.{err.key}" if err.key != FILE_KEY else "base",
                             err.message) from None
     return data, here, None, {}
 
@@ -171,16 +191,57 @@ def _axes(value: Any, lines: Mapping[str, int], base: Mapping[str, Any]) -> tupl
     axes = []
     for path, spec in value.items():
         key = join("axes", path)
-        general = table_path(str(path))
-        if general not in _TABLE_PATHS:
-            raise ScenarioError(key, f"not a scenario key of the README key table"
-                                     f"{suggest(general, _TABLE_PATHS)}")
-        kind = kind_of(general)
-        sized = isinstance(kind, Int) and kind.size or "size" in kind.text or "address" in kind.text
-        values = _values(spec, key, sized)
-        set_path(copy.deepcopy(dict(base)), str(path), values[0], key)   # reachable in the base?
-        axes.append(Axis(str(path), values, line_of(lines, key), hexa=sized))
+        try:
+            axes.append(_axis(str(path), spec, key, lines, base))
+        except ScenarioError as err:   # cited as axes.PATH..., at the line of the quoted key
+            shown = err.key.replace(key, f"axes.{path}", 1)
+            raise ScenarioError(shown, err.message, line=err.line or line_of(lines, err.key)) from None
     return tuple(axes)
+
+
+def _axis(path: str, spec: Any, key: str, lines: Mapping[str, int], base: Mapping[str, Any]) -> Axis:
+    sized = _sized(path, key)
+    extra = spec if isinstance(spec, Mapping) else {}
+    for name in extra:
+        if name not in AXIS_KEYS:
+            raise ScenarioError(join(key, name), f"unknown key{suggest(str(name), AXIS_KEYS)}")
+    also = extra.get("also", [])
+    if not isinstance(also, list) or not all(isinstance(p, str) for p in also):
+        raise ScenarioError(join(key, "also"), f"expected a list of key paths, got {describe(also)}")
+    for other in also:
+        _sized(other, join(key, "also"))
+    if "values" in extra:
+        if "range" in extra:
+            raise ScenarioError(key, "values or range, not both")
+        spec = extra["values"]
+        if not isinstance(spec, list):
+            raise ScenarioError(join(key, "values"), f"expected a list, got {describe(spec)}")
+    values = _values(spec, key, sized)
+    labels = extra.get("labels")
+    if labels is not None and (not isinstance(labels, list) or len(labels) != len(values)
+                               or not all(isinstance(x, str) for x in labels)
+                               or len(set(labels)) != len(labels)):
+        raise ScenarioError(join(key, "labels"), f"expected {len(values)} distinct words, one per "
+                                                 f"value, got {describe(labels)}")
+    trial = copy.deepcopy(dict(base))
+    for target in (path, *also):
+        set_path(trial, target, values[0], key)          # reachable in the base?
+    return Axis(path, values, line_of(lines, key), hexa=bool(sized), also=tuple(also),
+                labels=tuple(labels) if labels is not None else None)
+
+
+AXIS_KEYS = ("values", "range", "step", "scale", "also", "labels")
+
+
+def _sized(path: str, key: str) -> bool:
+    """Check ``path`` names a key of the table; whether its values are sizes or addresses."""
+    general = table_path(path)
+    if general not in _TABLE_PATHS:
+        raise ScenarioError(key, f"{path} is not a scenario key of the README key table"
+                                 f"{suggest(general, _TABLE_PATHS)}")
+    kind = kind_of(general)
+    return bool(isinstance(kind, Int) and kind.size or "size" in kind.text
+                or "address" in kind.text)
 
 
 def _values(spec: Any, key: str, sized: bool) -> tuple[Any, ...]:
@@ -189,11 +250,8 @@ def _values(spec: Any, key: str, sized: bool) -> tuple[Any, ...]:
             raise ScenarioError(key, "an axis needs at least one value")
         return tuple(_number(v, key) if sized else v for v in spec)
     if not isinstance(spec, Mapping) or "range" not in spec:
-        raise ScenarioError(key, f"expected a list of values or {{range: [lo, hi], step: N}} / "
-                                 f"{{range: [lo, hi], scale: log2}}, got {describe(spec)}")
-    for extra in spec:
-        if extra not in ("range", "step", "scale"):
-            raise ScenarioError(join(key, extra), f"unknown key{suggest(str(extra), ('range', 'step', 'scale'))}")
+        raise ScenarioError(key, f"expected a list of values, {{values: [...]}}, {{range: [lo, hi], "
+                                 f"step: N}} or {{range: [lo, hi], scale: log2}}, got {describe(spec)}")
     bounds = spec["range"]
     if not isinstance(bounds, list) or len(bounds) != 2:
         raise ScenarioError(join(key, "range"), f"expected [lo, hi], got {describe(bounds)}")

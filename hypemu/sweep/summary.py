@@ -37,12 +37,12 @@ def _compact(value: Any) -> str:
 
 def _covered(axis: Axis, values: list[Any]) -> str:
     """The values of ``axis`` some rows have: ``all``, a range of numbers, or the list."""
-    if len(values) == len({repr(v) for v in axis.values}):
+    if len(values) == len({repr(v) for v in axis.row_values}):
         return "all"
     if axis.numeric and len(values) > 6:
         return (f"{show_value(axis, min(values))}..{show_value(axis, max(values))} "
                 f"({len(values)} of {len(axis.values)} values)")
-    order = {repr(v): i for i, v in enumerate(axis.values)}
+    order = {repr(v): i for i, v in enumerate(axis.row_values)}
     return ", ".join(show_value(axis, v) for v in sorted(values, key=lambda v: order.get(repr(v), 0)))
 
 
