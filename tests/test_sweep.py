@@ -137,7 +137,7 @@ def test_rows_carry_fault_hazard_bounce_and_instructions() -> None:
     dual, dual_bounce, single, _ = rows
     assert list(dual) == columns(from_data({"name": "t", "base": {"name": "b"}, "axes": {
         "hyp.init": [1], "kernel.hyp_idmap_offset": [1]}}))
-    assert dual["outcome"] == "ok" and dual["bounce_page"] is False and dual["hazards"] == ""
+    assert dual["outcome"] == "ok" and dual["bounce_page"] is False and dual["hazards"] is None
     assert dual_bounce["outcome"] == "ok" and dual_bounce["bounce_page"] is True
     assert single["outcome"] == "fault" and single["fault_kind"] == "prefetch_abort"
     assert single["reason_class"] == "prefetch_abort/translation"
@@ -148,7 +148,7 @@ def test_rows_carry_fault_hazard_bounce_and_instructions() -> None:
         "axes": {"machine.tlb_entries": [0, 1]}}))
     # one entry: the stale entry is evicted, and the read meets the table as it is: no idmap
     assert [r["outcome"] for r in stale] == ["hazard", "fault"]
-    assert stale[1]["fault_kind"] == "data_abort" and stale[1]["hazards"] == ""
+    assert stale[1]["fault_kind"] == "data_abort" and stale[1]["hazards"] is None
     assert stale[0]["hazards"] == "stale_tlb"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hypemu"
 STRICT = ["cpu", "hazards.py", "observer.py", "engine.py", "cp15.py", "decode.py", "events.py",
-          "tlb.py", "syndrome.py", "walker.py", "lpae.py", "trace.py", "engine_pool.py"]
+          "tlb.py", "syndrome.py", "walker.py", "lpae.py", "trace.py", "engine_pool.py", "sweep"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is not installed "

@@ -15,6 +15,7 @@ the journal at the end (to a temporary name, then renamed). It needs pyarrow.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -39,7 +40,7 @@ def check_format(path: str) -> None:
     """Refuse, before anything runs, an output this installation cannot write."""
     if path.endswith(".parquet"):
         try:
-            import pyarrow  # noqa: F401
+            importlib.import_module("pyarrow")
         except ImportError:
             raise OutputError(f"{path}: Parquet output needs pyarrow, which is not installed "
                               f"(pip install pyarrow), or use .jsonl or .csv") from None
@@ -146,8 +147,8 @@ def _csv_line(cells: list[Any]) -> bytes:
 
 def write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
     """The Parquet file of ``rows`` (values that are not scalars as JSON text), atomically."""
-    import pyarrow
-    import pyarrow.parquet
+    pyarrow = importlib.import_module("pyarrow")
+    parquet = importlib.import_module("pyarrow.parquet")
 
     def cell(value: Any) -> Any:
         return json.dumps(value) if isinstance(value, (list, dict)) else value
@@ -155,13 +156,13 @@ def write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) -> 
     data = {c: [cell(r[c]) for r in rows] for c in columns}
     table = pyarrow.table({c: _column(v) for c, v in data.items()})
     temporary = f"{path}.tmp{os.getpid()}"
-    pyarrow.parquet.write_table(table, temporary)
+    parquet.write_table(table, temporary)
     os.replace(temporary, path)
 
 
 def _column(values: list[Any]) -> Any:
     """A column pyarrow can type: mixed ints and words (``auto``) become text."""
-    import pyarrow
+    pyarrow = importlib.import_module("pyarrow")
     kinds = {type(v) for v in values if v is not None}
     if len(kinds) > 1:
         values = [None if v is None else str(v) for v in values]

@@ -25,7 +25,7 @@ def point_key(spec: SweepSpec, values: tuple[Any, ...]) -> str:
     digest = _base_digest(spec).copy()
     digest.update(json.dumps([[a.path, v] for a, v in zip(spec.axes, values)],
                              default=str).encode())
-    return digest.hexdigest()[:16]
+    return str(digest.hexdigest())[:16]
 
 
 _BASES: dict[int, tuple[SweepSpec, Any]] = {}

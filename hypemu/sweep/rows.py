@@ -17,6 +17,7 @@ from ..machine import run
 from .points import _located, point_key, scenario_at
 from .spec import SweepSpec
 
+# hazards: the kinds reported, comma-separated, or null for none
 FIXED_COLUMNS = ("outcome", "reason_class", "reason", "fault_kind", "fault_fsc", "hsr", "hazards",
                  "bounce_page", "instructions")
 OUTCOMES = ("ok", "hazard", "fault", "timeout", "config_error", "invalid", "not_modelled")
@@ -87,7 +88,7 @@ def run_point(spec: SweepSpec, index: int, engines: EngineFactory) -> dict[str, 
                        fault_kind=fault["kind"] if fault else None,
                        fault_fsc=fault["fsc"] if fault else None,
                        hsr=fault["hsr"] if fault else None,
-                       hazards=",".join(sorted({h["kind"] for h in result.hazards})),
+                       hazards=",".join(sorted({h["kind"] for h in result.hazards})) or None,
                        bounce_page=None if layout is None else layout["bounce_page"] is not None,
                        instructions=result.stats.get("instructions"))
     row["reason_class"] = reason_class(row["outcome"], row["reason"],
