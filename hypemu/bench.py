@@ -93,16 +93,18 @@ class Benchmark:
     unit: str
     doc: str
     setup: Callable[..., Case]
-    full: dict
-    quick: dict
+    full: dict[str, Any]
+    quick: dict[str, Any]
     repeats: int = 11
     target: Optional[Target] = None
     unavailable: Callable[[], Optional[str]] = lambda: None
 
 
-def benchmark(name: str, unit: str, *, full: dict, quick: dict, repeats: int = 11,
+def benchmark(name: str, unit: str, *, full: dict[str, Any], quick: dict[str, Any],
+              repeats: int = 11,
               target: Optional[Target] = None,
-              unavailable: Callable[[], Optional[str]] = lambda: None):
+              unavailable: Callable[[], Optional[str]] = lambda: None
+              ) -> Callable[[Callable[..., Case]], Benchmark]:
     """Decorator for a suite module: turns ``setup(**size) -> Case`` into a ``Benchmark``; its
     docstring's first line is the description."""
     def wrap(setup: Callable[..., Case]) -> Benchmark:
@@ -163,7 +165,7 @@ class Row:
     met: Optional[bool] = None
     detail: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "unit": self.unit, "baseline": self.baseline,
                 "ratio": self.ratio, "repeats": self.repeats, "spread": self.spread,
                 "ratio_spread": self.ratio_spread, "target": self.target, "met": self.met,
@@ -172,12 +174,12 @@ class Row:
 
 @dataclass
 class Report:
-    machine: dict
+    machine: dict[str, Any]
     rows: list[Row] = field(default_factory=list)
-    unavailable: list[dict] = field(default_factory=list)   # {"name", "reason"}
-    failed: list[dict] = field(default_factory=list)        # {"name", "error"}
+    unavailable: list[dict[str, Any]] = field(default_factory=list)   # {"name", "reason"}
+    failed: list[dict[str, Any]] = field(default_factory=list)        # {"name", "error"}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "benchmarks": [r.to_dict() for r in self.rows],
                 "unavailable": list(self.unavailable), "failed": list(self.failed)}
 
@@ -253,7 +255,7 @@ def select(suite: list[Benchmark], only: Optional[Iterable[str]]) -> list[Benchm
     return [b for b in suite if b.name in wanted]
 
 
-def machine_info(quick: bool, command: str) -> dict:
+def machine_info(quick: bool, command: str) -> dict[str, Any]:
     """What the figures were measured on: host CPU, Python, Unicorn, hypemu, and how."""
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -278,7 +280,7 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def run(benchmarks: list[Benchmark], quick: bool, machine: dict,
+def run_suite(benchmarks: list[Benchmark], quick: bool, machine: dict[str, Any],
         progress: Callable[[str], None] = lambda line: None) -> Report:
     """Measure each benchmark (or note why it is not available); ``progress`` gets each table row."""
     report = Report(machine)
@@ -335,7 +337,7 @@ def _unavailable_line(name: str, reason: str) -> str:
     return f"{name:<20} {reason}"
 
 
-def _preamble(m: dict, count: int) -> str:
+def _preamble(m: dict[str, Any], count: int) -> str:
     how = "quick: each benchmark once, tiny sizes (not comparable)" if m["quick"] else \
         "median of the repeats; spread = interquartile range / median"
     return (f"hypemu bench: {count} benchmark{'s' if count != 1 else ''}, {how}\n"
@@ -357,7 +359,7 @@ def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[li
     stream = sys.stderr if json_path == "-" else sys.stdout
     machine = machine_info(quick, command)
     print(_preamble(machine, len(benchmarks)), file=stream, flush=True)
-    report = run(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
+    report = run_suite(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
     if json_path:
         _write_json(report, json_path)
     return 1 if report.failed else 0

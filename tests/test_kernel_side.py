@@ -140,12 +140,12 @@ def test_the_board_holds_the_tables_that_were_planned(init):
 
 # --- the step runner ------------------------------------------------------------------------------
 class ScriptedCore:
-    """A CPU whose runs end as scripted (the runner needs run() and reg() only)."""
+    """A CPU whose runs end as scripted (the runner needs run_guest() and reg() only)."""
 
     def __init__(self, *results: RunResult):
         self.results, self.asked = list(results), []
 
-    def run(self, pc: int, budget: int | None) -> RunResult:
+    def run_guest(self, pc: int, budget: int | None) -> RunResult:
         self.asked.append(budget)
         return self.results.pop(0)
 

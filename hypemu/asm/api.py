@@ -35,7 +35,7 @@ _FILE_MEMO: dict[tuple[object, ...], Program] = {}
 _FILE_MEMO_MAX = 4096
 
 
-def assemble_file(path: str | os.PathLike, base: int, *,
+def assemble_file(path: str | os.PathLike[str], base: int, *,
                   constants: Mapping[str, int] | None = None) -> Program:
     """Assemble the UTF-8 source file at `path` (see `assemble`).
 
@@ -68,7 +68,7 @@ def _assemble_file(name: str, base: int, constants: Mapping[str, int] | None) ->
     return assemble(text, base, constants=constants, filename=name)
 
 
-def cache_info() -> dict:
+def cache_info() -> dict[str, int]:
     """Counters since the last `clear_memory_cache()`: hits (memory_hits + disk_hits), misses, entries."""
     return _CACHE.info()
 

@@ -11,7 +11,7 @@ from .directives import _DATA_SIZES
 from .expr import _IDENT, _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate, _reason
 from .preprocess import _Preprocessor
 from .program import AsmError, Program, _FrozenMap
-from .source import _WORD_RE
+from .source import _split_word
 from .unit import _GENERATED, _MARK, _Imm, _Stmt, _Unit
 from .worker import _WORKER, _KsResult
 
@@ -20,7 +20,7 @@ _PLACEHOLDER = 4                  # pass-1 stand-in for an immediate that needs 
 
 
 def _build(source: str, base: int, constants: dict[str, int], filename: str) -> Program:
-    unit = _Preprocessor(filename, constants).run(source)
+    unit = _Preprocessor(filename, constants).process(source)
     return _Builder(unit, base, filename).build()
 
 
@@ -49,9 +49,6 @@ class _Builder(_Checks):
         symbols = {name: addresses[name] for name in self.labels if not name.startswith(_GENERATED)}
         return Program(code, self.base, _FrozenMap(symbols), frozenset(self.unit.globals),
                        self.filename)
-
-    def _error(self, stmt: _Stmt, message: str) -> AsmError:
-        return AsmError(self.filename, stmt.line, f"{message}{stmt.where}")
 
     def _render(self, addresses: Mapping[str, int] | None) -> tuple[list[str], bool]:
         """Keystone text of every statement; placeholders where label addresses are still unknown."""
@@ -146,7 +143,7 @@ class _Builder(_Checks):
 
     def _unknown_names(self, stmt: _Stmt) -> list[str]:
         """Names in a statement that are neither defined nor operand keywords (for messages only)."""
-        body = _WORD_RE.match(stmt.text).group(2) if stmt.kind != "label" else ""
+        body = _split_word(stmt.text)[1] if stmt.kind != "label" else ""
         names = re.findall(rf"(?<![\w.$#'])({_IDENT})", re.sub(r'"(?:\\.|[^"\\])*"', "", body))
         return [n for n in names if n not in self.unit.equs and n not in self.unit.labels
                 and not _OPERAND_KEYWORD_RE.fullmatch(n.lower())]

@@ -48,7 +48,7 @@ class _Cache:
         self._lock = threading.Lock()
         self._counts = {"memory_hits": 0, "disk_hits": 0, "misses": 0}
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, int]:
         with self._lock:
             hits = self._counts["memory_hits"] + self._counts["disk_hits"]
             return {"hits": hits, **self._counts, "entries": len(self._memory)}

@@ -4,13 +4,22 @@ an unreachable literal as garbage, without an error)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from .expr import _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate
 from .program import AsmError
-from .unit import _MAX_BYTES, _Stmt
+from .unit import _MAX_BYTES, _Stmt, _Unit
 
 
 class _Checks:
     """The checks of `_Builder` (a mixin: the state lives there)."""
+
+    unit: _Unit
+    base: int
+    filename: str
+
+    def _error(self, stmt: _Stmt, message: str) -> AsmError:
+        return AsmError(self.filename, stmt.line, f"{message}{stmt.where}")
 
     def _check(self, code: bytes, addresses: dict[str, int]) -> None:
         if len(code) > _MAX_BYTES or self.base + len(code) > 1 << 32:
@@ -18,17 +27,17 @@ class _Checks:
                            f"program of {len(code)} bytes at {self.base:#x} is too large")
         for index, stmt in enumerate(self.unit.stmts):
             for check in stmt.checks:
-                address = addresses[stmt.label]
+                address = addresses[stmt.label or ""]
                 if check[0] == "aligned" and address % 4:
                     raise self._error(stmt, f"instruction at unaligned address {address:#x} (put "
                                             f".align 2 before {stmt.source!r})")
                 if check[0] != "aligned":
                     self._check_pc_relative(stmt, index + 1, check, code, addresses)
 
-    def _check_pc_relative(self, stmt: _Stmt, pos: int, check: tuple, code: bytes,
+    def _check_pc_relative(self, stmt: _Stmt, pos: int, check: tuple[Any, ...], code: bytes,
                            addresses: dict[str, int]) -> None:
         """Decode keystone's encoding and compare where it points with what the source says."""
-        address = addresses[stmt.label]
+        address = addresses[stmt.label or ""]
         target = _pc_relative_target(_word_at(code, address - self.base), address)
         if target is None and check[0] == "literal":
             raise self._error(stmt, f"keystone did not encode {stmt.source!r} as a PC-relative load")
@@ -44,6 +53,7 @@ class _Checks:
                 raise self._error(stmt, f"{shown} is out of range or not encodable in "
                                         f"{stmt.source!r} (keystone encoded {got})")
             return
+        assert target is not None           # a literal load without a target raised above
         loaded = _word_at(code, target - self.base)
         if loaded is None or expected is not None and loaded != expected:
             held = "nothing" if loaded is None else f"{loaded:#x}"

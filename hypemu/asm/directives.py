@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import re
 
+from typing import TYPE_CHECKING
+
 from .expr import _IDENT_RE, _ExprError, _parse_expr, _symbols_of
-from .macros import _BLOCK_END, _Block, _ExitMacro
+from .macros import _BLOCK_END, _ExitMacro
+from .parts import _Block
 from .source import _split_outside_strings, _unescape
 from .unit import _MARK, _MAX_BYTES, _Imm, _Stmt
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 _MAX_ALIGN_POWER = 16
 
@@ -22,8 +30,10 @@ _DATA_SIZES = {".word": 4, ".long": 4, ".int": 4, ".4byte": 4, ".quad": 8, ".8by
 _STRINGS = {".ascii", ".asciz", ".string"}
 
 
-class _Directives:
+class _Directives(_Mixin):
     """The directives of `_Preprocessor` (a mixin: the state lives there)."""
+
+    unaligned: bool      # shared with _Instructions (declared here too: mypy infers mixin state late)
 
     def _directive(self, line: int, name: str, args: str, text: str, where: str) -> None:
         if name in _DROPPED:

@@ -4,13 +4,18 @@ and ERET/HVC/SMC/banked MSR/MRS turned into `.word`s."""
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .encode import (_BANKED, _COND_AL, _CONDITIONS, _REGISTERS, _SPECIAL_RE, _encode_eret,
                      _encode_hvc, _encode_mrs_banked, _encode_msr_banked, _encode_smc)
 from .expr import _ExprError, _parse_expr
-from .source import _WORD_RE, _split_outside_strings
+from .source import _split_outside_strings, _split_word
 from .unit import _MARK, _Imm, _Stmt
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 
 _PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|ldrb|str|strb|ldrh|ldrsh|ldrsb|ldrd|strh|strd)"
@@ -39,15 +44,17 @@ def _find_immediates(operands: str) -> Iterator[tuple[int, int, str, str]]:
         pos = max(end, m.end() + 1)
 
 
-class _Instructions:
+class _Instructions(_Mixin):
     """The instructions of `_Preprocessor` (a mixin: the state lives there)."""
 
+    unaligned: bool      # shared with _Directives (declared here too: mypy infers mixin state late)
+
     def _instruction(self, line: int, text: str, where: str) -> None:
-        mnemonic, operands = _WORD_RE.match(text).groups()
+        mnemonic, operands = _split_word(text)
         if not _MNEMONIC_RE.fullmatch(mnemonic):   # keystone hangs on statements like '>> ~' or '*/'
             raise self._error(line, f"expected an instruction or a directive, not {text!r}", where)
         operands = self._rename_local_refs(line, operands.strip(), where)
-        checks: list[tuple] = []
+        checks: list[tuple[Any, ...]] = []
         if self.unaligned:   # data of odd size came before: check that this instruction is aligned
             checks.append(("aligned",))
             self.unaligned = False
@@ -73,7 +80,7 @@ class _Instructions:
         imms = tuple(_Imm(tree, form, len(self.stmts), anchor) for tree, form in found)
         self._emit(_Stmt(line, text, f"{mnemonic} {template}".strip(), where, imms=imms))
 
-    def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list:
+    def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list[tuple[Any, ...]]:
         """What to verify in keystone's encoding of a PC-relative instruction: it encodes an
         out-of-range branch or an unencodable ADR offset as garbage, without an error."""
         m = _PC_RELATIVE_RE.fullmatch(mnemonic)

@@ -19,7 +19,7 @@ class AsmError(InputError):
         self.message = message
 
 
-class _FrozenMap(Mapping):
+class _FrozenMap(Mapping[str, int]):
     """A read-only, picklable name -> address mapping."""
 
     def __init__(self, items: Mapping[str, int]):

@@ -170,9 +170,9 @@ class CpuComplex:
         self.log.record(kind, name, value, self.regs.read(REG_PC) if pc is None else pc, detail)
 
     # --- running and translating -----------------------------------------------------------------
-    def run(self, pc: int, budget: Optional[int]) -> RunResult:
+    def run_guest(self, pc: int, budget: Optional[int]) -> RunResult:
         """See ``runner.Runner.run``."""
-        return self.runner.run(pc, budget)
+        return self.runner.run_guest(pc, budget)
 
     def translate(self, va: int, access: str = "read", cpu: Optional[CpuState] = None,
                   ttbr: Optional[int] = None, hyp: bool = False) -> Translation | Fault | int:
@@ -253,4 +253,3 @@ class CpuComplexView:
         return translate_with(self._cpus.cpus[cpu], self.read64, regs, va, access)
 
 
-Core = CpuComplex   # the old name, for the kernel-side and machine branches; remove after merge

@@ -51,7 +51,7 @@ class Runner:
         self._pending = decision
 
     # --- the run loop ---------------------------------------------------------------------------
-    def run(self, pc: int, budget: Optional[int]) -> RunResult:
+    def run_guest(self, pc: int, budget: Optional[int]) -> RunResult:
         """Run the current CPU from ``pc`` until it returns to a sentinel, faults, waits in WFI or
         has executed ``budget`` instructions (counted exactly by Unicorn). ``budget`` None: uncounted
         (benchmark decomposition only; the run's instructions are reported as 0)."""
