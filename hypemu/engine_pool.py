@@ -19,9 +19,7 @@ import mmap
 from collections import OrderedDict
 from typing import Any
 
-from unicorn import UC_PROT_ALL
-
-from .engine import PAGE, Engine
+from .engine import PAGE, PROT_ALL, Engine
 
 MAX_LAYOUTS = 8   # instances kept; each holds only the RAM pages its last board touched
 
@@ -42,7 +40,7 @@ class PooledEngine(Engine):
     def _host_map(self, base: int, size: int) -> mmap.mmap:
         memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        self.uc.mem_map_ptr(base, size, UC_PROT_ALL, address)
+        self.uc.mem_map_ptr(base, size, PROT_ALL, address)
         return memory
 
     def watch_memory(self, seen: Any) -> Any:
