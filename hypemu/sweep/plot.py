@@ -61,7 +61,7 @@ def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: st
     axes = {a.path: a for a in spec.axes}
     x, y = axes[x_path], axes[y_path]
     share, notes = _grid(spec, rows, x, y)
-    width = max(5.0, 1.25 * len(x.values) + 2.5)
+    width = max(7.0, 1.25 * len(x.values) + 3.0)
     height = max(3.5, 0.7 * len(y.values) + 2.0)
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
     image = ax.imshow(share, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
@@ -78,9 +78,9 @@ def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: st
     others = [a.path for a in spec.axes if a.path not in (x_path, y_path)]
     counts = Counter(r["outcome"] for r in rows)
     ax.set_title(f"{spec.name}: share of points ok"
-                 + (f" (over {', '.join(others)})" if others else ""), fontsize=10)
+                 + (f"\n(all values of {', '.join(others)})" if others else ""), fontsize=10)
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    bar.set_label("share ok (green: all points boot; red: none)")
+    bar.set_label("share of points ok")
     legend = ", ".join(f"{o} {n}" for o, n in counts.most_common())
     fig.text(0.01, 0.01, f"{len(rows)} points: {legend}. Cell: share ok of the valid points, the "
                          f"most common other outcome or reason", fontsize=7)

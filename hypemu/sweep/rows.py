@@ -43,10 +43,14 @@ def columns(spec: SweepSpec) -> list[str]:
     return ["point", "index", *(a.path for a in spec.axes), *FIXED_COLUMNS]
 
 
-def reason_class(outcome: str, reason: Optional[str], fault: Optional[dict[str, Any]]) -> Optional[str]:
+def reason_class(outcome: str, reason: Optional[str], fault: Optional[dict[str, Any]],
+                 hazards: Optional[str] = None) -> Optional[str]:
     """A short name for why the point did not come up, to group rows by: the refusal
-    (``trampoline_in_lowmem`` ...), the fault (``prefetch_abort/translation``), the end of a budget
-    (``budget`` or ``wfi``), the key of an invalid combination."""
+    (``trampoline_in_lowmem`` ...), the fault (``prefetch_abort/translation``), the hazards
+    (``bbm+stale_tlb``), the end of a budget (``budget`` or ``wfi``), the key of an invalid
+    combination."""
+    if outcome == "hazard" and hazards:
+        return hazards.replace(",", "+")
     if outcome == "config_error" and reason:
         for pattern, name in _REFUSALS:
             if re.search(pattern, reason):
@@ -92,5 +96,6 @@ def run_point(spec: SweepSpec, index: int, engines: EngineFactory) -> dict[str, 
                        bounce_page=None if layout is None else layout["bounce_page"] is not None,
                        instructions=result.stats.get("instructions"))
     row["reason_class"] = reason_class(row["outcome"], row["reason"],
-                                       {"kind": row["fault_kind"], "fsc": row["fault_fsc"]})
+                                       {"kind": row["fault_kind"], "fsc": row["fault_fsc"]},
+                                       row["hazards"])
     return row

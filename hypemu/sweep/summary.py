@@ -85,7 +85,8 @@ def _reasons(spec: SweepSpec, rows: list[dict[str, Any]]) -> list[str]:
     for name, mine in sorted(by_class.items(), key=lambda item: (-len(item[1]), item[0])):
         example = min(mine, key=lambda r: r["index"])["reason"] or ""
         out.append(f"    {name} ({len(mine)}): where {_where(spec, mine)}")
-        out.append(f"      e.g. {example}")
+        if example:
+            out.append(f"      e.g. {example}")
     bounced = sum(1 for r in rows if r["bounce_page"])
     if bounced:
         out.append(f"    bounce page used: {bounced} of {len(rows)}")
