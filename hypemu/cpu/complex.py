@@ -27,6 +27,28 @@ from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_SVC, MODE_USR, REG_CPSR,
 PAGE = 4096
 
 
+_PATCH_MEMO: dict[tuple[bytes, bool], tuple[bytes, tuple[tuple[int, int], ...]]] = {}
+
+
+def _patched_code(code: bytes, barriers: bool) -> tuple[bytes, tuple[tuple[int, int], ...]]:
+    """``code`` with the words the model emulates replaced by the trap marker, and (offset, word)
+    of each. Remembered per content: a sweep loads the same few images thousands of times."""
+    known = _PATCH_MEMO.get((code, barriers))
+    if known is not None:
+        return known
+    data = bytearray(code)
+    marks = []
+    for off in range(0, len(data) - len(data) % 4, 4):
+        word = int.from_bytes(data[off:off + 4], "little")
+        if needs_patch(word) or (barriers and barrier_kind(word) is not None):
+            marks.append((off, word))
+            data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
+    if len(_PATCH_MEMO) > 256:
+        _PATCH_MEMO.clear()
+    known = _PATCH_MEMO[(code, barriers)] = (bytes(data), tuple(marks))
+    return known
+
+
 class CpuComplex:
     """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks. ``engine``: a
     ready instance with exactly these banks, reset (``engine_pool`` lends one), else a new one."""
@@ -85,16 +107,14 @@ class CpuComplex:
         cost every instruction once Unicorn counts them). Reads of such a word by the guest return
         the marker. Deviation: the scan cannot tell code from data, so a literal that happens to
         encode one of these instructions is patched too (and still reads back as the marker)."""
-        data = bytearray(code)
         barriers = self.observer.enabled
+        data, marks = _patched_code(bytes(code), barriers)
         patched = self.runner.patched
-        for off in range(0, len(data) - len(data) % 4, 4):
-            word = int.from_bytes(data[off:off + 4], "little")
-            patched.pop(pa + off, None)
-            if needs_patch(word) or (barriers and barrier_kind(word) is not None):
-                patched[pa + off] = word
-                data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
-        self.engine.write(pa, bytes(data))
+        for old in [a for a in patched if pa <= a < pa + len(code)]:
+            del patched[old]
+        for off, word in marks:
+            patched[pa + off] = word
+        self.engine.write(pa, data)
         self.engine.flush_code_cache()
 
     def add_sentinel(self, pa: int) -> None:
