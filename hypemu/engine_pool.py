@@ -65,6 +65,9 @@ class PooledEngine(Engine):
         self._refused = lambda decision: None
         self._trap = lambda: None
         self._interrupt = lambda intno, pc: None
+        native = getattr(self, "_native", None)   # a native budget hook's state, where there is one
+        if native is not None:
+            native.reset()
         self.uc.context_restore(self._fresh)
         self.flush_code_cache()
         self.flush_soft_tlb()

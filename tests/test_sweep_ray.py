@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,11 +23,15 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[Any]:
+    # Ray's single-machine mode, all on the loopback address (else it binds this host's interface
+    # address): the test talks to no other address
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     yield ray
     ray.shutdown()
+    os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
 
 
 def _by_point(rows: Any) -> dict[str, dict[str, Any]]:
