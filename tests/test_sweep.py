@@ -198,3 +198,22 @@ def test_pandas_takes_the_rows_when_installed() -> None:
     frame = pandas.DataFrame(hypemu.sweep({"name": "t", "base": {"name": "b"},
                                            "axes": {"machine.cpus": [1, 2]}}))
     assert list(frame["outcome"]) == ["ok", "ok"]
+
+
+def test_the_progress_line_gives_rate_and_eta_on_a_terminal_only() -> None:
+    import io
+    from hypemu.sweep.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    screen = Terminal()
+    bar = Progress(total=10, done=4, stream=screen)
+    bar.advance()
+    assert "5/10 50%" in screen.getvalue() and "points/s" in screen.getvalue()
+    assert "ETA " in screen.getvalue()
+    pipe = io.StringIO()
+    quiet = Progress(total=10, done=0, stream=pipe)
+    quiet.advance()
+    quiet.close()
+    assert pipe.getvalue() == ""
