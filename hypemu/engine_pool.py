@@ -21,7 +21,7 @@ from typing import Any
 
 from .engine import PAGE, PROT_ALL, Engine
 
-MAX_LAYOUTS = 8   # instances kept; each holds only the RAM pages its last board touched
+MAX_LAYOUTS = 32  # instances kept: ~5 MB each (RAM holds only the pages its last board touched)
 
 
 class PooledEngine(Engine):

@@ -75,7 +75,8 @@ class Sweep:
 def sweep(source: SweepSource, *, jobs: int = 1, out: Optional[str] = None,
           ray: Optional[str] = None) -> Iterator[dict[str, Any]]:
     """Run a sweep (a sweep file's path, its data as a mapping, or a ``SweepSpec``) and yield one
-    row (a dict, the same columns as the output file) per point; ``pandas.DataFrame(rows)`` makes
+    row (a dict, the same columns as the output file) per point, as points finish (they run
+    grouped by RAM layout; ``index`` gives the grid order); ``pandas.DataFrame(rows)`` makes
     a table of them. With ``out`` the rows are appended there too and a rerun resumes: the rows
     already there are yielded first, and only the missing points run."""
     return Sweep(as_spec(source), out, jobs, ray).rows()

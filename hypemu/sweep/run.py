@@ -26,10 +26,20 @@ _worker_pool: Optional[EnginePool] = None
 
 
 def todo(spec: SweepSpec, done: set[str]) -> list[int]:
-    """The grid indices of the points whose rows are not there yet, in order."""
-    if not done:
-        return spec.indices()
-    return [i for i in spec.indices() if point_key(spec, spec.values(i)) not in done]
+    """The grid indices of the points whose rows are not there yet, in the order to run them:
+    grouped by RAM layout (the values of the ``machine.ram`` axes), then by index, so that a
+    worker's engine pool meets each layout in one run of points, whatever the order of the axes
+    or the sample (a row does not depend on the order)."""
+    indices = spec.indices()
+    if done:
+        indices = [i for i in indices if point_key(spec, spec.values(i)) not in done]
+    ram = [n for n, a in enumerate(spec.axes) if any(p.startswith("machine.ram") for p in a.paths)]
+    if ram and len(ram) < len(spec.axes):
+        def layout(index: int) -> tuple[int, ...]:
+            at = spec.positions(index)
+            return tuple(at[n] for n in ram)
+        indices.sort(key=lambda i: (layout(i), i))
+    return indices
 
 
 def run_indices(spec: SweepSpec, indices: Sequence[int],
