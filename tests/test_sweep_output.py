@@ -73,7 +73,7 @@ def test_a_rerun_skips_the_points_done_and_adds_the_rest(sweep_file: Path, tmp_p
     first.close()                                  # the API's consumer stops early
     assert _jsonl(out) == _by_point(taken)
     job = Sweep(load_sweep(str(sweep_file)), str(out))
-    assert len(job.old) == 50 and len(job.todo) == len(reference) - 50
+    assert job.old == 50 and len(job.todo) == len(reference) - 50
     assert _by_point(job.rows()) == reference
     assert _jsonl(out) == reference
     again = Sweep(load_sweep(str(sweep_file)), str(out), jobs=2)

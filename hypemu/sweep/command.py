@@ -16,7 +16,6 @@ from ..errors import InputError
 from .driver import Sweep
 from .progress import Progress
 from .spec import load_sweep
-from .summary import summary
 
 INTERRUPTED = 130
 
@@ -67,7 +66,7 @@ def _sweep(args: argparse.Namespace) -> int:
     _usage(args, [a.path for a in spec.axes])
     out = args.out or f"{spec.name}.jsonl"
     job = Sweep(spec, out, args.jobs or default_jobs(), args.ray)
-    progress = Progress(job.total, len(job.old), sys.stderr)
+    progress = Progress(job.total, job.old, sys.stderr)
     interrupted = False
     try:
         for _ in job.new_rows():
@@ -77,15 +76,14 @@ def _sweep(args: argparse.Namespace) -> int:
     finally:
         job.close()
         progress.close()
-    all_rows = job.collected
-    print(summary(spec, all_rows, job.new))
+    print(job.tally.text(job.new))
     print(f"rows: {out}")
     if interrupted:
-        print(f"interrupted: {job.total - len(all_rows)} points not run (rerun the same command "
+        print(f"interrupted: {job.total - job.tally.total} points not run (rerun the same command "
               f"to go on)", file=sys.stderr)
         return INTERRUPTED
     if args.plot:
         from .plot import heatmap
-        heatmap(spec, all_rows, args.plot[0], args.plot[1], args.output)
+        heatmap(spec, job.all_rows(), args.plot[0], args.plot[1], args.output)
         print(f"heatmap: {args.output}")
     return 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator, Mapping, Optional, Union
 
-from .output import RowFile, open_rows, write_parquet
+from .output import RowFile, journal_path, open_rows, write_parquet
 from .rows import columns
 from .run import local_rows, todo
 from .spec import SweepSpec, from_data, load_sweep
+from .summary import Tally
 
 SweepSource = Union[SweepSpec, Mapping[str, Any], str, "os.PathLike[str]"]
 
@@ -25,20 +26,22 @@ def as_spec(source: SweepSource) -> SweepSpec:
 class Sweep:
     """A sweep bound to its output: ``rows()`` yields the rows already in the output (a resumed
     sweep), then each new row as it is written. ``jobs`` worker processes, or a Ray cluster at
-    ``ray`` (an address or ``auto``)."""
+    ``ray`` (an address or ``auto``). ``tally`` adds up the summary of every row seen (the
+    output's included), so no row needs to stay in memory."""
 
     def __init__(self, spec: SweepSpec, out: Optional[str] = None, jobs: int = 1,
                  ray: Optional[str] = None) -> None:
         self.spec, self.out, self.jobs, self.ray = spec, out, jobs, ray
         self.file: Optional[RowFile] = open_rows(out, columns(spec))
-        self.old = list(self.file.rows) if self.file else []
+        self.old = self.file.kept if self.file else 0      # rows in the output before this run
         self.todo = todo(spec, self.file.done if self.file else set())
         self.new = 0
-        self.collected = list(self.old)   # every row so far: the output's, then the new ones
+        self.tally = Tally(spec)
+        self._old_tallied = False
 
     @property
     def total(self) -> int:
-        return len(self.old) + len(self.todo)
+        return self.old + len(self.todo)
 
     def _backend(self) -> Iterator[dict[str, Any]]:
         if self.ray is not None:
@@ -46,21 +49,40 @@ class Sweep:
             return ray_backend.ray_rows(self.spec, self.todo, self.ray)
         return local_rows(self.spec, self.todo, self.jobs)
 
+    def old_rows(self) -> Iterator[dict[str, Any]]:
+        """The rows the output held when the sweep was opened."""
+        if self.file is None:
+            return
+        for row in self.file.read_rows(limit=self.old):
+            if not self._old_tallied:
+                self.tally.add(row)
+            yield row
+        self._old_tallied = True
+
     def new_rows(self) -> Iterator[dict[str, Any]]:
         """The rows of the points still to run, each written before it is yielded."""
+        if not self._old_tallied:
+            for _ in self.old_rows():
+                pass
         try:
             for row in self._backend():
                 if self.file is not None:
                     self.file.append(row)
                 self.new += 1
-                self.collected.append(row)
+                self.tally.add(row)
                 yield row
         finally:
             self.close()
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        yield from self.old
+        yield from self.old_rows()
         yield from self.new_rows()
+
+    def all_rows(self) -> Iterator[dict[str, Any]]:
+        """Every row in the output now (read again from the file)."""
+        if self.out is None:
+            raise ValueError("a sweep without an output keeps no rows")
+        yield from RowFile(journal_path(self.out), columns(self.spec)).read_rows()
 
     def close(self) -> None:
         """Sync the output (and write the Parquet file from its journal)."""
@@ -68,7 +90,7 @@ class Sweep:
             return
         self.file.close()
         if self.out is not None and self.out.endswith(".parquet"):
-            write_parquet(self.out, self.file.rows, self.file.columns)
+            write_parquet(self.out, self.file.read_rows(), self.file.columns)
         self.file = None
 
 

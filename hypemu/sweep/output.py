@@ -20,7 +20,7 @@ import io
 import json
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from ..errors import InputError
 
@@ -47,54 +47,74 @@ def check_format(path: str) -> None:
 
 
 class RowFile:
-    """Rows appended to ``path`` (``.csv`` as CSV, anything else as JSON lines)."""
+    """Rows appended to ``path`` (``.csv`` as CSV, anything else as JSON lines). Opening it reads
+    what is there (a torn last line cut off) for the keys of the points done; the rows themselves
+    are not kept in memory (a sweep may have millions): ``read_rows`` reads them again."""
 
     def __init__(self, path: str, columns: list[str]) -> None:
         self.path, self.columns = path, columns
         self.csv = path.endswith(".csv")
-        self.rows = self._recover()                 # the rows already there, torn line cut off
-        self.done = {row["point"] for row in self.rows}
+        self._cut_torn_line()
+        self.done: set[str] = set()
+        self.kept = 0                                # rows there before this run
+        for row in self.read_rows():
+            self.done.add(row["point"])
+            self.kept += 1
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._synced = time.monotonic()
-        if self.csv and not self.rows and os.fstat(self._fd).st_size == 0:
+        if self.csv and os.fstat(self._fd).st_size == 0:
             self._write(_csv_line(columns))
 
-    def _recover(self) -> list[dict[str, Any]]:
+    def _cut_torn_line(self) -> None:
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
+            with open(self.path, "r+b") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                tail = b""
+                while size and b"\n" not in tail:   # back to the last newline
+                    step = min(size, 1 << 16)
+                    size -= step
+                    handle.seek(size)
+                    tail = handle.read(step) + tail
+                end = size + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+                if end < handle.seek(0, os.SEEK_END):
+                    handle.truncate(end)
         except FileNotFoundError:
-            return []
+            pass
         except OSError as err:
             raise OutputError(f"{self.path}: cannot read it: {err.strerror or err}") from None
-        end = data.rfind(b"\n") + 1
-        if end < len(data):                         # a torn last line: cut it off
-            with open(self.path, "r+b") as handle:
-                handle.truncate(end)
-            data = data[:end]
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        if self.csv:
-            return self._csv_rows(lines)
-        rows = []
-        for number, line in enumerate(lines, 1):
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise OutputError(f"{self.path}:{number}: not a JSON row (choose another --out)") from None
-            self._check(row, number)
-            rows.append(row)
-        return rows
 
-    def _csv_rows(self, lines: list[str]) -> list[dict[str, Any]]:
-        if not lines:
-            return []
-        header = next(csv.reader([lines[0]]))
+    def read_rows(self, limit: Optional[int] = None) -> Iterator[dict[str, Any]]:
+        """The rows in the file (the first ``limit``), checked to be this sweep's."""
+        try:
+            handle = open(self.path, encoding="utf-8", errors="replace", newline="")
+        except FileNotFoundError:
+            return
+        with handle:
+            if self.csv:
+                yield from self._csv_rows(handle, limit)
+                return
+            for number, line in enumerate(handle, 1):
+                if limit is not None and number > limit:
+                    return
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    raise OutputError(f"{self.path}:{number}: not a JSON row (choose another "
+                                      f"--out)") from None
+                self._check(row, number)
+                yield row
+
+    def _csv_rows(self, handle: Any, limit: Optional[int]) -> Iterator[dict[str, Any]]:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
         if header != self.columns:
             raise OutputError(f"{self.path}:1: the columns are not this sweep's (choose another --out)")
-        rows = []
-        for cells in csv.reader(lines[1:]):
-            rows.append({c: _cell_in(v) for c, v in zip(self.columns, cells)})
-        return rows
+        for number, cells in enumerate(reader, 1):
+            if limit is not None and number > limit:
+                return
+            yield {c: _cell_in(v) for c, v in zip(self.columns, cells)}
 
     def _check(self, row: Any, number: int) -> None:
         if not isinstance(row, dict) or list(row) != self.columns:
@@ -111,7 +131,6 @@ class RowFile:
         line = (_csv_line([row[c] for c in self.columns]) if self.csv
                 else (json.dumps(row) + "\n").encode())
         self._write(line)
-        self.rows.append(row)
         self.done.add(row["point"])
         if time.monotonic() - self._synced >= FSYNC_EVERY:
             os.fsync(self._fd)
@@ -145,7 +164,7 @@ def _csv_line(cells: list[Any]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+def write_parquet(path: str, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
     """The Parquet file of ``rows`` (values that are not scalars as JSON text), atomically."""
     pyarrow = importlib.import_module("pyarrow")
     parquet = importlib.import_module("pyarrow.parquet")
@@ -153,7 +172,10 @@ def write_parquet(path: str, rows: list[dict[str, Any]], columns: list[str]) -> 
     def cell(value: Any) -> Any:
         return json.dumps(value) if isinstance(value, (list, dict)) else value
 
-    data = {c: [cell(r[c]) for r in rows] for c in columns}
+    data: dict[str, list[Any]] = {c: [] for c in columns}
+    for row in rows:
+        for c in columns:
+            data[c].append(cell(row[c]))
     table = pyarrow.table({c: _column(v) for c, v in data.items()})
     temporary = f"{path}.tmp{os.getpid()}"
     parquet.write_table(table, temporary)

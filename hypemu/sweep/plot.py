@@ -12,7 +12,7 @@ cell with only those is blank and says so.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import InputError
 from .spec import Axis, SweepSpec
@@ -29,30 +29,44 @@ def check_available() -> None:
         raise InputError(PLOT_MISSING) from None
 
 
-def _grid(spec: SweepSpec, rows: list[dict[str, Any]], x: Axis, y: Axis
-          ) -> tuple[list[list[float]], list[list[str]]]:
+def _grid(rows: Iterable[dict[str, Any]], x: Axis, y: Axis
+          ) -> tuple[list[list[float]], list[list[str]], Counter[str]]:
+    """Per cell: the share of valid points ok, its note; and the outcome counts of all rows. One
+    pass, counts only (the rows may be millions)."""
     xs = {repr(v): i for i, v in enumerate(x.row_values)}
     ys = {repr(v): i for i, v in enumerate(y.row_values)}
-    cells: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    valid: Counter[tuple[int, int]] = Counter()
+    ok: Counter[tuple[int, int]] = Counter()
+    seen: set[tuple[int, int]] = set()
+    others: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
+    outcomes: Counter[str] = Counter()
     for row in rows:
-        cells[(ys[repr(row[y.path])], xs[repr(row[x.path])])].append(row)
+        cell = (ys[repr(row[y.path])], xs[repr(row[x.path])])
+        outcomes[row["outcome"]] += 1
+        seen.add(cell)
+        if row["outcome"] == "invalid":
+            continue
+        valid[cell] += 1
+        if row["outcome"] == "ok":
+            ok[cell] += 1
+        else:
+            others[cell][row["reason_class"] or row["outcome"]] += 1
     share = [[float("nan")] * len(x.values) for _ in y.values]
     notes = [[""] * len(x.values) for _ in y.values]
-    for (j, i), everything in cells.items():
-        mine = [r for r in everything if r["outcome"] != "invalid"]
-        if not mine:
+    for cell in seen:
+        j, i = cell
+        if not valid[cell]:
             notes[j][i] = "invalid"
             continue
-        ok = sum(1 for r in mine if r["outcome"] == "ok")
-        share[j][i] = ok / len(mine)
-        others = Counter(r["reason_class"] or r["outcome"] for r in mine if r["outcome"] != "ok")
-        notes[j][i] = f"{100 * ok // len(mine)}%"
-        if others:
-            notes[j][i] += "\n" + others.most_common(1)[0][0].replace("_", " ")
-    return share, notes
+        share[j][i] = ok[cell] / valid[cell]
+        notes[j][i] = f"{100 * ok[cell] // valid[cell]}%"
+        if others[cell]:
+            notes[j][i] += "\n" + others[cell].most_common(1)[0][0].replace("_", " ")
+    return share, notes, outcomes
 
 
-def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: str, out: str) -> None:
+def heatmap(spec: SweepSpec, rows: Iterable[dict[str, Any]], x_path: str, y_path: str,
+            out: str) -> None:
     """Draw the share of ok points over axes ``x_path`` and ``y_path`` to ``out`` (.png, .svg)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -60,7 +74,7 @@ def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: st
 
     axes = {a.path: a for a in spec.axes}
     x, y = axes[x_path], axes[y_path]
-    share, notes = _grid(spec, rows, x, y)
+    share, notes, counts = _grid(rows, x, y)
     width = max(7.0, 1.25 * len(x.values) + 3.0)
     height = max(3.5, 0.7 * len(y.values) + 2.0)
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
@@ -76,13 +90,12 @@ def heatmap(spec: SweepSpec, rows: list[dict[str, Any]], x_path: str, y_path: st
             if text and small:
                 ax.text(i, j, text, ha="center", va="center", fontsize=7)
     others = [a.path for a in spec.axes if a.path not in (x_path, y_path)]
-    counts = Counter(r["outcome"] for r in rows)
     ax.set_title(f"{spec.name}: share of points ok"
                  + (f"\n(all values of {', '.join(others)})" if others else ""), fontsize=10)
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("share of points ok")
     legend = ", ".join(f"{o} {n}" for o, n in counts.most_common())
-    fig.text(0.01, 0.01, f"{len(rows)} points: {legend}. Cell: share ok of the valid points, the "
+    fig.text(0.01, 0.01, f"{sum(counts.values())} points: {legend}. Cell: share ok of the valid points, the "
                          f"most common other outcome or reason", fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(out)

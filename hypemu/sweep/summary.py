@@ -46,51 +46,84 @@ def _covered(axis: Axis, values: list[Any]) -> str:
     return ", ".join(show_value(axis, v) for v in sorted(values, key=lambda v: order.get(repr(v), 0)))
 
 
+class _Group:
+    """The rows of one outcome, or of one reason class: how many, the axis values they cover, the
+    reason of the first (by index)."""
+
+    def __init__(self, naxes: int) -> None:
+        self.count = 0
+        self.values: list[dict[str, Any]] = [{} for _ in range(naxes)]
+        self.first: Optional[tuple[int, str]] = None
+
+    def add(self, row: dict[str, Any], axes: tuple[Axis, ...]) -> None:
+        self.count += 1
+        for seen, axis in zip(self.values, axes):
+            value = row[axis.path]
+            seen.setdefault(repr(value), value)
+        if row["reason"] and (self.first is None or row["index"] < self.first[0]):
+            self.first = (row["index"], row["reason"])
+
+
+class Tally:
+    """The summary's figures, added up row by row (a sweep's rows are not all kept in memory)."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.total = 0
+        self.outcomes: dict[str, _Group] = {}
+        self.classes: dict[str, dict[str, _Group]] = defaultdict(dict)
+        self.bounced: Counter[str] = Counter()
+        self.hazards: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def add(self, row: dict[str, Any]) -> None:
+        axes, n = self.spec.axes, len(self.spec.axes)
+        outcome = row["outcome"]
+        self.total += 1
+        self.outcomes.setdefault(outcome, _Group(n)).add(row, axes)
+        if row["reason_class"]:
+            self.classes[outcome].setdefault(row["reason_class"], _Group(n)).add(row, axes)
+        self.bounced[outcome] += bool(row["bounce_page"])
+        if row["hazards"]:
+            self.hazards[outcome].update(row["hazards"].split(","))
+
+    def text(self, new: Optional[int] = None) -> str:
+        spec = self.spec
+        head = f"sweep {spec.name}: {self.total} points"
+        if new is not None:
+            head += f" ({new} run now, {self.total - new} already in the output)"
+        present = [o for o in OUTCOMES if o in self.outcomes]
+        lines = [head + ": " + ", ".join(f"{o} {self.outcomes[o].count}" for o in present)]
+        for outcome in present:
+            group = self.outcomes[outcome]
+            lines.append(f"  {outcome} ({group.count}):")
+            for axis, seen in zip(spec.axes, group.values):
+                lines.append(f"    {axis.path}: {_covered(axis, list(seen.values()))}")
+            for name, mine in sorted(self.classes[outcome].items(),
+                                     key=lambda item: (-item[1].count, item[0])):
+                lines.append(f"    {name} ({mine.count}): where {_where(spec, mine)}")
+                if mine.first:
+                    lines.append(f"      e.g. {mine.first[1]}")
+            if self.bounced[outcome]:
+                lines.append(f"    bounce page used: {self.bounced[outcome]} of {group.count}")
+            if self.hazards[outcome]:
+                lines.append("    hazards: " + ", ".join(
+                    f"{k} {n}" for k, n in sorted(self.hazards[outcome].items())))
+        return "\n".join(lines)
+
+
 def summary(spec: SweepSpec, rows: Iterable[dict[str, Any]], new: Optional[int] = None) -> str:
-    rows = list(rows)
-    counts = Counter(r["outcome"] for r in rows)
-    head = f"sweep {spec.name}: {len(rows)} points"
-    if new is not None:
-        head += f" ({new} run now, {len(rows) - new} already in the output)"
-    lines = [head + ": " + ", ".join(f"{o} {counts[o]}" for o in OUTCOMES if counts[o])]
-    for outcome in OUTCOMES:
-        mine = [r for r in rows if r["outcome"] == outcome]
-        if not mine:
-            continue
-        lines.append(f"  {outcome} ({len(mine)}):")
-        for axis in spec.axes:
-            seen = {repr(r[axis.path]): r[axis.path] for r in mine}
-            lines.append(f"    {axis.path}: {_covered(axis, list(seen.values()))}")
-        lines.extend(_reasons(spec, mine))
-    return "\n".join(lines)
+    """The summary of ``rows`` (see ``Tally``)."""
+    tally = Tally(spec)
+    for row in rows:
+        tally.add(row)
+    return tally.text(new)
 
 
-def _where(spec: SweepSpec, rows: list[dict[str, Any]]) -> str:
-    """The axes on which ``rows`` do not cover every value, with the values they cover."""
+def _where(spec: SweepSpec, group: _Group) -> str:
+    """The axes on which a group does not cover every value, with the values it covers."""
     parts = []
-    for axis in spec.axes:
-        seen = {repr(r[axis.path]): r[axis.path] for r in rows}
+    for axis, seen in zip(spec.axes, group.values):
         covered = _covered(axis, list(seen.values()))
         if covered != "all":
             parts.append(f"{axis.path} {covered}")
     return "; ".join(parts) or "anywhere on the grid"
-
-
-def _reasons(spec: SweepSpec, rows: list[dict[str, Any]]) -> list[str]:
-    by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row["reason_class"]:
-            by_class[row["reason_class"]].append(row)
-    out = []
-    for name, mine in sorted(by_class.items(), key=lambda item: (-len(item[1]), item[0])):
-        example = min(mine, key=lambda r: r["index"])["reason"] or ""
-        out.append(f"    {name} ({len(mine)}): where {_where(spec, mine)}")
-        if example:
-            out.append(f"      e.g. {example}")
-    bounced = sum(1 for r in rows if r["bounce_page"])
-    if bounced:
-        out.append(f"    bounce page used: {bounced} of {len(rows)}")
-    hazards = Counter(k for r in rows if r["hazards"] for k in r["hazards"].split(","))
-    if hazards:
-        out.append("    hazards: " + ", ".join(f"{k} {n}" for k, n in sorted(hazards.items())))
-    return out
