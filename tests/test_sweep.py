@@ -217,3 +217,13 @@ def test_the_progress_line_gives_rate_and_eta_on_a_terminal_only() -> None:
     quiet.advance()
     quiet.close()
     assert pipe.getvalue() == ""
+
+
+def test_points_run_grouped_by_ram_layout_whatever_the_axis_order() -> None:
+    from hypemu.sweep.run import todo
+    spec = from_data({"name": "t", "base": {"name": "b"}, "axes": {
+        "hyp.trampoline_va": [0xFFFF0000, 0xFFFE0000, 0xFFF00000],
+        "machine.ram.size": ["16MiB", "32MiB"]}})
+    order = todo(spec, set())
+    assert order == [0, 2, 4, 1, 3, 5]            # every 16 MiB point, then every 32 MiB one
+    assert [r["index"] for r in hypemu.sweep(spec)] == order

@@ -35,10 +35,14 @@ def todo(spec: SweepSpec, done: set[str]) -> list[int]:
         indices = [i for i in indices if point_key(spec, spec.values(i)) not in done]
     ram = [n for n, a in enumerate(spec.axes) if any(p.startswith("machine.ram") for p in a.paths)]
     if ram and len(ram) < len(spec.axes):
-        def layout(index: int) -> tuple[int, ...]:
-            at = spec.positions(index)
-            return tuple(at[n] for n in ram)
-        indices.sort(key=lambda i: (layout(i), i))
+        total = spec.grid_size
+
+        def layout_first(index: int) -> int:   # one int per point: millions sort in memory
+            at, number = spec.positions(index), 0
+            for n in ram:
+                number = number * len(spec.axes[n].values) + at[n]
+            return number * total + index
+        indices.sort(key=layout_first)
     return indices
 
 
