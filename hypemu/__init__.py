@@ -5,7 +5,8 @@ Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
 - ``load_scenario(path_or_mapping) -> Scenario``: read and validate a scenario (nothing runs).
 - ``run(scenario) -> Result``: build a board, run every step, judge the outcome against ``expect``.
 - ``Machine(scenario)``: a board for step-by-step use in other rigs (``boot``, ``call``, ``hotplug``,
-  ``translate``, ``read_phys``/``write_phys``, ``map_hyp``, ``hyp_registers``, ``events``).
+  ``translate``, ``read_phys``/``write_phys``, ``map_hyp``, ``hyp_registers``, ``events``,
+  ``export`` -> ``Export``: the memory image and the kernel-side actions, for other emulators).
 - ``Result``: what a run produced; ``Result.to_dict()`` is the JSON object that ``RESULT_SCHEMA``
   (a JSON Schema file shipped in this package) describes.
 - Errors (``hypemu.errors``; whose fault it is): ``HypemuError`` is the base of them all.
@@ -46,11 +47,12 @@ _API = {
     "DEFAULT_SCENARIO": "scenario", "Scenario": "scenario", "ScenarioError": "errors",
     "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
-    "Event": "events", "sweep": "sweep",
+    "Event": "events", "Export": "export", "sweep": "sweep",
 }
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
-    "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Fault", "FaultRecord",
+    "AsmError", "BudgetExhausted", "ConfigError", "DEFAULT_SCENARIO", "Event", "Export", "Fault",
+    "FaultRecord",
     "GuestFault", "HypemuError", "InputError", "Machine", "NotModelled", "RESULT_SCHEMA", "Result",
     "SCENARIO_SCHEMA", "Scenario", "ScenarioError", "Translation", "UsageError", "__version__",
     "load_scenario", "result_schema", "run", "scenario_schema", "sweep",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` import
     from .cpu import FaultRecord
     from .errors import ConfigError, HypemuError, InputError, NotModelled, ScenarioError, UsageError
     from .events import Event
+    from .export import Export
     from .kvm import BudgetExhausted, GuestFault
     from .machine import Machine, Result, run
     from .scenario import DEFAULT_SCENARIO, Scenario, load_scenario

@@ -15,23 +15,25 @@ import sys
 import traceback
 from typing import Callable, Optional, Sequence
 
-from . import __version__, viewcmds
+from . import __version__, tracecli, viewcmds
+from .qemu import command as crosscheck
 from .sweep import command as sweep_command
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
 from .scenario import DEFAULT_SCENARIO, Scenario, from_mapping, load_file
-from .trace import lines as trace_lines
 
 EXAMPLES = """examples:
   hypemu run                          the built-in default scenario (1 CPU, 1 GiB, dual-step init)
   hypemu run --json                   the same, as one JSON object (README: "The JSON result")
   hypemu run --trace                  the same, with every HYP event the guest caused
+  hypemu run --trace=walk,fill,tlbi   ... only the HYP table walks, TLB fills and TLBIs
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
   hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
+  hypemu crosscheck scenarios/*.yaml  each scenario on hypemu and on QEMU, side by side
   hypemu sweep sweeps/placement.yaml  a sweep: one row per point, a summary (--plot X Y -o map.png)
 """
 
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     run_p.add_argument("files", nargs="*", metavar="FILE", help="scenario files (YAML, format 1)")
     run_p.add_argument("--json", action="store_true", help="print one JSON object per scenario")
-    run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
+    tracecli.add_options(run_p)
     run_p.add_argument("-v", "--verbose", action="store_true",
                        help="every CPU's exception state, and HSCTLR, HTCR, HTTBR, HSR decoded")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
@@ -67,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     viewcmds.add_parsers(sub)
-    sweep_command.add_parser(sub)
+    crosscheck.add_parser(sub)   # `hypemu crosscheck`: the QEMU bridge (hypemu.qemu)
+    sweep_command.add_parser(sub)   # `hypemu sweep`: hypemu.sweep
     return parser
 
 
@@ -78,18 +81,18 @@ def _scenarios(files: Sequence[str]) -> list[Scenario]:
 
 
 def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
+    trace = tracecli.wanted(args)   # a bad trace option is found before the run
     try:
-        result = run(scenario)
+        result = run(scenario, trace=trace)
     except INPUT_ERRORS as err:   # incl. NotModelled: the guest did what hypemu does not model
         raise OneLine(input_error_message(err, scenario)) from None
     if args.json:
-        print(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        tracecli.add_events(out, result.events, args)
+        print(json.dumps(out))
     else:
         print(summary(result, args.verbose, scenario))
-    if args.trace:
-        out = sys.stderr if args.json else sys.stdout
-        for line in trace_lines(result.events):
-            print("  " + line, file=out)
+    tracecli.emit(result, args)
     return result
 
 
@@ -132,7 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(tracecli.explicit(argv))
     if args.command is None:
         parser.print_help()
         return 2

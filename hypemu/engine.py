@@ -167,7 +167,10 @@ class Engine:
         self.banks = sorted(banks)
         self._map_ram()
         self.scratch = self._map_scratch()
-        self._counter_addr = _handle_address(self.uc) + _counter_offset()
+        self._counter = ctypes.c_uint64.from_address(_handle_address(self.uc) + _counter_offset())
+        # Thumb code has been loaded, so Thumb instructions may run: an instruction budget must be
+        # Unicorn's own count (emu_start(count=)), which counts instructions of either state.
+        self.thumb_code = False
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
@@ -300,7 +303,7 @@ class Engine:
 
     def executed(self) -> int:
         """Instructions the last counted emu_start executed (requested + 1 when the count ran out)."""
-        return int(ctypes.c_uint64.from_address(self._counter_addr).value)
+        return int(self._counter.value)   # a view of Unicorn's own counter: read live
 
     def start(self, pc: int, count: Optional[int]) -> UcError | None:
         """Run from ``pc`` for at most ``count`` instructions; the error, if Unicorn stopped on one.

@@ -61,6 +61,7 @@ class PooledEngine(Engine):
             self.uc.hook_del(handle)
         self._extra_hooks.clear()
         self._hook_error = None
+        self.thumb_code = False   # the next board says again whether Thumb code may run
         self._fill = lambda va, access: None
         self._refused = lambda decision: None
         self._trap = lambda: None

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 from . import events, lpae
 from .observer import CpuView, LocateVA, Outcome
-from .walker import Fault, Translation, walk
+from .walker import Fault, Translation, same_mapping, walk
 
 KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")
 REGIME_REGISTERS = ("HSCTLR", "HTTBR", "HTCR", "HMAIR0", "HMAIR1")
@@ -55,12 +55,13 @@ class Hazard:
     detail: str
     insn: Optional[int] = None     # the instruction word at pc, for the disassembly
     event: int = -1                # index of its event in the log
+    thumb: bool = False            # insn is a Thumb instruction (CpuView.code_word)
 
     def to_dict(self) -> dict[str, Any]:
         disasm = None
         if self.insn is not None:
             from .trace import disassemble   # capstone only when a report is rendered
-            disasm = disassemble(self.insn, self.pc or 0)
+            disasm = disassemble(self.insn, self.pc or 0, self.thumb)
         return {"kind": self.kind, "cpu": self.cpu, "pc": self.pc, "va": self.va,
                 "disasm": disasm, "detail": self.detail}
 
@@ -90,10 +91,7 @@ class CpuChecks:
     unfinished: list[Unfinished] = field(default_factory=list)
 
 
-def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
-    return (isinstance(b, Translation) and a.pa_of(va) == b.pa_of(va)
-            and (a.readable, a.writable, a.executable) == (b.readable, b.writable, b.executable)
-            and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
+_same = same_mapping
 
 
 def _describe_walk(t: Union[Translation, Fault]) -> str:
@@ -125,9 +123,11 @@ class Checks:
 
     enabled = True
 
-    def __init__(self, view: CpuView, log: events.EventLog) -> None:
+    def __init__(self, view: CpuView, log: events.EventLog,
+                 tables: Optional[Mapping[int, str]] = None) -> None:
         self.view = view
         self.log = log
+        self.tables = dict(tables or {})   # pgd PA -> its name (boot, runtime), for the reports
         self.hazards: list[Hazard] = []
         self.tables_version = 0
         self.cpu = [CpuChecks() for _ in range(view.ncpus)]
@@ -151,9 +151,10 @@ class Checks:
         self._sites.add(site)
         if insn is None and pc is not None:
             insn = self.view.code_word(pc)
-        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log))
+        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log),
+                        insn is not None and self.view.thumb())
         self.hazards.append(hazard)
-        self.log.record(events.HAZARD, kind, va, pc if pc is not None else 0, detail)
+        self.log.record(events.HAZARD, kind, va, pc, detail)
         return hazard
 
     def _locator(self, hazard: Hazard) -> LocateVA:
@@ -205,9 +206,24 @@ class Checks:
         if _same(t, fresh, va):
             return None
         return self.report("stale_tlb", cpu, None, va,
-                           f"{access} served by the TLB entry {_describe_walk(t)}; a fresh walk of "
-                           f"HTTBR {self.view.sysregs(cpu)['HTTBR']:#x} gives "
+                           f"{access} served by the TLB entry {_describe_walk(t)}"
+                           f"{self._filled_where(cpu, t)}; a fresh walk of "
+                           f"{self._table(self.view.sysregs(cpu)['HTTBR'])} gives "
                            f"{_describe_walk(fresh)}", guest=True, fetch=access == "fetch")
+
+    def _table(self, ttbr: int) -> str:
+        """``the boot table (HTTBR 0x8000d000)``, or ``HTTBR 0x...`` for a table not named."""
+        name = self.tables.get(ttbr & 0xFF_FFFF_FFFF)
+        return f"the {name} table (HTTBR {ttbr:#x})" if name else f"HTTBR {ttbr:#x}"
+
+    def _filled_where(self, cpu: int, t: Translation) -> str:
+        """`` filled from the boot table (HTTBR ...) by the access at pc 0x... (instruction N)``."""
+        origin = self.view.tlb_origin(cpu, t)
+        if origin is None:
+            return ""
+        count = f" (instruction {origin.icount})" if origin.icount is not None else ""
+        return (f", filled from {self._table(origin.ttbr)} by the access at pc "
+                f"{origin.pc:#x}{count}")
 
     def _unfinished_hit(self, cpu: int, va: int, access: str) -> Optional[Hazard]:
         """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh

@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional, Union
 
-from . import inject, memmap, ptdump
+from . import events, inject, memmap, ptdump
 from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
                      UsageError)
 from .events import Event
+from .export import Export, export
 from .hazards import Checks, Hazard
 from .engine import Engine, EngineFactory
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
@@ -30,11 +31,14 @@ class Machine:
     and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
+    ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
+    what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
     ``engines`` makes the Unicorn instance for the RAM banks (default: a new one; a sweep passes an
-    ``engine_pool.EnginePool``, whose reused instances give the same results). Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
+    ``engine_pool.EnginePool``, whose reused instances give the same results).
+    Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
     def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
-                 engines: EngineFactory = Engine):
+                 trace: bool = False, engines: EngineFactory = Engine):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
@@ -42,7 +46,11 @@ class Machine:
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
         banks = [(b.base, b.size) for b in s.banks]
         self.core = CpuComplex(banks, s.cpus, s.tlb_entries, engine=engines(banks))
-        self.checks = Checks(self.core.view(), self.core.log) if checks else None
+        self.core.record_detail(trace)
+        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
+        if plan.tables.boot == plan.tables.runtime:
+            tables = {plan.tables.boot: "hyp"}
+        self.checks = Checks(self.core.view(), self.core.log, tables) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
         self.runner = StepRunner(self.core, config.instructions)
@@ -73,7 +81,11 @@ class Machine:
         self._check_cpu(cpu)
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
-        va = self.symbol(fn) if isinstance(fn, str) else fn
+        if isinstance(fn, str):
+            self.symbol(fn)                     # UnknownFunction for a name it does not have
+            va = self.kernel.function(fn)       # the function pointer: bit 0 for Thumb code
+        else:
+            va = fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
         return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
@@ -138,6 +150,13 @@ class Machine:
             raise UnknownFunction(name, sorted(self.kernel.image.runtime.globals)) from None
 
     # --- inspection -----------------------------------------------------------------------------
+    def export(self) -> Export:
+        """The board for another emulator (``hypemu.Export``): RAM banks, the memory image the kernel
+        side loaded (original instruction words), the PL1 registers, and every kernel-side action
+        so far (enter HYP, each HVC with r0-r3 and its result, each store, power-off), in order."""
+        return export(self.kernel, tuple((b.base, b.size) for b in self.scenario.banks),
+                      self.scenario.cpus)
+
     def translate(self, cpu: int, va: int, access: str = "read",
                   pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
         """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
@@ -181,6 +200,7 @@ class Machine:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
         self.core.write_phys(pa, data)
+        self.kernel.log.write(pa, bytes(data))
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
@@ -247,6 +267,8 @@ class Result:
     events: list[Event] = field(default_factory=list)
     injections: list[dict[str, Any]] = field(default_factory=list)
     mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
+    export: Optional[Export] = field(default=None, repr=False)   # run(..., export=True) only
+    isa: str = "arm"          # the instruction set the kernel's code ran in (kernel.isa)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
@@ -255,7 +277,7 @@ class Result:
                 "expected": self.expected, "passed": self.passed, "reason": self.reason,
                 "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
                 "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
-                "injections": list(self.injections)}
+                "injections": list(self.injections), "isa": self.isa}
 
 
 def _layout_dict(m: Machine) -> dict[str, Any]:
@@ -281,6 +303,9 @@ def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
     """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
     for index, step in enumerate(m.scenario.steps):
         at[:] = [index]
+        line = m.scenario.step_lines[index] if index < len(m.scenario.step_lines) else None
+        m.core.log.record(events.STEP, f"steps[{index}] {step.label()}", index, None,
+                          f"line {line}" if line else "")
         m.injector.before_step(index, m.kernel, m._new_step)
         try:
             _run_step(m, step, result)
@@ -355,17 +380,20 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
 
 
 def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
-        engines: EngineFactory = Engine) -> Result:
+        export: bool = False, trace: bool = False, engines: EngineFactory = Engine) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
-    doing something hypemu does not model raises ``NotModelled``. ``engines``: see ``Machine``."""
+    doing something hypemu does not model raises ``NotModelled``. ``export``: also keep the
+    board's ``Machine.export()`` in ``Result.export`` (None when no board was built). ``trace``:
+    the events carry the detail of the trace (``Machine``). ``engines``: see ``Machine``."""
     s = load_scenario(scenario)
     started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.outcome)
+    result = Result(s.name, s.file, "ok", s.expect.outcome, isa=s.isa)
     machine = None
     at: list[int] = []     # the step in progress
     try:
-        machine = Machine(s, checks, engines)
+        machine = Machine(s, checks, trace, engines)
+        result.isa = machine.kernel.isa         # what the image holds (a kernel build decides)
         result.layout = _layout_dict(machine)
         _run_steps(machine, result, at)
     except ConfigError as err:
@@ -380,6 +408,7 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
         raise _inject_input_error(err, s) from None
     if machine is not None:
         _collect(machine, result)
+        result.export = machine.export() if export else None
         if result.hazards and result.outcome == "ok":
             result.outcome = "hazard"
     result.stats["seconds"] = round(time.perf_counter() - started, 6)

@@ -281,6 +281,14 @@ def check_access(t: Translation, va: int, access: str) -> Fault | None:
     return Fault("permission", t.level, va, access, descriptors=t.descriptors)
 
 
+def same_mapping(a: Translation, b: Translation | Fault, va: int) -> bool:
+    """Would an access of ``va`` be the same through ``b`` as through ``a``: the same PA,
+    permissions and memory attributes (a TLB entry against a fresh walk, say)?"""
+    return (isinstance(b, Translation) and a.pa_of(va) == b.pa_of(va)
+            and (a.readable, a.writable, a.executable) == (b.readable, b.writable, b.executable)
+            and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
+
+
 def walk(read64: ReadPhys, regime: Regime, va: int, access: str = "read") -> Translation | Fault:
     """Translate ``va`` for ``access`` ('read', 'write' or 'fetch') in the HYP regime.
 

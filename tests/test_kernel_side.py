@@ -42,8 +42,8 @@ class RecordingTarget:
     def __init__(self) -> None:
         self.writes: list[tuple[str, int, bytes]] = []
 
-    def load_code(self, pa: int, code: bytes) -> None:
-        self.writes.append(("code", pa, code))
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
+        self.writes.append(("code", pa, code) if not thumb else ("thumb code", pa, code))
 
     def write_ram(self, pa: int, data: bytes) -> None:
         self.writes.append(("ram", pa, data))

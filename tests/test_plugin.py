@@ -228,7 +228,7 @@ def test_a_bug_of_hypemu_is_an_error_with_its_traceback(pytester, monkeypatch):
     """Not an input error in one line: an ERROR at setup, with the traceback and a bug report line."""
     from hypemu.tlb import TLB
 
-    def broken(self, t):
+    def broken(self, t, origin=None):
         raise ValueError("internal: the TLB broke (injected by the test)")
     monkeypatch.setattr(TLB, "fill", broken)
     _project(pytester)

@@ -16,17 +16,18 @@ from .unit import _GENERATED
 
 
 def assemble(source: str, base: int, *, constants: Mapping[str, int] | None = None,
-             filename: str = "<string>") -> Program:
+             filename: str = "<string>", thumb: bool = False) -> Program:
     """Assemble `source` (GNU-as ARM syntax) so that its first byte lies at `base`.
 
-    `constants` are predefined as `.equ NAME, value`. Raises AsmError for any problem in the source,
-    ValueError for a bad `base` or constant."""
+    `constants` are predefined as `.equ NAME, value`. `thumb`: assemble as Thumb-2, as a kernel
+    built with CONFIG_THUMB2_KERNEL (W(x) is x.w, THUMB() lines kept, ARM() lines dropped). Raises
+    AsmError for any problem in the source, ValueError for a bad `base` or constant."""
     _check_base(base)
     consts = _check_constants(constants or {})
-    key = _cache_key(source, base, consts)
+    key = _cache_key(source, base, consts, thumb)
     program = _CACHE.get(key)
     if program is None:
-        program = _build(source, base, consts, filename)
+        program = _build(source, base, consts, filename, thumb)
         _CACHE.put(key, program)
     return dataclasses.replace(program, filename=filename)
 
@@ -36,22 +37,22 @@ _FILE_MEMO_MAX = 4096
 
 
 def assemble_file(path: str | os.PathLike[str], base: int, *,
-                  constants: Mapping[str, int] | None = None) -> Program:
+                  constants: Mapping[str, int] | None = None, thumb: bool = False) -> Program:
     """Assemble the UTF-8 source file at `path` (see `assemble`).
 
-    Remembered per (file, its size, mtime and inode, base, constants) in this process: a sweep
-    links the same sources at the same few addresses thousands of times, and reading the file and
-    hashing the cache key cost more than the rest of the plan."""
+    Remembered per (file, its size, mtime and inode, base, constants, thumb) in this process: a
+    sweep links the same sources at the same few addresses thousands of times, and reading the
+    file and hashing the cache key cost more than the rest of the plan."""
     name = os.fspath(path)
     try:
         st = os.stat(name)
     except OSError:
         st = None
-    memo = None if st is None else (name, st.st_size, st.st_mtime_ns, st.st_ino, base,
+    memo = None if st is None else (name, st.st_size, st.st_mtime_ns, st.st_ino, base, thumb,
                                     tuple(sorted((constants or {}).items())))
     program = _FILE_MEMO.get(memo) if memo is not None else None
     if program is None:
-        program = _assemble_file(name, base, constants)
+        program = _assemble_file(name, base, constants, thumb)
         if memo is not None:
             if len(_FILE_MEMO) >= _FILE_MEMO_MAX:
                 _FILE_MEMO.clear()
@@ -59,13 +60,14 @@ def assemble_file(path: str | os.PathLike[str], base: int, *,
     return program
 
 
-def _assemble_file(name: str, base: int, constants: Mapping[str, int] | None) -> Program:
+def _assemble_file(name: str, base: int, constants: Mapping[str, int] | None,
+                   thumb: bool) -> Program:
     raw = Path(name).read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise AsmError(name, raw.count(b"\n", 0, e.start) + 1, "source is not valid UTF-8") from None
-    return assemble(text, base, constants=constants, filename=name)
+    return assemble(text, base, constants=constants, filename=name, thumb=thumb)
 
 
 def cache_info() -> dict[str, int]:

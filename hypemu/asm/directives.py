@@ -36,10 +36,15 @@ class _Directives(_Mixin):
     unaligned: bool      # shared with _Instructions (declared here too: mypy infers mixin state late)
 
     def _directive(self, line: int, name: str, args: str, text: str, where: str) -> None:
-        if name in _DROPPED:
+        if name in _DROPPED and not (self.thumb and name == ".arm"):
             return
-        if name in _THUMB or (name == ".code" and args == "16"):
-            raise self._error(line, "Thumb is not supported (hypemu runs ARM state only)", where)
+        thumb = name in _THUMB or (name == ".code" and args == "16")
+        if thumb != self.thumb and (thumb or name == ".arm" or (name, args) == (".code", "32")):
+            wanted = "Thumb" if self.thumb else "ARM"
+            raise self._error(line, f"{name}: this program is assembled as {wanted} (kernel.isa); "
+                                    "one instruction set per program", where)
+        if thumb:
+            return
         if name in (".code", ".syntax"):
             if args.lower() not in ("32", "unified"):
                 raise self._error(line, f"{name} {args}: only .code 32 and .syntax unified", where)

@@ -7,7 +7,9 @@ import re
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .encode import (_BANKED, _COND_AL, _CONDITIONS, _REGISTERS, _SPECIAL_RE, _encode_eret,
-                     _encode_hvc, _encode_mrs_banked, _encode_msr_banked, _encode_smc)
+                     _encode_eret_t32, _encode_hvc, _encode_hvc_t32, _encode_mrs_banked,
+                     _encode_mrs_banked_t32, _encode_msr_banked, _encode_msr_banked_t32,
+                     _encode_smc, _encode_smc_t32)
 from .expr import _ExprError, _parse_expr
 from .source import _split_outside_strings, _split_word
 from .unit import _MARK, _Imm, _Stmt
@@ -20,6 +22,9 @@ else:
 
 _PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|ldrb|str|strb|ldrh|ldrsh|ldrsb|ldrd|strh|strd)"
                              r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?")
+# Thumb: the PC-relative forms the checks decode (B, BL, CBZ/CBNZ, ADR, LDR literal), with .w/.n
+_THUMB_PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|cbz|cbnz)"
+                                   r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?(?:\.[wn])?")
 _MNEMONIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z0-9]+)*")
 _IMM_START_RE = re.compile(r"#\s*(?::(lower16|upper16):)?|:(lower16|upper16):")
 
@@ -61,7 +66,9 @@ class _Instructions(_Mixin):
         word = self._special(line, mnemonic.lower(), operands, where)
         if word is not None:
             self._anchor(line, text, where, tuple(checks), [])
-            self._emit(_Stmt(line, text, f".word {word:#010x}", where))
+            encoded = (f".short {word >> 16:#06x}, {word & 0xFFFF:#06x}" if self.thumb
+                       else f".word {word:#010x}")
+            self._emit(_Stmt(line, text, encoded, where))
             return
         checks += self._pc_relative_checks(line, mnemonic.lower(), operands, where)
         template, found = operands, []
@@ -83,7 +90,7 @@ class _Instructions(_Mixin):
     def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list[tuple[Any, ...]]:
         """What to verify in keystone's encoding of a PC-relative instruction: it encodes an
         out-of-range branch or an unencodable ADR offset as garbage, without an error."""
-        m = _PC_RELATIVE_RE.fullmatch(mnemonic)
+        m = (_THUMB_PC_RELATIVE_RE if self.thumb else _PC_RELATIVE_RE).fullmatch(mnemonic)
         if not m or not operands:
             return []
         last = _split_outside_strings(operands, ",")[-1].strip()
@@ -92,6 +99,8 @@ class _Instructions(_Mixin):
             kind = "literal" if m.group(1) == "ldr" else None
         else:
             kind = "target" if not last.startswith(("[", "#", "{")) else None
+        if self.thumb and kind == "literal" and m.group(1) != "ldr":
+            kind = None
         if kind is None or last.lower() in _REGISTERS:
             return []
         try:
@@ -111,7 +120,7 @@ class _Instructions(_Mixin):
         if op == "eret":
             if args:
                 raise self._error(line, "eret takes no operands", where)
-            return _encode_eret(cond)
+            return _encode_eret_t32() if self.thumb else _encode_eret(cond)
         if op == "hvc" and m.group(2):
             raise self._error(line, f"{mnemonic}: HVC cannot be conditional (ARM ARM B9.3.4)", where)
         if len(args) != 1:
@@ -120,6 +129,8 @@ class _Instructions(_Mixin):
         limit = 0xFFFF if op == "hvc" else 0xF
         if not 0 <= imm <= limit:
             raise self._error(line, f"{op} immediate {imm:#x} is out of range 0..{limit:#x}", where)
+        if self.thumb:
+            return _encode_hvc_t32(imm) if op == "hvc" else _encode_smc_t32(imm)
         return _encode_hvc(imm) if op == "hvc" else _encode_smc(cond, imm)
 
     def _banked(self, line: int, op: str, cond: int, args: list[str], where: str) -> int | None:
@@ -134,6 +145,9 @@ class _Instructions(_Mixin):
         if number == 15:
             raise self._error(line, f"{op} {banked} with the PC is UNPREDICTABLE", where)
         r, sysm = _BANKED[banked.lower()]
+        if self.thumb:
+            return (_encode_mrs_banked_t32(number, r, sysm) if op == "mrs"
+                    else _encode_msr_banked_t32(r, sysm, number))
         if op == "mrs":
             return _encode_mrs_banked(cond, number, r, sysm)
         return _encode_msr_banked(cond, r, sysm, number)

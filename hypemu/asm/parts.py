@@ -58,6 +58,7 @@ class PreprocessorParts(Protocol):
     expansions: int
     depth: int
     unaligned: bool
+    thumb: bool                     # assembled as Thumb-2 (kernel.isa: thumb2)
 
     def _error(self, line: int, message: str, where: str = "") -> AsmError: ...
     def _emit(self, stmt: _Stmt) -> None: ...

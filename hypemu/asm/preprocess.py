@@ -30,8 +30,9 @@ _KERNEL_MACROS = ("ENTRY", "ENDPROC", "END", "W", "ARM", "THUMB", "ARM_BE8")
 class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
     """Turns a user's source into `_Stmt`s: comments, directives, macros, local labels, encodings."""
 
-    def __init__(self, filename: str, constants: dict[str, int]):
+    def __init__(self, filename: str, constants: dict[str, int], thumb: bool = False):
         self.filename = filename
+        self.thumb = thumb          # Thumb-2 (the kernel's CONFIG_THUMB2_KERNEL build)
         self.stmts: list[_Stmt] = []
         self.labels: dict[str, int] = {}
         self.globals: dict[str, int] = {}
@@ -72,7 +73,7 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
             if name not in self.labels:
                 raise self._error(line, f"{name!r} is declared .global but is not a label of this "
                                         "source (hypemu has no linker)")
-        return _Unit(self.stmts, self.labels, self.globals, self.equs)
+        return _Unit(self.stmts, self.labels, self.globals, self.equs, self.thumb)
 
     def _error(self, line: int, message: str, where: str = "") -> AsmError:
         return AsmError(self.filename, line, message + where)
@@ -111,13 +112,17 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
             self._instruction(line, text, where)
 
     def _kernel_macro(self, line: int, text: str, where: str) -> bool:
-        """The Linux <asm/...> macros hyp code uses: ENTRY, ENDPROC, END, W, ARM, THUMB, ARM_BE8."""
+        """The Linux <asm/...> macros hyp code uses: ENTRY, ENDPROC, END, W, ARM, THUMB, ARM_BE8.
+        As <asm/unified.h> defines them: in a Thumb-2 build W(x) is x.w, THUMB(x) is x and ARM(x)
+        nothing; in an ARM build W(x) is x, ARM(x) is x and THUMB(x) nothing."""
         for name in _KERNEL_MACROS:
             call = _take_call(text, name)
             if call is not None:
                 arg, rest = call
-                replacement = {"ENTRY": f".globl {arg}; {arg}: {rest}", "W": f"{arg} {rest}",
-                               "ARM": f"{arg}; {rest}"}.get(name, rest)
+                kept = "THUMB" if self.thumb else "ARM"
+                replacement = {"ENTRY": f".globl {arg}; {arg}: {rest}",
+                               "W": f"{arg}{'.w' if self.thumb else ''} {rest}",
+                               kept: f"{arg}; {rest}"}.get(name, rest)
                 for statement in _split_outside_strings(replacement, ";"):
                     self.statement(line, statement, where)
                 return True

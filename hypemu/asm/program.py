@@ -57,6 +57,7 @@ class Program:
     symbols: Mapping[str, int]
     globals: frozenset[str]
     filename: str
+    thumb: bool = False       # Thumb-2 code: enter it with an odd (interworking) address
 
     def address(self, name: str) -> int:
         return label_address(self.symbols, name, self.filename)

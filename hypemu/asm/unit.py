@@ -48,3 +48,4 @@ class _Unit:
     labels: dict[str, int]                           # every label (generated ones too) -> line
     globals: dict[str, int]                          # name -> line of its .global
     equs: dict[str, list[tuple[int, Tree, int]]]    # name -> [(stmt index, tree, line)]
+    thumb: bool = False                              # assembled as Thumb-2

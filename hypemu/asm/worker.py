@@ -43,8 +43,9 @@ class _KeystoneWorker:
         self._owner = 0
         self._buffer = b""
 
-    def assemble(self, source: str, base: int) -> _KsResult:
-        request = (json.dumps({"source": source, "base": base, "timeout": _KS_TIMEOUT}) + "\n").encode()
+    def assemble(self, source: str, base: int, thumb: bool = False) -> _KsResult:
+        request = (json.dumps({"source": source, "base": base, "timeout": _KS_TIMEOUT,
+                               "thumb": thumb}) + "\n").encode()
         with self._lock:
             for retry in (False, True):
                 proc = self._ensure()
@@ -158,7 +159,8 @@ def _assemble_and_exit(keystone: Any, request: dict[str, Any], replies: IO[str])
     status = 1
     try:   # should the parent die while keystone hangs, nobody would kill this fork: it does itself
         signal.alarm(int(request.get("timeout", 60)) + 2)
-        ks = keystone.Ks(keystone.KS_ARCH_ARM, keystone.KS_MODE_ARM)
+        mode = keystone.KS_MODE_THUMB if request.get("thumb") else keystone.KS_MODE_ARM
+        ks = keystone.Ks(keystone.KS_ARCH_ARM, mode)
         try:
             code, _ = ks.asm(request["source"], request["base"], True)
             reply = {"code": (code or b"").hex()}

@@ -27,6 +27,7 @@ FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "align
 INIT_KINDS = ("dual-step", "single-step")
 BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
+ISAS = ("arm", "thumb2")
 HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
@@ -96,6 +97,9 @@ class KernelSection:
         v.other("auto or size", {"anyOf": [{"const": "auto"}, v.SIZE_SCHEMA]}),
         "offset of the HYP init code from the image start (auto, or an int >= 0x1000, 32-byte "
         "aligned)", "auto")
+    isa: str = key(v.one_of(ISAS), "the instruction set the kernel was built for: arm, or thumb2 "
+                   "(CONFIG_THUMB2_KERNEL: the guest code assembled as Thumb-2, HYP exceptions "
+                   "taken in Thumb state)", "arm")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ class BootStep:
         "all, or a list of distinct CPU ids: stub install, HYP init")
     cpus: Union[Literal["all"], tuple[int, ...]]
 
+    def label(self) -> str:
+        """The step in words, as the trace heads it: ``boot all``, ``boot cpu2, cpu0``."""
+        return "boot " + ("all" if self.cpus == "all" else ", ".join(f"cpu{c}" for c in self.cpus))
+
 
 @dataclass(frozen=True)
 class CallStep:
@@ -142,6 +150,11 @@ class CallStep:
         v.other("list of int", {"type": "array", "maxItems": MAX_ARGS, "items": ARG.schema}),
         "up to 3 arguments (r1-r3), each 0..0xffffffff", [])
 
+    def label(self) -> str:
+        """``cpu0 call hyp_read(0xc000b000)``."""
+        args = "(" + ", ".join(f"{a:#x}" for a in self.args) + ")" if self.args else ""
+        return f"cpu{self.cpu} call {self.fn}{args}"
+
 
 @dataclass(frozen=True)
 class HotplugStep:
@@ -152,6 +165,10 @@ class HotplugStep:
     cpu: int = key(CPU_ID, "required: the CPU")
     state: str = key(HOTPLUG_STATE, "required: power the CPU down, or up and re-run "
                                                 "HYP init")
+
+    def label(self) -> str:
+        """``hotplug cpu1 off``."""
+        return f"hotplug cpu{self.cpu} {self.state}"
 
 
 Step = Union[BootStep, CallStep, HotplugStep]
@@ -174,7 +191,8 @@ class Skip:
     symbol: Optional[str] = key(IDENT_KIND, "required: a global label of the init or runtime code",
                                 value=None)
     offset: int = key(v.int_kind("int", 0, 1 << 20, hexa=True), "byte offset from the symbol, a "
-                                                                "multiple of 4", 0, value=0)
+                      "multiple of 4 (kernel.isa thumb2: of 2, the start of an instruction)", 0,
+                      value=0)
 
     @property
     def what(self) -> str:
@@ -305,6 +323,11 @@ class Scenario:
     def hyp_idmap_offset(self) -> Optional[int]:
         """``kernel.hyp_idmap_offset``."""
         return self.kernel.hyp_idmap_offset
+
+    @property
+    def isa(self) -> str:
+        """``kernel.isa``."""
+        return self.kernel.isa
 
     @property
     def init(self) -> str:

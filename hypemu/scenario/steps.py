@@ -112,14 +112,15 @@ def steps(value: Any, cpus: int) -> tuple[Step, ...]:
 
 # --- injections -------------------------------------------------------------------------------------
 
-def injections(value: Any, nsteps: int) -> tuple[Injection, ...]:
+def injections(value: Any, nsteps: int, isa: str = "arm") -> tuple[Injection, ...]:
+    """``isa``: kernel.isa, which says how a skip offset counts (ARM or Thumb-2 instructions)."""
     out: list[Injection] = []
     for index, item in enumerate(v.as_list(value, "inject")):
         key = f"inject[{index}]"
         kind, body = _one_of(item, key, "inject[]", INJECT_KINDS, "an injection")
         where = f"{key}.{kind}"
         if kind == "skip":
-            out.append(_skip(body, where))
+            out.append(_skip(body, where, isa == "thumb2"))
         elif kind == "corrupt":
             out.append(_corrupt(body, where))
         else:
@@ -161,7 +162,7 @@ def skip_names() -> list[str]:
     return list(SKIP_BARRIERS) + sorted(r.name.lower() for r in REGISTERS if r.writable)
 
 
-def _skip(value: Any, key: str) -> Skip:
+def _skip(value: Any, key: str, thumb: bool = False) -> Skip:
     if isinstance(value, Mapping):
         given = mapping(value, key, "inject[].skip", required("inject[].skip"))
         body = {**INJECT_DEFAULTS["skip"], **given}
@@ -170,9 +171,9 @@ def _skip(value: Any, key: str) -> Skip:
             raise ScenarioError(f"{key}.symbol", f"expected a label of the init or runtime code, "
                                                  f"got {v.describe(symbol)}")
         offset: int = kind_of("inject[].skip.offset").parse(body["offset"], f"{key}.offset")
-        if offset % 4:
-            raise ScenarioError(f"{key}.offset", f"must be a multiple of 4 (an ARM instruction), "
-                                                 f"got {offset}")
+        if offset % (2 if thumb else 4):
+            what = "2 (a Thumb-2 instruction)" if thumb else "4 (an ARM instruction)"
+            raise ScenarioError(f"{key}.offset", f"must be a multiple of {what}, got {offset}")
         return Skip(None, symbol, offset)
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*", value):
         raise ScenarioError(key, f"expected an instruction name such as tlbiallh or "
