@@ -21,6 +21,8 @@ SHAPES: list[dict[str, Any]] = [
     {"name": "small-tlb", "machine": {"tlb_entries": 2},
      "steps": [{"boot": "all"}, {"call": {"fn": "hyp_touch", "args": [0xC0000000, 8, 2]}}]},
     {"name": "budget", "limits": {"instructions": 50}},
+    {"name": "thumb2", "kernel": {"isa": "thumb2"}, "machine": {"cpus": 2},   # Thumb, then ARM boards
+     "steps": [{"boot": "all"}, {"call": {"cpu": 1, "fn": "hyp_probe"}}]},
 ]
 
 
@@ -32,7 +34,8 @@ def _sample(n: int, seed: int) -> list[dict[str, Any]]:
         s["machine"] = {**s.get("machine", {}), "ram": {
             "base": rng.choice([0x0, 0x40000000, 0x80000000, 0xFF000000]),
             "size": rng.choice([16 << 20, 256 << 20, 1 << 30])}}
-        s["kernel"] = {"hyp_idmap_offset": rng.choice(["auto", 0x1000, 0x1FE0, 0xFFE0])}
+        s["kernel"] = {**s.get("kernel", {}),
+                       "hyp_idmap_offset": rng.choice(["auto", 0x1000, 0x1FE0, 0xFFE0])}
         if s["name"] == "stale":   # the idmap's first page, still in the TLB without the TLBIALLH
             s["kernel"] = {"hyp_idmap_offset": 0x1000}
             s["steps"] = [{"boot": "all"}, {"call": {"fn": "hyp_read", "args": [
@@ -49,7 +52,7 @@ def _comparable(result: hypemu.Result) -> tuple[dict[str, Any], list[str]]:
 
 
 def test_pooled_boards_equal_fresh_runs() -> None:
-    sample = _sample(40, seed=17)
+    sample = _sample(48, seed=17)
     fresh = [_comparable(hypemu.run(s)) for s in sample]
     pool = EnginePool(max_layouts=3)   # small: instances are also dropped and made again
     order = list(range(len(sample)))
@@ -59,6 +62,7 @@ def test_pooled_boards_equal_fresh_runs() -> None:
     assert pool.reused > 0
     outcomes = {d["outcome"] for d, _ in fresh}
     assert {"ok", "fault", "hazard", "timeout"} <= outcomes   # the sample covers them
+    assert {d["isa"] for d, _ in fresh} == {"arm", "thumb2"}
 
 
 def test_a_reset_engine_has_zero_ram_and_no_extra_hook() -> None:
