@@ -45,6 +45,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except InputError as err:
         print(f"hypemu: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # before the first point (reading a long output to resume it)
+        print("interrupted before any point ran: nothing was written", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _usage(args: argparse.Namespace, spec_axes: list[str]) -> None:
