@@ -20,8 +20,7 @@ __hyp_stub_vectors:
 	W(b)	.			@ 0x1c FIQ
 
 __hyp_stub_do_trap:
-	cmp	r0, #-1
-THUMB(	ite	eq	)
+	cmp	r0, #-1			@ Thumb-2: an implicit ITE EQ, as -mimplicit-it=always
 	mrceq	p15, 4, r0, c12, c0, 0	@ r0 = HVBAR
 	mcrne	p15, 4, r0, c12, c0, 0	@ HVBAR = r0
 	eret

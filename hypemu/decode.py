@@ -248,7 +248,7 @@ T16_WFI, T32_WFI = 0xBF30, 0xF3AF8003
 
 def is_thumb_wfi(value: int, size: int) -> bool:
     """WFI (T1, 16-bit) or WFI.W (T2): in Thumb state too it ends emu_start quietly, with the PC
-    past it (probed, docs/DESIGN.md "Thumb state in Unicorn")."""
+    past it (probed: docs/DESIGN.md section 2b)."""
     return value == (T16_WFI if size == 2 else T32_WFI)
 
 

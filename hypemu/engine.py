@@ -161,16 +161,17 @@ def _counter_offset() -> int:
 class Engine:
     """One Unicorn instance with RAM banks mapped by physical address."""
 
-    def __init__(self, banks: list[tuple[int, int]]) -> None:
+    def __init__(self, banks: list[tuple[int, int]], thumb: bool = False) -> None:
         self.uc: Any = new_uc()
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
         self._map_ram()
         self.scratch = self._map_scratch()
         self._counter = ctypes.c_uint64.from_address(_handle_address(self.uc) + _counter_offset())
-        # Thumb code has been loaded, so Thumb instructions may run: an instruction budget must be
-        # Unicorn's own count (emu_start(count=)), which counts instructions of either state.
-        self.thumb_code = False
+        # Thumb code may run (told at construction, or set when Thumb code is loaded): an
+        # instruction budget must then be Unicorn's own count (emu_start(count=)), which counts
+        # instructions of either state.
+        self.thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
@@ -324,6 +325,7 @@ class Engine:
         return err
 
 
-EngineFactory = Callable[[list[tuple[int, int]]], Engine]
-"""Where a board gets its engine: RAM banks -> a ready Engine with those banks (``Engine`` itself,
-or ``engine_pool.EnginePool``, which reuses instances per RAM layout)."""
+EngineFactory = Callable[[list[tuple[int, int]], bool], Engine]
+"""Where a board gets its engine: (RAM banks, whether Thumb code may run) -> a ready Engine with
+those banks (``Engine`` itself, or ``engine_pool.EnginePool``, which reuses instances per RAM
+layout)."""

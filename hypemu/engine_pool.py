@@ -27,8 +27,8 @@ MAX_LAYOUTS = 32  # instances kept: ~5 MB each (RAM holds only the pages its las
 class PooledEngine(Engine):
     """An Engine whose RAM is host memory it owns, so that ``reset`` can zero it in one call."""
 
-    def __init__(self, banks: list[tuple[int, int]]) -> None:
-        super().__init__(banks)
+    def __init__(self, banks: list[tuple[int, int]], thumb: bool = False) -> None:
+        super().__init__(banks, thumb)
         self._extra_hooks: list[Any] = []
         self._fresh: Any = self.uc.context_save()   # the registers of the new instance
 
@@ -52,8 +52,9 @@ class PooledEngine(Engine):
         super().unwatch(handle)
         self._extra_hooks.remove(handle)
 
-    def reset(self) -> None:
-        """Back to the state of a new instance with zeroed RAM (see the module docstring)."""
+    def reset(self, thumb: bool = False) -> None:
+        """Back to the state of a new instance with zeroed RAM (see the module docstring), made
+        for a board that may (``thumb``) or may not run Thumb code."""
         for memory in self._ram:
             memory.madvise(mmap.MADV_DONTNEED)
         self.write(self.scratch, bytes(PAGE))
@@ -61,7 +62,7 @@ class PooledEngine(Engine):
             self.uc.hook_del(handle)
         self._extra_hooks.clear()
         self._hook_error = None
-        self.thumb_code = False   # the next board says again whether Thumb code may run
+        self.thumb_code = thumb
         self._fill = lambda va, access: None
         self._refused = lambda decision: None
         self._trap = lambda: None
@@ -84,17 +85,17 @@ class EnginePool:
         self._max = max_layouts
         self.made = self.reused = 0
 
-    def __call__(self, banks: list[tuple[int, int]]) -> Engine:
+    def __call__(self, banks: list[tuple[int, int]], thumb: bool = False) -> Engine:
         layout = tuple(sorted(banks))
         engine = self._engines.get(layout)
         if engine is None:
-            engine = PooledEngine(list(layout))
+            engine = PooledEngine(list(layout), thumb)
             self._engines[layout] = engine
             self.made += 1
             while len(self._engines) > self._max:
                 self._engines.popitem(last=False)
         else:
-            engine.reset()
+            engine.reset(thumb)
             self._engines.move_to_end(layout)
             self.reused += 1
         return engine

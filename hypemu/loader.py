@@ -82,6 +82,11 @@ class GuestImage:
     def regions(self) -> Iterator[Region]:
         return (getattr(self, name) for name in REGIONS)
 
+    @property
+    def thumb(self) -> bool:
+        """Some region is Thumb code: Thumb instructions can run (the engine must count them)."""
+        return any(region.thumb for region in self.regions())
+
     def replace(self, region: Region) -> GuestImage:
         """This image with ``region`` (same name) in place of its own."""
         return dataclasses.replace(self, **{region.name: region})

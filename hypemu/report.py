@@ -43,6 +43,8 @@ def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] 
     lines = [f"{verdict} {result.name}: outcome {result.outcome} (expected {result.expected})"]
     if result.file:
         lines[0] += f"  [{result.file}]"
+    if result.isa != "arm":
+        lines[0] += f"  (kernel built for {result.isa})"
     lines += [f"  mismatch: {m}" for m in result.mismatch]
     if result.reason:
         lines.append(f"  reason: {result.reason}")

@@ -69,3 +69,43 @@ def test_a_data_abort_from_a_16_bit_load_returns_to_the_load(thumb_booted):
     assert err.value.record.kind == "data_abort" and err.value.record.pc == va + 2
     assert regs["HDFAR"] == 0x1000_0004 and regs["ELR_hyp"] == va + 2
     assert regs["SPSR_hyp"] & CPSR_T and regs["HSR"] == 0x9600_0005
+
+
+@pytest.mark.parametrize("isa, thumb", [("arm", False), ("thumb2", True)])
+def test_the_engine_is_told_at_construction_whether_thumb_code_may_run(isa, thumb):
+    """An instruction budget that counts ARM words cannot count Thumb code: the engine learns
+    from the plan, before any code is loaded, that it must count with emu_start(count=)."""
+    m = machine(kernel={"isa": isa})
+    assert m.kernel.image.thumb is thumb and m.core.engine.thumb_code is thumb
+
+
+def test_a_32_bit_instruction_straddling_into_an_unmapped_page(thumb_booted):
+    """mov.w r0, #1 (F04F 0001) with its first halfword at the last halfword of a mapped page and
+    its second on the next, unmapped one: a prefetch abort taken in HYP, ELR_hyp = the instruction
+    (va + 0xFFE), HIFAR = the halfword whose fetch faulted (va + 0x1000), HSR EC 0x21 | IL |
+    translation fault level 3 = 0x86000007."""
+    m = thumb_booted
+    pa = m.layout.banks[0].base + SCRATCH_OFFSET
+    va = m.layout.kva(pa)
+    code = b"".join(h.to_bytes(2, "little") for h in [0xBF00] * 2047 + [0xF04F, 0x0001, 0x4770])
+    m.core.load_code(pa, code, thumb=True)
+    lpae.map_range(m.core.engine, m.kernel.alloc_table, m.kernel.runtime_pgd, va, pa, 4096,
+                   lpae.PAGE_HYP)
+    with pytest.raises(GuestFault) as err:
+        m.call(0, va | 1)
+    regs = m.hyp_registers(0)
+    record = err.value.record
+    assert (record.kind, record.pc, record.va) == ("prefetch_abort", va + 0xFFE, va + 0x1000)
+    assert regs["ELR_hyp"] == va + 0xFFE and regs["HIFAR"] == va + 0x1000
+    assert regs["HSR"] == 0x8600_0007
+
+
+def test_a_patched_mrs_cpsr_in_an_it_block(thumb_booted):
+    """MRS r0, CPSR does not trap in User mode, so the loader patched it (UDF.W marker) and the
+    model runs it under the IT block's condition. r0 = 1: EQ fails, r0 keeps 5. r0 = 0: the HYP
+    CPSR with Z and C from `cmp r0, #0` (0x60000000), A I F set, HYP mode, T read as 0:
+    0x600001DA."""
+    m = thumb_booted
+    va = _thumb_code(m, "cmp r0, #0\nmov r0, #5\nit eq\nmrseq r0, cpsr\nbx lr\n")
+    assert m.call(0, va | 1, 1) == 5
+    assert m.call(0, va | 1, 0) == 0x6000_01DA

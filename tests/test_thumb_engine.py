@@ -1,5 +1,5 @@
 """Thumb state below and around the CPU model: what Unicorn does with Thumb code (the facts the
-runner relies on, docs/DESIGN.md "Thumb state in Unicorn"), the assembler's Thumb-2 mode, skip
+runner relies on, docs/DESIGN.md section 2b), the assembler's Thumb-2 mode, skip
 injections in Thumb code and the Thumb disassembly of traces."""
 
 from __future__ import annotations
@@ -105,6 +105,36 @@ def test_kernel_macros_in_a_thumb2_build():
     # moveq r0, r1 (0x4608)
     assert halfwords(program.code) == [0xF000, 0xB802, 0xBF08, 0x4608]
     assert program.symbols["fn"] == 0x48
+
+
+def test_conditional_instructions_get_implicit_it_blocks():
+    """As -mimplicit-it=always: mrceq/mcrne/orrne/strne share one block (ITEEE EQ: firstcond 0000,
+    mask 1111 -> BF0F); BXNE must end a block, so it gets its own (IT NE: BF18); a conditional
+    branch gets none; an explicit ITE covers its two instructions."""
+    program = assemble(textwrap.dedent("""\
+        mrceq p15, 4, r0, c12, c0, 0
+        mcrne p15, 4, r0, c12, c0, 0
+        orrne r7, r7, #1
+        strne r7, [r5, r6]
+        bxne lr
+        1: beq 1b
+        ite eq
+        moveq r1, #1
+        movne r1, #2
+        """), 0x1000, thumb=True)
+    assert halfwords(program.code) == [
+        0xBF0F, 0xEE9C, 0x0F10, 0xEE8C, 0x0F10, 0xF047, 0x0701, 0x51AF,   # iteee eq ...
+        0xBF18, 0x4770,                                                    # it ne; bxne lr
+        0xD0FE,                                                            # beq . (imm8 -2)
+        0xBF0C, 0x2101, 0x2102]               # ite eq; MOV T1 (no flags inside an IT block)
+
+
+def test_inst_directives_as_the_kernel_writes_hvc_and_eret():
+    """<asm/opcodes-virt.h> of a Thumb-2 kernel: `.inst.w 0xf7e08000` (HVC #0) stores hw1 first;
+    `.inst.n` one halfword; in an ARM build `.inst` is a word."""
+    program = assemble(".inst.w 0xf7e08000\n.inst.n 0xbf00\n.inst 0xf3de8f00\n", 0, thumb=True)
+    assert halfwords(program.code) == [0xF7E0, 0x8000, 0xBF00, 0xF3DE, 0x8F00]
+    assert assemble(".inst 0xe160006e\n", 0).code == (0xE160006E).to_bytes(4, "little")
 
 
 def test_pc_relative_loads_and_branches_are_checked_in_thumb():

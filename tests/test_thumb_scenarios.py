@@ -15,6 +15,7 @@ import yaml
 import hypemu
 from hypemu import cp15
 from hypemu.cpu.state import CPSR_T
+from hypemu.report import summary
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 # The HYP call of these reads a word of the init code itself (through the stale idmap): its r0
@@ -30,6 +31,12 @@ def run(path: Path, isa: str) -> dict[str, Any]:
     if code != "builtin":
         data["hyp"]["code"] = str(path.parent / code)
     return hypemu.run(data).to_dict()
+
+
+def _instruction(disasm: Any) -> Any:
+    """A hazard's disassembly: the same text in both builds (each decoded in its own state),
+    except the image poison, a UDF with a different immediate in each (loader.THUMB_POISON)."""
+    return "udf (poison)" if isinstance(disasm, str) and disasm.startswith("udf") else disasm
 
 
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +57,8 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
     calls = [c if result["name"] not in READS_CODE else {**c, "r0": None} for c in result["calls"]]
     return {"outcome": result["outcome"], "fault": fault, "cpus": cpus, "layout": layout,
             "calls": calls,
-            "hazards": [(h["kind"], h["cpu"]) for h in result["hazards"]],
+            "hazards": [(h["kind"], h["cpu"], _instruction(h["disasm"]))
+                        for h in result["hazards"]],
             "injections": [(i["kind"], i.get("what"), len(i.get("addresses", ())))
                            for i in result["injections"]]}
 
@@ -78,3 +86,4 @@ def test_thumb2_boot_enters_hyp_in_thumb_state_and_returns_to_thumb_code():
     assert all(e.thumb for e in result.events if e.insn is not None)
     hvcs = [e for e in result.events if e.kind == "hvc"]
     assert hvcs and all(e.insn == 0xF7E08000 for e in hvcs)               # hvc.w #0 (T1)
+    assert summary(result).splitlines()[0].endswith("(kernel built for thumb2)")

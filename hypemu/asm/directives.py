@@ -62,6 +62,8 @@ class _Directives(_Mixin):
             self._space(line, name, args, text, where)
         elif name in _DATA_SIZES or name in _STRINGS:
             self._data(line, name, args, text, where)
+        elif name in (".inst", ".inst.n", ".inst.w"):
+            self._inst(line, name, args, text, where)
         elif name in (".ltorg", ".pool"):
             self._emit(_Stmt(line, text, ".ltorg", where, "other", directive=name))
         elif name in _BLOCK_END:
@@ -74,6 +76,27 @@ class _Directives(_Mixin):
             raise self._error(line, f"{name} outside a .macro/.rept block", where)
         else:
             raise self._error(line, f"unsupported directive {name}", where)
+
+    def _inst(self, line: int, name: str, args: str, text: str, where: str) -> None:
+        """`.inst` (the kernel's opcodes.h writes HVC/ERET with it): an instruction given by its
+        encoding. ARM: a word. Thumb: `.inst.n` a halfword, `.inst.w` a 32-bit instruction
+        (hw1 = the value's high halfword, stored first), `.inst` either by the value's size.
+        Emitted as data keystone stores reliably (it drops `.inst.w`)."""
+        if not args:
+            raise self._error(line, f"{name} needs a value", where)
+        self._end_implicit_it()       # an implicit IT block does not run across it
+        for expr in _split_outside_strings(args, ","):
+            value = self._constant(line, expr, name, where) & 0xFFFFFFFF
+            wide = name == ".inst.w" or (name == ".inst" and value > 0xFFFF)
+            if not self.thumb:
+                encoded = f".word {value:#010x}"
+            elif name == ".inst.n" and value > 0xFFFF:
+                raise self._error(line, f".inst.n {value:#x} does not fit in 16 bits", where)
+            elif wide:
+                encoded = f".short {value >> 16:#06x}, {value & 0xFFFF:#06x}"
+            else:
+                encoded = f".short {value:#06x}"
+            self._emit(_Stmt(line, text, encoded, where))
 
     def _section(self, line: int, name: str, args: str, where: str) -> None:
         parts = [p.strip().strip('"') for p in _split_outside_strings(args, ",")]

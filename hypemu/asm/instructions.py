@@ -59,6 +59,8 @@ class _Instructions(_Mixin):
         if not _MNEMONIC_RE.fullmatch(mnemonic):   # keystone hangs on statements like '>> ~' or '*/'
             raise self._error(line, f"expected an instruction or a directive, not {text!r}", where)
         operands = self._rename_local_refs(line, operands.strip(), where)
+        if self.thumb:
+            self._implicit_it(line, mnemonic, operands, text, where)
         checks: list[tuple[Any, ...]] = []
         if self.unaligned:   # data of odd size came before: check that this instruction is aligned
             checks.append(("aligned",))

@@ -14,6 +14,7 @@ from .directives import _Directives
 from .encode import _BANKED, _REGISTERS
 from .expr import (_Ambiguous, _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate,
                    _parse_expr, _reason, _symbols_of)
+from .implicit_it import _ImplicitIt, _OpenBlock
 from .instructions import _Instructions
 from .macros import _BLOCK_END, _Macros
 from .parts import _Block, _Cond, _Macro
@@ -27,12 +28,14 @@ from .unit import _GENERATED, _MAX_STATEMENTS, Tree, _Stmt, _Unit
 _KERNEL_MACROS = ("ENTRY", "ENDPROC", "END", "W", "ARM", "THUMB", "ARM_BE8")
 
 
-class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
+class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _ImplicitIt):
     """Turns a user's source into `_Stmt`s: comments, directives, macros, local labels, encodings."""
 
     def __init__(self, filename: str, constants: dict[str, int], thumb: bool = False):
         self.filename = filename
         self.thumb = thumb          # Thumb-2 (the kernel's CONFIG_THUMB2_KERNEL build)
+        self.it_block: _OpenBlock | None = None   # the implicit IT block open (implicit_it)
+        self.it_explicit = 0        # instructions an explicit IT instruction still covers
         self.stmts: list[_Stmt] = []
         self.labels: dict[str, int] = {}
         self.globals: dict[str, int] = {}

@@ -54,8 +54,10 @@ class CpuComplex:
     ready instance with exactly these banks, reset (``engine_pool`` lends one), else a new one."""
 
     def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0,
-                 log: Optional[events.EventLog] = None, engine: Optional[Engine] = None) -> None:
-        self.engine = engine if engine is not None else Engine(banks)
+                 log: Optional[events.EventLog] = None, thumb: bool = False,
+                 engine: Optional[Engine] = None) -> None:
+        # thumb: Thumb code may run on it
+        self.engine = engine if engine is not None else Engine(banks, thumb=thumb)
         self.regs = self.engine.regs
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.log = log if log is not None else events.EventLog()

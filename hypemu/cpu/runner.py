@@ -205,10 +205,16 @@ class Runner:
 
     # --- aborts and the one-instruction services ------------------------------------------------
     def _deliver_abort(self, refused: Refuse, pc: int) -> None:
-        """A fill the model refused: work out the exact VA, take the abort, record the fault."""
+        """A fill the model refused: work out the exact VA, take the abort, record the fault. A
+        fetch faults at the instruction, or, for a 32-bit Thumb instruction whose second halfword
+        lies on the refused page, at that halfword: HIFAR holds the VA whose fetch faulted, ELR_hyp
+        the instruction (the preferred return address)."""
         self._pending = None
         access = refused.abort.access
-        va = pc if access == "fetch" else self.exact_data_va(pc, refused.page_va)
+        if access == "fetch":
+            va = max(pc, refused.page_va)
+        else:
+            va = self.exact_data_va(pc, refused.page_va)
         self.ctx.fault = exceptions.abort(self.ctx, refused.abort, va, pc)
 
     def _locate(self, reason: LocateHazard, pc: int) -> None:

@@ -16,12 +16,13 @@ from __future__ import annotations
 from typing import Optional
 
 from . import driver
-from .target import MODE_HYP, REG_CPSR, REG_SP, SYSREG_NAMES, Target
+from .target import CPSR_T, MODE_HYP, REG_CPSR, REG_SP, SYSREG_NAMES, Target
 
 MODES = {0x10: "usr", 0x13: "svc", 0x1A: "hyp", 0x17: "abt", 0x1B: "und", 0x12: "irq",
          0x11: "fiq", 0x16: "mon", 0x1F: "sys"}
 DRIVER_BLOCK = 0x7C1    # L1 block: AttrIndx 0, AP[2:1] = 0b11 (read-only: WXN cannot bite), SH 0b11, AF
 ERET = 0xE160006E
+ERET_T32_BYTES = bytes.fromhex("def3008f")   # ERET T1 (F3DE 8F00), halfwords in memory order
 
 
 def sysregs(t: Target, cpu: int) -> dict[str, Optional[int]]:
@@ -59,6 +60,11 @@ def hyp_state(t: Target, cpu: int) -> dict[str, Optional[int]]:
 
 
 def at_eret(t: Target, cpu: int, pc: int) -> bool:
-    """Whether the instruction vCPU ``cpu`` (in HYP) executes next is an ERET."""
+    """Whether the instruction vCPU ``cpu`` (in HYP) executes next is an ERET: A1, or T1 (its
+    halfwords F3DE 8F00) in Thumb state."""
     word = t.read_virtual(cpu, pc, 4)
-    return word is not None and int.from_bytes(word, "little") == ERET
+    if word is None:
+        return False
+    if t.reg(cpu, REG_CPSR) & CPSR_T:
+        return word == ERET_T32_BYTES
+    return int.from_bytes(word, "little") == ERET

@@ -131,7 +131,7 @@ class Replay:
         t = self.t
         for n, value in regs.items():
             t.set_reg(cpu, n, value)
-        t.set_reg(cpu, REG_PC, pc)
+        t.set_pc(cpu, pc)
         for _ in range(MAX_STEPS):
             stop = t.step(cpu)
             if stop.interrupted or stop.pc in self.vectors or \

@@ -15,6 +15,7 @@ from . import driver
 from .gdbremote import GdbRemote
 
 REG_SP, REG_LR, REG_PC, REG_CPSR = 13, 14, 15, 25
+CPSR_T = 1 << 5
 MODE_SVC, MODE_HYP = 0x13, 0x1A
 CPSR_AIF = 0x1C0
 SLOT = 0x100                    # bytes of the driver page per vCPU's scratch slot; PARK at 0xF00
@@ -135,8 +136,15 @@ class Target:
         """Set ``regs`` (number -> value) and PC, and run."""
         for n, value in regs.items():
             self.set_reg(cpu, n, value)
-        self.set_reg(cpu, REG_PC, pc)
+        self.set_pc(cpu, pc)
         return self.run(cpu, timeout)
+
+    def set_pc(self, cpu: int, pc: int) -> None:
+        """Continue at the interworking address ``pc``: bit 0 selects Thumb state (CPSR.T), as a
+        BX would; gdb's PC write alone keeps the state the vCPU was in."""
+        cpsr = self.reg(cpu, REG_CPSR)
+        self.set_reg(cpu, REG_CPSR, cpsr | CPSR_T if pc & 1 else cpsr & ~CPSR_T)
+        self.set_reg(cpu, REG_PC, pc & ~1)
 
     def snippet(self, cpu: int, snippet: driver.Snippet, regs: Mapping[int, int],
                 va_base: Optional[int] = None, timeout: float = 5.0) -> list[int]:
