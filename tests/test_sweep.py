@@ -227,3 +227,26 @@ def test_points_run_grouped_by_ram_layout_whatever_the_axis_order() -> None:
     order = todo(spec, set())
     assert order == [0, 2, 4, 1, 3, 5]            # every 16 MiB point, then every 32 MiB one
     assert [r["index"] for r in hypemu.sweep(spec)] == order
+
+
+def test_plot_without_matplotlib_is_exit_2_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from hypemu import cli
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # as if not installed
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(HEAD + "  machine.cpus: [1, 2]\n")
+    assert cli.main(["sweep", "s.yaml", "--plot", "machine.cpus", "machine.cpus", "-o", "x.png"]) == 2
+    assert capsys.readouterr().err == ("hypemu: --plot draws with matplotlib, which is not installed: "
+                                       "pip install 'hypemu[plot]' (the rows and the summary need "
+                                       "nothing)\n")
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_ray_without_ray_is_a_clear_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypemu.errors import InputError
+    monkeypatch.setitem(sys.modules, "ray", None)   # as if not installed
+    rows = hypemu.sweep({"name": "t", "base": {"name": "b"}, "axes": {"machine.cpus": [1]}},
+                        ray="auto")
+    with pytest.raises(InputError, match=r"^--ray needs ray, which is not installed: pip install "
+                                         r"'hypemu\[ray\]'"):
+        list(rows)
