@@ -11,7 +11,7 @@ import sys
 from benchlib import ROOT, run_standalone
 from hypemu.bench import Case, Target, benchmark, rate, seconds
 from hypemu.engine_pool import EnginePool
-from hypemu.machine import run
+from hypemu.result import run
 from hypemu.sweep import load_sweep
 from hypemu.sweep.points import scenario_at
 from hypemu.sweep.rows import run_point

@@ -98,19 +98,20 @@ class Benchmark:
     repeats: int = 11
     target: Optional[Target] = None
     unavailable: Callable[[], Optional[str]] = lambda: None
+    baseline: str = ""       # what its ratio is measured against (the table's footnote)
 
 
 def benchmark(name: str, unit: str, *, full: dict[str, Any], quick: dict[str, Any],
               repeats: int = 11,
               target: Optional[Target] = None,
-              unavailable: Callable[[], Optional[str]] = lambda: None
+              unavailable: Callable[[], Optional[str]] = lambda: None, baseline: str = ""
               ) -> Callable[[Callable[..., Case]], Benchmark]:
     """Decorator for a suite module: turns ``setup(**size) -> Case`` into a ``Benchmark``; its
-    docstring's first line is the description."""
+    docstring's first line is the description, ``baseline`` names what its ratio divides by."""
     def wrap(setup: Callable[..., Case]) -> Benchmark:
         lines = (setup.__doc__ or "").strip().splitlines()
         return Benchmark(name, unit, lines[0] if lines else "", setup, full, quick, repeats,
-                         target, unavailable)
+                         target, unavailable, baseline)
     return wrap
 
 
@@ -328,8 +329,10 @@ def _pct(x: Optional[float]) -> str:
 def _row_lines(row: Row) -> str:
     status = "" if row.met is None else ("  met" if row.met else "  MISSED")
     target = f"{row.target}{status}" if row.target else ""
-    line = (f"{row.name:<20} {_num(row.value):>12} {row.unit:<9} {_pct(row.spread):>7} "
-            f"{_num(row.baseline):>12} {_num(row.ratio):>7} {_pct(row.ratio_spread):>7}  {target}")
+    one = row.repeats <= 1   # one repeat has no spread: print none rather than 0.0%
+    spread, ratio_spread = ("", "") if one else (_pct(row.spread), _pct(row.ratio_spread))
+    line = (f"{row.name:<20} {_num(row.value):>12} {row.unit:<9} {spread:>7} "
+            f"{_num(row.baseline):>12} {_num(row.ratio):>7} {ratio_spread:>7}  {target}")
     return line.rstrip() + (f"\n{'':<20} {row.detail}" if row.detail else "")
 
 
@@ -343,15 +346,30 @@ def _preamble(m: dict[str, Any], count: int) -> str:
     return (f"hypemu bench: {count} benchmark{'s' if count != 1 else ''}, {how}\n"
             f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['os']}, {m['python']}, "
             f"unicorn {m['unicorn']}\n"
-            f"ratio = the cost of what is measured / its baseline's, for the same work\n\n{HEADER}")
+            f"ratio = the cost of what is measured / its own baseline's (footnote), for the same "
+            f"work\n\n{HEADER}")
+
+
+def _footnote(benchmarks: list[Benchmark], report: Report) -> str:
+    """What each ratio divides by: every row has its own baseline, so ratios of different rows
+    do not compare; and the targets missed."""
+    docs = {b.name: b.baseline for b in benchmarks}
+    lines = ["", "ratio baselines (each row its own; ratios of different rows do not compare):"]
+    lines += [f"  {r.name:<20} {docs.get(r.name) or 'the baseline column'}"
+              for r in report.rows if r.ratio is not None]
+    missed = [r.name for r in report.rows if r.met is False]
+    judged = [r for r in report.rows if r.met is not None]   # --quick judges none
+    lines.append(f"targets missed: {', '.join(missed)}" if missed else
+                 "targets: all met" if judged else "targets: none judged")
+    return "\n".join(lines)
 
 
 # --- the command ----------------------------------------------------------------------------------
 def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[list[str]] = None,
-         command: str = "hypemu bench", suite_dir: Optional[Path] = None) -> int:
-    """``hypemu bench``: print the table as rows complete; write JSON if asked. Exit status 0, or 1
-    when a benchmark failed (the others still run). Raises BenchError for what the user can fix
-    (the CLI turns it into exit status 2)."""
+         command: str = "hypemu bench", suite_dir: Optional[Path] = None, check: bool = False) -> int:
+    """``hypemu bench``: print the table as rows complete, then the footnote; write JSON if asked.
+    Exit status 0, or 1 when a benchmark failed (the others still run) or, with ``check``, when a
+    target was missed. Raises BenchError for what the user can fix (the CLI exits 2)."""
     benchmarks = select(load_suite(suite_dir), only)
     out = Path(json_path) if json_path and json_path != "-" else None
     if out is not None and not out.parent.is_dir():
@@ -360,9 +378,11 @@ def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[li
     machine = machine_info(quick, command)
     print(_preamble(machine, len(benchmarks)), file=stream, flush=True)
     report = run_suite(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
+    print(_footnote(benchmarks, report), file=stream, flush=True)
     if json_path:
         _write_json(report, json_path)
-    return 1 if report.failed else 0
+    missed = check and any(r.met is False for r in report.rows)
+    return 1 if report.failed or missed else 0
 
 
 def list_suite(suite_dir: Optional[Path] = None) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Optional
 
+from .hexrepr import hex_repr
+
 
 # Event kinds
 SYSREG = "sysreg"        # a cp15 register write (MCR/MCRR) or banked-register write
@@ -53,6 +55,9 @@ class Event:
     data: Optional[dict[str, Any]] = None   # detail only: plain data (ints, strings, lists)
     mode: Optional[str] = None   # detail only: the CPU's mode (hyp, svc) at a guest instruction
     thumb: bool = False          # insn is a Thumb instruction (hw1 << 16 | hw2, or a halfword)
+
+    def __repr__(self) -> str:
+        return hex_repr(self, decimal=("cpu", "icount"))
 
     def to_dict(self) -> dict[str, Any]:
         """The event as plain data (every field)."""

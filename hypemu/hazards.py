@@ -57,13 +57,26 @@ class Hazard:
     event: int = -1                # index of its event in the log
     thumb: bool = False            # insn is a Thumb instruction (CpuView.code_word)
 
+    @property
+    def disasm(self) -> Optional[str]:
+        """The disassembly of ``insn`` (the JSON report's ``disasm``); None for the kernel side."""
+        if self.insn is None:
+            return None
+        from .trace import disassemble   # capstone only when a report is rendered
+        return disassemble(self.insn, self.pc or 0, self.thumb)
+
     def to_dict(self) -> dict[str, Any]:
-        disasm = None
-        if self.insn is not None:
-            from .trace import disassemble   # capstone only when a report is rendered
-            disasm = disassemble(self.insn, self.pc or 0, self.thumb)
+        """The JSON report: the fields of this repr (``disasm``, not the word ``insn``)."""
         return {"kind": self.kind, "cpu": self.cpu, "pc": self.pc, "va": self.va,
-                "disasm": disasm, "detail": self.detail}
+                "disasm": self.disasm, "detail": self.detail}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={_shown(k, v)}" for k, v in self.to_dict().items())
+        return f"Hazard({shown})"
+
+
+def _shown(key: str, value: Any) -> str:
+    return f"{value:#x}" if key in ("pc", "va") and isinstance(value, int) else repr(value)
 
 
 @dataclass
@@ -170,7 +183,8 @@ class Checks:
              hyp: bool) -> Optional[LocateVA]:
         """stale_tlb on a hit, missing_dsb on a miss an unfinished TLBI caused, missing_isb with
         unsynchronized regime writes; then a fresh walk's descriptors are remembered. A new report
-        on a data access that is served asks for its exact VA."""
+        on a data access asks for its exact VA (also when the access faults: the report's VA is
+        the fault's HDFAR then)."""
         hazard = None
         c = self.cpu[cpu]
         if hit is not None:
@@ -182,7 +196,7 @@ class Checks:
             hazard = self._check_unsynced(cpu, va, access, outcome) or hazard
         if walked is not None and isinstance(walked, Translation):
             self._filled(cpu, walked)
-        if hazard is not None and access != "fetch" and not isinstance(outcome, Fault):
+        if hazard is not None and access != "fetch":
             return self._locator(hazard)
         return None
 
@@ -291,9 +305,9 @@ class Checks:
         pending = self.cpu[cpu].unsynced.get("HVBAR")
         if pending is not None and (pending[0] & ~0x1F) != vector_base:
             self.report("missing_isb", cpu, pc, None,
-                        f"exception taken with the HVBAR write at {pending[1]:#x} "
-                        f"({pending[0]:#x} -> {vector_base:#x}) not yet synchronized by an ISB: "
-                        f"the old vectors may be used")
+                        f"taking this exception reads HVBAR, whose write at {pending[1]:#x} "
+                        f"({pending[0]:#x} -> {vector_base:#x}) no ISB has synchronized yet: the "
+                        f"exception may be taken to the old vectors")
         self.cpu[cpu].unsynced.clear()
 
     # --- TLB maintenance ------------------------------------------------------------------------

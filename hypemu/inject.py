@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Protocol, Union
 
 from . import cp15, events, lpae
+from .errors import did_you_mean
 from .decode import Insn, barrier_kind, decode_insn, decode_thumb, thumb_size
 from .loader import GuestImage, Region
 from .walker import Regime, Translation, walk
@@ -152,7 +153,9 @@ def skip_sites(regions: list[Region], skip: Skip) -> list[Site]:
     symbol = skip.symbol or ""
     owners = [region for region in regions if symbol in region.symbols]
     if not owners:
-        raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code")
+        known = [name for region in regions for name in region.globals]
+        raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code"
+                                               f"{did_you_mean(symbol, known)}")
     if len(owners) > 1:
         raise InjectError(None, "skip.symbol", f"{symbol!r} is a label of both the init and the "
                                                f"runtime code: ambiguous")

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from . import tarmac, tracer
 from .errors import OptionError
-from .machine import Result
+from .result import Result
 
 
 def explicit(argv: Optional[Sequence[str]]) -> Optional[list[str]]:

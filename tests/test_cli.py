@@ -56,7 +56,7 @@ def test_run_files_reports_each_and_a_total():
     files = [str(SCENARIOS / "default.yaml"), str(SCENARIOS / "trampoline-in-lowmem.yaml")]
     proc = hypemu("run", *files)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "2 passed, 0 failed"
+    assert proc.stdout.strip().splitlines()[-1] == "2 passed, 0 failed, 0 errors"
 
 
 def test_unmet_expectation_exits_1(tmp_path):

@@ -13,7 +13,8 @@ import pytest
 from hypemu import lpae
 from hypemu.asm import assemble
 from hypemu.kvm import GuestFault
-from hypemu.machine import Machine, run
+from hypemu.machine import Machine
+from hypemu.result import run
 from hypemu.scenario import DEFAULT_SCENARIO, from_mapping
 
 from conftest import machine

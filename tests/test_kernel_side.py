@@ -76,7 +76,7 @@ def test_the_builtin_image_is_linked_where_the_plan_placed_it():
     plan = kvm.plan_board(kvm.from_scenario(s))
     lay, img = plan.layout, plan.image
     assert (img.pl1.base, img.stub.base) == (lay.pl1_text, lay.pl1_text + 0x100)
-    assert (img.init.base, img.init.load_pa, len(img.init.code)) == (lay.idmap_start, lay.idmap_start,
+    assert (img.init.base, img.init.load_pa, len(img.init.code)) == (lay.init_start, lay.init_start,
                                                                      lay.init_size)
     assert (img.runtime.base, img.runtime.load_pa) == (lay.kva(lay.hyp_text), lay.hyp_text)
     assert img.runtime.address("__kvm_hyp_vector") >= img.runtime.base

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from .. import events
+from ..hexrepr import hex_repr
 from ..observer import CpuObserver, NullObserver
 from ..tlb import entry_data
 from ..walker import Translation
@@ -39,6 +40,9 @@ class FaultRecord:
     level: Optional[int] = None
     hsr: Optional[int] = None  # None when the exception is taken to PL1 (not modelled)
     detail: str = ""
+
+    def __repr__(self) -> str:
+        return hex_repr(self, decimal=("cpu", "level"))
 
     def to_dict(self) -> dict[str, Optional[int | str]]:
         """The result's ``fault`` object."""

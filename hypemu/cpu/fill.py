@@ -27,10 +27,12 @@ PAGE_MASK = ~(PAGE_SIZE - 1)
 
 @dataclass(frozen=True)
 class Refuse:
-    """The access aborts (the exact VA of a data access is found by the runner's replay)."""
+    """The access aborts (the exact VA of a data access is found by the runner's replay, and
+    handed to ``located`` when a check reported the access)."""
 
     abort: Abort
     page_va: int
+    located: Optional[LocateVA] = None
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,10 @@ class Filler:
                 if self.tracing:
                     mmulog.evicted(ctx, evicted)
         if fault is not None:
-            return Refuse(fault, va)
+            return Refuse(fault, va, locate)
         pa = va if trans is None else trans.pa_of(va)
         if not self.is_ram(pa):
-            return Refuse(ExternalAbort(va, access), va)
+            return Refuse(ExternalAbort(va, access), va, locate)
         perms = PROT_ALL
         if trans is not None:
             perms = (PROT_READ | (PROT_WRITE if trans.writable else 0)

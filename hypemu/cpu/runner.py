@@ -215,6 +215,8 @@ class Runner:
             va = max(pc, refused.page_va)
         else:
             va = self.exact_data_va(pc, refused.page_va)
+        if refused.located is not None:   # a check reported this access: its VA is HDFAR's
+            refused.located(va)
         self.ctx.fault = exceptions.abort(self.ctx, refused.abort, va, pc)
 
     def _locate(self, reason: LocateHazard, pc: int) -> None:

@@ -119,8 +119,17 @@ class Kernel:
                  during=f"the HYP TLB invalidation of {va:#x}")
 
     def symbol(self, name: str) -> int:
-        """The HYP VA of a runtime HYP function (``fn:`` of a call step)."""
+        """The HYP VA of a label of the runtime HYP code (``fn:`` of a call step names one of
+        ``functions()``); KeyError if there is none."""
         return self.image.runtime.address(name)
+
+    def functions(self) -> list[str]:
+        """The runtime HYP functions, as an unknown ``fn:`` lists them: the globals of the runtime
+        code except the vector table (HVBAR's target, entered by exceptions) and the markers past
+        its last word (labels a call could name, but no function)."""
+        rt = self.image.runtime
+        vectors = rt.address("__kvm_hyp_vector")
+        return sorted(n for n in rt.globals if rt.symbols[n] != vectors and rt.symbols[n] < rt.end)
 
     def function(self, name: str) -> int:
         """A pointer to runtime HYP function ``name`` as the kernel passes it to kvm_call_hyp:
@@ -170,7 +179,7 @@ class Kernel:
         """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then the design's
         init HVCs in the scenario's call convention."""
         lay = self.layout
-        vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.idmap_start)
+        vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.init_start)
         self.hvc(cpu, vectors_pa, during="the HVC to the stub (set HVBAR)")
         stack_top = lay.kva(lay.stacks[cpu]) + PAGE_SIZE
         vectors = self.image.runtime.address("__kvm_hyp_vector")

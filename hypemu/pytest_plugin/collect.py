@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from ..errors import BUG_REPORT, ScenarioError
-from ..machine import INPUT_ERRORS, Result, input_error_message, run
+from ..result import INPUT_ERRORS, Result, input_error_message, run
 from ..scenario import Scenario, load_file
 from .failure import failure_text
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import pytest
 
-from ..machine import INPUT_ERRORS, input_error_message, run
+from ..result import INPUT_ERRORS, input_error_message, run
 from ..scenario import Scenario
 
 OPTION = "hypemu_crosscheck"

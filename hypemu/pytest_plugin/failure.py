@@ -4,7 +4,7 @@ events of the trace."""
 
 from __future__ import annotations
 
-from ..machine import Result
+from ..result import Result
 from ..report import summary
 from ..scenario import Scenario
 from ..tracer import table_names, text as trace_text

@@ -61,7 +61,8 @@ PA = v.int_kind("size", 0, PHYS_LIMIT - 1, size=True, hexa=True)        # a PA, 
 ARG = v.int_kind("int", 0, U32, hexa=True)
 IDENT_KIND = v.Kind("identifier", {"type": "string", "pattern": v.IDENT_PATTERN})
 CPU_ID = v.int_kind("int", 0, MAX_CPUS - 1)
-# YAML 1.1 reads a bare on/off as a boolean: the loader takes true/false as on/off.
+# YAML 1.1 reads a bare on/off as a boolean: the loader keeps the word (values.BoolWord), and the
+# schema allows true/false for the YAML 1.1 readers of editors (a file's true/false is refused).
 HOTPLUG_STATE = v.Choice("on|off", {"enum": [*HOTPLUG_STATES, True, False]}, HOTPLUG_STATES)
 LIST = v.other("list", {"type": "array"})
 MAPPING = v.other("mapping", {"type": "object"})
@@ -145,7 +146,9 @@ class CallStep:
     TAG: ClassVar[str] = "call"
     BODY: ClassVar[Optional[tuple[v.Kind, str]]] = None
     cpu: int = key(CPU_ID, "CPU that issues the HVC", 0)
-    fn: str = key(IDENT_KIND, "required: the runtime HYP function to call")
+    fn: Union[str, int] = key(
+        v.other("identifier or address", {"anyOf": [IDENT_KIND.schema, ADDRESS.schema]}),
+        "required: the runtime HYP function to call, by name or by HYP VA (as `Machine.call`)")
     args: tuple[int, ...] = key(
         v.other("list of int", {"type": "array", "maxItems": MAX_ARGS, "items": ARG.schema}),
         "up to 3 arguments (r1-r3), each 0..0xffffffff", [])

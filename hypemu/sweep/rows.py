@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from ..engine import EngineFactory
 from ..errors import InputError, NotModelled, ScenarioError
-from ..machine import run
+from ..result import run
 from .points import _located, point_key, scenario_at
 from .spec import SweepSpec
 
