@@ -157,8 +157,8 @@ def test_the_summary_gives_counts_axis_ranges_and_reasons_by_class() -> None:
     text = summary(spec, hypemu.sweep(spec))
     assert text.splitlines()[0].startswith(f"sweep placement: {spec.grid_size} points: ok ")
     assert "  config_error (" in text
-    assert "    idmap_above_4g (" in text and "where machine.ram.base 0x100000000" in text
-    assert "trampoline_in_lowmem" in text and "idmap_over_trampoline" in text
+    assert "    idmap_above_4g (155): where machine.ram.base 0xfff00000, 0x100000000\n" in text
+    assert "trampoline_in_lowmem" in text and "ram_too_small" in text
     assert "bounce page used:" in text
 
 
@@ -188,9 +188,13 @@ def test_the_cli_runs_a_shipped_sweep_with_summary_rows_and_heatmap(tmp_path: Pa
 
 
 @pytest.mark.parametrize("name", ["placement", "hotplug-design", "tlb-capacity"])
-def test_every_shipped_sweep_loads(name: str) -> None:
+def test_every_shipped_sweep_loads_and_pickles(name: str) -> None:
+    import pickle
     spec = load_sweep(str(ROOT / "sweeps" / f"{name}.yaml"))
     assert spec.grid_size <= 2000   # "in seconds" on a laptop
+    assert pickle.loads(pickle.dumps(spec)) == spec   # as worker processes and Ray get it
+    from hypemu.sweep.points import scenario_at
+    assert not isinstance(scenario_at(spec, spec.values(0)), str)   # the base copies (YAML words)
 
 
 def test_pandas_takes_the_rows_when_installed() -> None:
