@@ -76,12 +76,26 @@ def _injection(item: Any) -> Injection:
     raise RuntimeError(f"internal: unknown injection {item!r}")
 
 
+def guest_source(s: "Scenario") -> GuestSource:
+    """The producer of the guest code ``hyp.code`` and ``hyp.assembler`` ask for."""
+    code = s.code
+    if not isinstance(code, str):                   # {elf: ...}
+        from ..elf_source import ElfSource
+        return ElfSource(tuple(Path(p) for p in code.paths), builtin_source(
+            ASM_DIR / BUILTIN_INIT[s.init], s.isa))
+    source = builtin_source(ASM_DIR / BUILTIN_INIT[s.init] if code == "builtin" else Path(code),
+                            s.isa)
+    from ..toolchain import ToolchainSource, find_assembler
+    assembler = find_assembler(s.assembler)
+    return source if assembler is None else ToolchainSource(source.files, assembler,
+                                                            thumb=s.isa == "thumb2")
+
+
 def from_scenario(s: "Scenario") -> KernelConfig:
     """The adapter: a validated Scenario as the kernel side's config."""
-    init = ASM_DIR / BUILTIN_INIT[s.init] if s.code == "builtin" else Path(s.code)
     return KernelConfig(
         banks=tuple(s.banks), cpus=s.cpus, page_offset=s.page_offset, text_offset=s.text_offset,
         hyp_idmap_offset=s.hyp_idmap_offset, design=s.init, trampoline_va=s.trampoline_va,
-        bounce_page=s.bounce_page, call_abi=s.call_abi, source=builtin_source(init, s.isa),
+        bounce_page=s.bounce_page, call_abi=s.call_abi, source=guest_source(s),
         isa=s.isa,
         instructions=s.instructions, injections=tuple(_injection(item) for item in s.inject))

@@ -65,8 +65,10 @@ def plan_board(config: KernelConfig,
     built (the injector's first phase). Raises ConfigError for a layout the kernel refuses."""
     design = DESIGNS[config.design]()
     sizes = config.source.sizes(guest_constants(config.trampoline_va, config.call_abi))
+    fixed = config.source.fixed()
     layout = place_image(list(config.banks), config.page_offset, config.text_offset,
-                         config.hyp_idmap_offset, sizes[0], sizes[1], config.trampoline_va)
+                         config.hyp_idmap_offset, sizes[0], sizes[1], config.trampoline_va,
+                         reserved=fixed.reserved, hyp_text_offset=fixed.hyp_text_offset)
     design.place(layout, config.bounce_page)
     for cpu in range(config.cpus):
         layout.stacks.append(layout.alloc_page(f"cpu{cpu}'s HYP stack"))

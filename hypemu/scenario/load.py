@@ -9,7 +9,8 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_init_code, code_path
+from .guest import check_elf, check_init_code, code_path
+from .models import ElfCode
 from .keys import DEFAULTS
 from .models import Scenario
 from .values import describe, string
@@ -49,12 +50,26 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list), kernel.isa)
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi, kernel.isa)   # last: the slowest
+    if isinstance(hyp.code, ElfCode):
+        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
+    if hyp.assembler in ("gnu", "llvm"):
+        _check_assembler(hyp.assembler)
+    if hyp.assembler == "builtin":      # another assembler reports its own errors when it runs
+        check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi, kernel.isa)   # last: slowest
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))
     return Scenario(name=name, description=description, machine=machine, kernel=kernel, hyp=hyp,
                     steps=step_list, inject=inject, limits=limits, expect=expect, file=file,
                     base_dir=base_dir, raw=dict(top), lines=lines, step_lines=step_lines)
+
+
+def _check_assembler(choice: str) -> None:
+    """``hyp.assembler: gnu | llvm`` needs that tool on PATH."""
+    from ..toolchain import ToolchainError, find_assembler
+    try:
+        find_assembler(choice)
+    except ToolchainError as err:
+        raise ScenarioError("hyp.assembler", str(err).removeprefix("hyp.assembler: ")) from None
 
 
 def load_file(path: Union[str, "os.PathLike[str]"]) -> Scenario:

@@ -27,6 +27,7 @@ FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "align
 INIT_KINDS = ("dual-step", "single-step")
 BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
+ASSEMBLERS = ("builtin", "gnu", "llvm", "auto")     # toolchain.ASSEMBLERS (a test checks)
 ISAS = ("arm", "thumb2")
 HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
@@ -110,9 +111,26 @@ class HypSection:
                                       "page-aligned)", 0xFFFF0000)
     bounce_page: str = key(v.one_of(BOUNCE_PAGE), "copy the init code to a bounce page when it "
                                                   "crosses a page", "auto")
-    code: str = key(v.other("builtin or path", {"type": "string", "minLength": 1}),
-                    "the init code: builtin, or a .S file relative to the scenario", "builtin")
+    code: Union[str, "ElfCode"] = key(
+        v.other("builtin, path or {elf: path}", {"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "object", "required": ["elf"], "additionalProperties": False, "properties": {
+                "elf": {"anyOf": [{"type": "string", "minLength": 1},
+                                  {"type": "array", "minItems": 1,
+                                   "items": {"type": "string", "minLength": 1}}]}}}]}),
+        "the init code: builtin, a .S file relative to the scenario, or {elf: PATH or [PATH...]}: "
+        "a vmlinux or relocatable objects", "builtin")
+    assembler: str = key(v.one_of(ASSEMBLERS), "who assembles the .S sources: builtin (hypemu's "
+                         "own), gnu ($(CROSS_COMPILE)as), llvm (llvm-mc), auto (gnu, else llvm, "
+                         "else builtin)", "builtin")
     call_abi: str = key(v.one_of(CALL_ABIS), "how the init HVCs pass their arguments", "seed")
+
+
+@dataclass(frozen=True)
+class ElfCode:
+    """``hyp.code: {elf: ...}``: the absolute paths of a vmlinux or of relocatable objects."""
+
+    paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -348,9 +366,14 @@ class Scenario:
         return self.hyp.bounce_page
 
     @property
-    def code(self) -> str:
+    def code(self) -> Union[str, ElfCode]:
         """``hyp.code``."""
         return self.hyp.code
+
+    @property
+    def assembler(self) -> str:
+        """``hyp.assembler``."""
+        return self.hyp.assembler
 
     @property
     def call_abi(self) -> str:

@@ -135,7 +135,8 @@ def hyp(user: Mapping[str, Any], code: Any) -> HypSection:
     out = HypSection(init=_parse("hyp.init", h["init"]),
                      trampoline_va=_parse("hyp.trampoline_va", h["trampoline_va"]),
                      bounce_page=_parse("hyp.bounce_page", h["bounce_page"]),
-                     call_abi=_parse("hyp.call_abi", h["call_abi"]), code=code(h["code"]))
+                     call_abi=_parse("hyp.call_abi", h["call_abi"]), code=code(h["code"]),
+                     assembler=_parse("hyp.assembler", h["assembler"]))
     if out.init == "single-step":
         for key in ("trampoline_va", "bounce_page"):
             if key in (user.get("hyp") or {}):
