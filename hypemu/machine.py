@@ -35,8 +35,7 @@ class Machine:
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
     ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
     what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
-    ``engines`` makes the Unicorn instance for the RAM banks (default: a new one; a sweep passes an
-    ``engine_pool.EnginePool``, whose reused instances give the same results).
+    ``engines`` makes its Unicorn instance (a sweep's ``engine_pool.EnginePool`` reuses them).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
     def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
