@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__, tracecli, viewcmds
 from .qemu import command as crosscheck
+from .sweep import command as sweep_command
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .result import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
@@ -36,6 +37,7 @@ EXAMPLES = """examples:
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
   hypemu crosscheck scenarios/*.yaml  each scenario on hypemu and on QEMU, side by side
+  hypemu sweep sweeps/placement.yaml  a sweep: one row per point, a summary (--plot X Y -o map.png)
 """
 
 
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="exit 1 when a benchmark misses its target (default: report only)")
     viewcmds.add_parsers(sub)
     crosscheck.add_parser(sub)   # `hypemu crosscheck`: the QEMU bridge (hypemu.qemu)
+    sweep_command.add_parser(sub)   # `hypemu sweep`: hypemu.sweep
     return parser
 
 

@@ -165,8 +165,7 @@ class Engine:
         self.uc: Any = new_uc()
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
-        for base, size in self.banks:
-            self.uc.mem_map(base, size)
+        self._map_ram()
         self.scratch = self._map_scratch()
         self._counter = ctypes.c_uint64.from_address(_handle_address(self.uc) + _counter_offset())
         # Thumb code may run (told at construction, or set when Thumb code is loaded): an
@@ -181,6 +180,11 @@ class Engine:
         self.uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
         self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
         self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+
+    def _map_ram(self) -> None:
+        """Map every RAM bank (Unicorn allocates it; ``engine_pool`` maps its own memory)."""
+        for base, size in self.banks:
+            self.uc.mem_map(base, size)
 
     def _map_scratch(self) -> int:
         """A page outside RAM, used to replay one faulting access (see cpu.runner)."""
@@ -319,3 +323,9 @@ class Engine:
             error, self._hook_error = self._hook_error, None
             raise error
         return err
+
+
+EngineFactory = Callable[[list[tuple[int, int]], bool], Engine]
+"""Where a board gets its engine: (RAM banks, whether Thumb code may run) -> a ready Engine with
+those banks (``Engine`` itself, or ``engine_pool.EnginePool``, which reuses instances per RAM
+layout)."""

@@ -17,11 +17,11 @@ from hypemu import bench, cli
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ["init_per_cpu", "hvc_roundtrip", "mmu_loop", "mmu_loop_uncounted", "mmu_loop_checks",
          "count_hook", "count_block_hook", "tlb_fills", "tlb_fills_cold", "walks", "trapped_insns",
-         "boot_8cpu", "hotplug_cycles", "scenarios", "rss_8cpu_2g"]
+         "boot_8cpu", "hotplug_cycles", "scenarios", "rss_8cpu_2g", "sweep_points"]
 ROW_KEYS = {"name", "value", "unit", "baseline", "ratio", "repeats", "spread"}
 WITH_BASELINE = {"hvc_roundtrip", "mmu_loop", "mmu_loop_uncounted", "mmu_loop_checks", "count_hook",
                  "count_block_hook", "tlb_fills", "tlb_fills_cold", "walks", "trapped_insns",
-                 "rss_8cpu_2g"}
+                 "rss_8cpu_2g", "sweep_points"}
 
 
 def bench_cli(*args: str) -> int:
