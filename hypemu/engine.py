@@ -1,21 +1,23 @@
 """The thin adapter around one Unicorn instance: memory by physical address, registers by
 architectural number, the hooks the CPU model needs (soft-TLB fill, trapped instruction, interrupt,
-a memory watch for the replay), the exact instruction counter of a counted ``emu_start``, and
-Unicorn's soft-TLB flush.
+a memory watch for the replay), the exact instruction budget of a run (native, see
+``engine_budget``, or Unicorn's ``emu_start(count=)`` with its counter), and Unicorn's soft-TLB
+flush.
 
 Why a separate module: only this file speaks Unicorn; everything above it uses plain integers,
 bytes and callbacks. An exception raised in a hook cannot cross Unicorn's C frames, so the adapter
 captures it, stops the run and re-raises it from ``start`` (every ``emu_start``, the replay's
-included). The instruction counter lives here because Unicorn keeps it internally without an API
-(see ``_counter_offset``).
+included). The ``count=`` budget's counter lives here because Unicorn keeps it internally without
+an API (see ``_counter_offset``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import contextlib
 import struct
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
                      UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
@@ -24,6 +26,9 @@ from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_F
 from unicorn import Uc, UcError  # type: ignore[attr-defined]
 from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
                                UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15)
+
+from . import engine_budget
+from .engine_budget import COUNT, NATIVE, NativeBudget
 
 PAGE = 4096
 
@@ -158,17 +163,38 @@ def _counter_offset() -> int:
     return candidates.pop()
 
 
-class Engine:
-    """One Unicorn instance with RAM banks mapped by physical address."""
+def choose_budget(budget: str = "auto", thumb: bool = False) -> str:
+    """The budget an engine uses: ``NATIVE`` or ``COUNT``. ``budget``: "auto" (native where it is
+    available and no Thumb code can run), "native" (an EngineError if it cannot be had) or
+    "count". ``thumb``: Thumb code may run on the engine, which the native budget cannot count."""
+    if budget == COUNT:
+        return COUNT
+    if budget not in (NATIVE, "auto"):
+        raise EngineError(f"unknown budget {budget!r} (auto, native or count)")
+    reason = "Thumb code may run" if thumb else engine_budget.native_unavailable()
+    if reason is None:
+        return NATIVE
+    if budget == NATIVE:
+        raise EngineError(f"the native budget is not available: {reason}")
+    return COUNT
 
-    def __init__(self, banks: list[tuple[int, int]]) -> None:
+
+class Engine:
+    """One Unicorn instance with RAM banks mapped by physical address. ``budget``/``thumb``: how
+    runs are counted (``choose_budget``); ``budget_kind`` says which one was chosen."""
+
+    def __init__(self, banks: list[tuple[int, int]], budget: str = "auto",
+                 thumb: bool = False) -> None:
         self.uc: Any = new_uc()
+        self.budget_kind = choose_budget(budget, thumb)
+        # before the first translation: every translated block must carry the block hook
+        self._native = NativeBudget(self.uc, PAGE) if self.budget_kind == NATIVE else None
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
         for base, size in self.banks:
             self.uc.mem_map(base, size)
         self.scratch = self._map_scratch()
-        self._counter_addr = _handle_address(self.uc) + _counter_offset()
+        self._counter_addr = 0 if self._native else _handle_address(self.uc) + _counter_offset()
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
@@ -246,6 +272,8 @@ class Engine:
 
     def _on_invalid(self, uc: Any, data: Any) -> bool:
         try:
+            if self._native is not None:
+                self._native.trapped()   # the rest of the block does not run
             self._trap()
         except BaseException as exc:
             self._captured(exc)
@@ -295,8 +323,27 @@ class Engine:
         self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
 
     def executed(self) -> int:
-        """Instructions the last counted emu_start executed (requested + 1 when the count ran out)."""
+        """Instructions the last counted run executed (requested + 1 when the count ran out), as
+        Unicorn's ``emu_start(count=)`` counts them, whichever budget counted."""
+        if self._native is not None:
+            return self._native.executed()
         return int(ctypes.c_uint64.from_address(self._counter_addr).value)
+
+    def reset_budget(self) -> None:
+        """Forget every run's count (an instance reused for another board)."""
+        if self._native is not None:
+            self._native.reset()
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Budget maintenance: Unicorn may translate a VA to drop translations; refuse every fill
+        without asking the model (a refusal there only leaves a harmless translation behind)."""
+        fill, refused = self._fill, self._refused
+        self._fill, self._refused = (lambda va, access: None), (lambda decision: None)
+        try:
+            yield
+        finally:
+            self._fill, self._refused = fill, refused
 
     def start(self, pc: int, count: Optional[int]) -> UcError | None:
         """Run from ``pc`` for at most ``count`` instructions; the error, if Unicorn stopped on one.
@@ -307,10 +354,13 @@ class Engine:
             raise EngineError("emu_start needs a positive instruction count (0 means unlimited)")
         self._hook_error = None
         err: UcError | None = None
-        try:
-            self.uc.emu_start(pc, 0, count=count or 0)
-        except UcError as exc:
-            err = exc
+        if self._native is not None:
+            err = self._native.run(pc, count, self._quiet)
+        else:
+            try:
+                self.uc.emu_start(pc, 0, count=count or 0)
+            except UcError as exc:
+                err = exc
         if self._hook_error is not None:
             error, self._hook_error = self._hook_error, None
             raise error

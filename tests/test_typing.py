@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "hypemu"
-STRICT = ["cpu", "hazards.py", "observer.py", "engine.py", "cp15.py", "decode.py", "events.py",
+STRICT = ["cpu", "hazards.py", "observer.py", "engine.py", "engine_budget.py", "cp15.py", "decode.py", "events.py",
           "tlb.py", "syndrome.py", "walker.py", "lpae.py", "trace.py"]
 
 
