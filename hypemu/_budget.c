@@ -55,8 +55,12 @@ static void on_block(void *uc, uint64_t address, uint32_t size, void *data)
 {
     Budget *b = (Budget *)data;
     uint64_t n = size >> 2;
-    if (size & 3)
+    if (size & 3) {                /* Thumb code: not countable here; the run is refused */
         b->odd_blocks++;
+        b->blk_end = 0;
+        b->emu_stop(uc);
+        return;
+    }
     if (b->finishing && address >= b->fin_begin && address < b->fin_end) {
         b->blk_end = 0;            /* the code hook counts this page's instructions */
         return;
