@@ -37,7 +37,8 @@ typedef struct {
     emu_stop_fn emu_stop;
     reg_read_fn reg_read;
     ctl_fn ctl;
-    int pc_reg, remove_cache;      /* UC_ARM_REG_PC; uc_ctl code of UC_CTL_TB_REMOVE_CACHE, write */
+    int pc_reg, cpsr_reg;          /* UC_ARM_REG_PC, UC_ARM_REG_CPSR */
+    int remove_cache;              /* the uc_ctl code of UC_CTL_TB_REMOVE_CACHE, write */
     uint64_t page;                 /* Unicorn's page size */
     uint64_t counter, limit;       /* instructions counted in this run; the run's budget */
     uint64_t blk_begin, blk_end;   /* the last block counted whole (blk_end 0: none open) */
@@ -130,9 +131,9 @@ static int end_finishing(Budget *b)
 static int Budget_init(Budget *b, PyObject *args, PyObject *kw)
 {
     unsigned long long uc, add, del, stop, read, ctl, page;
-    int pc_reg, remove;
-    if (!PyArg_ParseTuple(args, "KKKKKKiiK", &uc, &add, &del, &stop, &read, &ctl, &pc_reg,
-                          &remove, &page))
+    int pc_reg, cpsr_reg, remove;
+    if (!PyArg_ParseTuple(args, "KKKKKKiiiK", &uc, &add, &del, &stop, &read, &ctl, &pc_reg,
+                          &cpsr_reg, &remove, &page))
         return -1;
     if (b->uc) {
         PyErr_SetString(PyExc_RuntimeError, "a Budget is installed once");
@@ -145,6 +146,7 @@ static int Budget_init(Budget *b, PyObject *args, PyObject *kw)
     b->reg_read = (reg_read_fn)(uintptr_t)read;
     b->ctl = (ctl_fn)(uintptr_t)ctl;
     b->pc_reg = pc_reg;
+    b->cpsr_reg = cpsr_reg;
     b->remove_cache = remove;
     b->page = page;
     b->limit = UINT64_MAX;
@@ -215,12 +217,17 @@ static PyObject *Budget_executed(Budget *b, PyObject *unused)
 static PyObject *Budget_trapped(Budget *b, PyObject *unused)
 {
     uint64_t pc;
+    uint32_t cpsr = 0;
     if (read_pc(b, &pc))
         return NULL;
     if (b->blk_end && pc >= b->blk_begin && pc < b->blk_end)   /* the rest will not run */
         b->counter -= (b->blk_end - pc - 4) >> 2;
     b->blk_end = 0;
-    Py_RETURN_NONE;
+    if (b->reg_read(b->uc, b->cpsr_reg, &cpsr)) {
+        PyErr_SetString(PyExc_RuntimeError, "uc_reg_read(CPSR) failed");
+        return NULL;
+    }
+    return Py_BuildValue("(KI)", (unsigned long long)pc, (unsigned int)cpsr);
 }
 
 static PyObject *Budget_reset(Budget *b, PyObject *unused)
@@ -260,7 +267,7 @@ static PyMethodDef Budget_methods[] = {
     {"executed", (PyCFunction)Budget_executed, METH_NOARGS,
      "instructions of the run, as emu_start(count=) counts them"},
     {"trapped", (PyCFunction)Budget_trapped, METH_NOARGS,
-     "an invalid-instruction hook at PC: the rest of its block will not run"},
+     "an invalid-instruction hook at PC: the rest of its block will not run; -> (PC, CPSR)"},
     {"reset", (PyCFunction)Budget_reset, METH_NOARGS, "forget every run (the block hook stays)"},
     {NULL}
 };
@@ -278,7 +285,7 @@ static PyTypeObject BudgetType = {
     .tp_basicsize = sizeof(Budget),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Budget(uc, uc_hook_add, uc_hook_del, uc_emu_stop, uc_reg_read, uc_ctl, pc_reg, "
-              "remove_cache_code, page): the block hook, installed on the uc_engine at uc",
+              "cpsr_reg, remove_cache_code, page): the block hook, installed on the uc_engine at uc",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Budget_init,
     .tp_methods = Budget_methods,

@@ -179,6 +179,19 @@ def choose_budget(budget: str = "auto", thumb: bool = False) -> str:
     return COUNT
 
 
+class _TlbEntry(ctypes.Structure):
+    _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32)]   # uc_tlb_entry
+
+
+# bool uc_cb_tlbevent_t(uc, vaddr, type, entry *, user_data); bool (uc, user_data); void (uc,
+# intno, user_data): the C signatures of the fill, invalid-instruction and interrupt hooks
+_FILL_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                            ctypes.POINTER(_TlbEntry), ctypes.c_void_p)
+_INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_TLB_FLUSH = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH   # UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0)
+
+
 class Engine:
     """One Unicorn instance with RAM banks mapped by physical address. ``budget``/``thumb``: how
     runs are counted (``choose_budget``); ``budget_kind`` says which one was chosen."""
@@ -198,11 +211,24 @@ class Engine:
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
-        self._trap: Callable[[], None] = lambda: None
+        self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
         self._interrupt: Callable[[int, int], None] = lambda intno, pc: None
-        self.uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
-        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
-        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self._add_hooks()
+
+    def _add_hooks(self) -> None:
+        """The fill, invalid-instruction and interrupt hooks as ctypes callbacks of our own, on
+        Unicorn's C API: the binding's wrappers cost two more Python calls per fill and per trap
+        (we catch every exception ourselves, see ``_captured``)."""
+        from unicorn.unicorn_py3.unicorn import uclib
+        self._c_emu_start, self._c_ctl, self._uch = uclib.uc_emu_start, uclib.uc_ctl, self.uc._uch
+        self._callbacks = (_FILL_CB(self._on_tlb_fill), _INVALID_CB(self._on_invalid),
+                           _INTR_CB(self._on_interrupt))
+        for kind, callback in zip((UC_HOOK_TLB_FILL, UC_HOOK_INSN_INVALID, UC_HOOK_INTR),
+                                  self._callbacks):
+            handle = ctypes.c_size_t()
+            if uclib.uc_hook_add(self._uch, ctypes.byref(handle), kind,
+                                 ctypes.cast(callback, ctypes.c_void_p), None, 1, 0):
+                raise EngineError(f"uc_hook_add({kind}) failed")
 
     def _map_scratch(self) -> int:
         """A page outside RAM, used to replay one faulting access (see cpu.runner)."""
@@ -247,8 +273,8 @@ class Engine:
         (Unicorn then stops with a memory fault) and goes to ``refused``."""
         self._fill, self._refused = fill, refused
 
-    def on_trap(self, trap: Callable[[], None]) -> None:
-        """An invalid instruction at PC: ``trap`` emulates it (sets PC) or stops the run."""
+    def on_trap(self, trap: Callable[[int, int], None]) -> None:
+        """An invalid instruction: ``trap(pc, cpsr)`` emulates it (sets PC) or stops the run."""
         self._trap = trap
 
     def on_interrupt(self, interrupt: Callable[[int, int], None]) -> None:
@@ -263,7 +289,8 @@ class Engine:
         try:
             decision = self._fill(va, _ACCESS.get(access, "read"))
             if type(decision) is Map:
-                entry.paddr, entry.perms = decision
+                result = entry.contents
+                result.paddr, result.perms = decision
                 return True
             self._refused(decision)
         except BaseException as exc:
@@ -273,8 +300,10 @@ class Engine:
     def _on_invalid(self, uc: Any, data: Any) -> bool:
         try:
             if self._native is not None:
-                self._native.trapped()   # the rest of the block does not run
-            self._trap()
+                pc, cpsr = self._native.trapped()   # the rest of the block does not run
+            else:
+                pc, cpsr = self.regs.read(REG_PC), self.regs.read(REG_CPSR)
+            self._trap(pc, cpsr)
         except BaseException as exc:
             self._captured(exc)
         return True
@@ -316,7 +345,8 @@ class Engine:
     # --- engine control -------------------------------------------------------------------------
     def flush_soft_tlb(self) -> None:
         """Drop every translation Unicorn cached; the next access of each page asks the model."""
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        if self._c_ctl(self._uch, _TLB_FLUSH):
+            raise EngineError("uc_ctl(TLB_FLUSH) failed")
 
     def flush_code_cache(self) -> None:
         """Host writes do not invalidate translated code: call after loading or patching code."""
@@ -333,6 +363,11 @@ class Engine:
         """Forget every run's count (an instance reused for another board)."""
         if self._native is not None:
             self._native.reset()
+
+    def _emu_start(self, pc: int, count: int) -> Optional[UcError]:
+        """uc_emu_start (no until address, no timeout), Unicorn's error if it stopped on one."""
+        status = self._c_emu_start(self._uch, pc, 0, 0, count)
+        return UcError(status) if status else None  # type: ignore[no-untyped-call]
 
     @contextlib.contextmanager
     def _quiet(self) -> Iterator[None]:
@@ -355,12 +390,9 @@ class Engine:
         self._hook_error = None
         err: UcError | None = None
         if self._native is not None:
-            err = self._native.run(pc, count, self._quiet)
+            err = self._native.run(pc, count, self._emu_start, self._quiet)
         else:
-            try:
-                self.uc.emu_start(pc, 0, count=count or 0)
-            except UcError as exc:
-                err = exc
+            err = self._emu_start(pc, count or 0)
         if self._hook_error is not None:
             error, self._hook_error = self._hook_error, None
             raise error

@@ -36,7 +36,7 @@ import os
 from typing import Any, Callable, Optional
 
 from unicorn import UC_CTL_IO_WRITE, UC_CTL_TB_REMOVE_CACHE, UcError  # type: ignore[attr-defined]
-from unicorn.arm_const import UC_ARM_REG_PC
+from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_PC
 
 ENV = "HYPEMU_NATIVE_BUDGET"
 """Set to 0 to use Unicorn's ``count=`` even where the native budget is available."""
@@ -92,29 +92,25 @@ class NativeBudget:
             int(handle.value if hasattr(handle, "value") else handle),
             _address(uclib.uc_hook_add), _address(uclib.uc_hook_del),
             _address(uclib.uc_emu_stop), _address(uclib.uc_reg_read), _address(uclib.uc_ctl),
-            UC_ARM_REG_PC, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2, UC_CTL_IO_WRITE), page)
+            UC_ARM_REG_PC, UC_ARM_REG_CPSR, _ctl_code(UC_CTL_TB_REMOVE_CACHE, 2, UC_CTL_IO_WRITE), page)
         self._uc = uc
         uc._hypemu_budget = self._c   # the hook's data lives as long as the instance runs
-        self.trapped: Callable[[], None] = self._c.trapped
+        self.trapped: Callable[[], tuple[int, int]] = self._c.trapped   # -> (PC, CPSR)
         self.executed: Callable[[], int] = self._c.executed
 
-    def run(self, pc: int, count: Optional[int], quiet: Callable[[], Any]) -> Optional[UcError]:
-        """One run from ``pc`` of at most ``count`` instructions (None: unlimited); Unicorn's error
-        if it stopped on one. ``executed()`` then counts as ``emu_start(count=)`` would."""
-        c, uc = self._c, self._uc
+    def run(self, pc: int, count: Optional[int], emu_start: Callable[[int, int], Optional[UcError]],
+            quiet: Callable[[], Any]) -> Optional[UcError]:
+        """One run from ``pc`` of at most ``count`` instructions (None: unlimited) through
+        ``emu_start(pc, 0)``; Unicorn's error if it stopped on one. ``executed()`` then counts as
+        ``emu_start(count=)`` would."""
+        c = self._c
         c.arm(UNLIMITED if count is None else count)
         odd = c.odd_blocks
-        err: Optional[UcError] = None
-        try:
-            uc.emu_start(pc, 0)
-        except UcError as exc:
-            err = exc
+        err = emu_start(pc, 0)
         while err is None and c.pending is not None:   # the limit falls inside a block
             resume = c.finish()
             try:
-                uc.emu_start(resume, 0)
-            except UcError as exc:
-                err = exc
+                err = emu_start(resume, 0)
             finally:
                 with quiet():
                     c.end()

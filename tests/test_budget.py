@@ -58,8 +58,8 @@ def _engine(budget: str) -> Engine:
     e.on_fill(lambda va, access: None if va >> 12 == FORBIDDEN >> 12 else Map((va, PROT_ALL)),
               lambda decision: None)
 
-    def step_over() -> None:
-        e.regs.write(REG_PC, e.regs.read(REG_PC) + 4)
+    def step_over(pc: int, cpsr: int) -> None:
+        e.regs.write(REG_PC, pc + 4)
     e.on_trap(step_over)
     return e
 

@@ -76,9 +76,9 @@ def watched(monkeypatch) -> list[Held]:
     def checking_trap(self: Any, trap: Callable) -> None:
         held, runner = held_of(self), trap.__self__
 
-        def wrapped() -> None:
+        def wrapped(pc: int, cpsr: int) -> None:
             mode = runner.ctx.st.mode
-            trap()
+            trap(pc, cpsr)
             held.checks += 1
             if runner.ctx.st.mode != mode and held.entries:
                 held.kept_across_switch += 1

@@ -18,7 +18,7 @@ from ..walker import Fault
 from . import exceptions, insns
 from .context import ExecContext, FaultRecord
 from .fill import Filler, LocateHazard, Pause, Refuse, TableStore, translate
-from .state import CPSR_T, MODE_SVC, REG_CPSR, REG_PC, NotModelled
+from .state import CPSR_T, MODE_SVC, REG_PC, NotModelled
 
 SENTINEL_WORD = 0xE7FDEAFD   # UDF #0xDEAD: where the PL1 caller returns; stops the run
 PATCH_MARKER = 0xE7FA5AF5    # UDF #0xA5A5: stands for an instruction that would not trap
@@ -101,10 +101,9 @@ class Runner:
         raise NotModelled(f"cpu{ctx.st.id}: run stopped at {stop_pc:#x} for no modelled reason")
 
     # --- hooks ----------------------------------------------------------------------------------
-    def _trap(self) -> None:
+    def _trap(self, pc: int, cpsr: int) -> None:
         ctx, engine = self.ctx, self.engine
         ctx.stats.traps += 1
-        pc = engine.regs.read(REG_PC)
         t = translate(ctx.st, engine.read64, pc, "fetch")
         if isinstance(t, Fault):
             # Unicorn ran this word from code it had translated before the model's TLB lost the
@@ -117,7 +116,7 @@ class Runner:
             ctx.returned = True
             engine.stop()
             return
-        if engine.regs.read(REG_CPSR) & CPSR_T:   # e.g. after a BX to an odd address
+        if cpsr & CPSR_T:   # e.g. after a BX to an odd address
             raise NotModelled(f"cpu{ctx.st.id}: a trapped instruction in Thumb state at {pc:#x} "
                               f"(hypemu decodes ARM state only)")
         word = self.patched.get(pa) or engine.read32(pa)
