@@ -91,6 +91,14 @@ class Registers:
         self._buf = ctypes.c_uint32()
         self._ref = ctypes.byref(self._buf)
         self._mem = ctypes.create_string_buffer(8)
+        # uc_reg_read_batch / uc_reg_write_batch: one C call for several registers
+        self._c_read_batch, self._c_write_batch = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
+        self._values = (ctypes.c_uint32 * 6)()
+        self._pointers = (ctypes.c_void_p * 6)(
+            *(ctypes.addressof(self._values) + 4 * n for n in range(6)))
+        self._sp_lr = (ctypes.c_int * 2)(UC_ARM_REG_SP, UC_ARM_REG_LR)
+        self._args = (ctypes.c_int * 6)(*(UC_ARM_REG_R0 + n for n in range(4)), UC_ARM_REG_LR,
+                                        UC_ARM_REG_PC)
 
     def _load_by_binding(self, pa: int, size: int) -> int:   # pragma: no cover - other bindings
         try:
@@ -113,6 +121,26 @@ class Registers:
         self._buf.value = value & 0xFFFFFFFF
         if self._c_write(self._handle, _UC_REG[reg], self._ref):
             raise EngineError(f"uc_reg_write({reg}) failed")
+
+    def exchange_sp_lr(self, sp: int, lr: int) -> tuple[int, int]:
+        """SP and LR as they are, then ``sp`` and ``lr`` in their place (a mode switch's bank
+        swap): two C calls instead of four."""
+        values = self._values
+        if self._c_read_batch(self._handle, self._sp_lr, self._pointers, 2):
+            raise EngineError("uc_reg_read_batch(SP, LR) failed")
+        old = values[0], values[1]
+        values[0], values[1] = sp & 0xFFFFFFFF, lr & 0xFFFFFFFF
+        if self._c_write_batch(self._handle, self._sp_lr, self._pointers, 2):
+            raise EngineError("uc_reg_write_batch(SP, LR) failed")
+        return old
+
+    def write_call(self, args: tuple[int, int, int, int], lr: int) -> None:
+        """R0-R3 and LR of a call, in one C call."""
+        values = self._values
+        values[0], values[1], values[2], values[3] = (a & 0xFFFFFFFF for a in args)
+        values[4] = lr & 0xFFFFFFFF
+        if self._c_write_batch(self._handle, self._args, self._pointers, 5):
+            raise EngineError("uc_reg_write_batch(R0-R3, LR) failed")
 
 
 def new_uc() -> Any:

@@ -126,9 +126,7 @@ class Kernel:
         st = core.select(cpu)
         if st.mode != MODE_SVC:
             raise RuntimeError(f"cpu{cpu} is not in SVC (mode {st.mode:#x}): cannot make an HVC")
-        for n, value in enumerate((r0, r1, r2, r3)):
-            core.set_reg(n, value)
-        core.set_reg(14, self.sentinel)
+        core.set_call_regs((r0, r1, r2, r3), self.sentinel)
         return self.runner.run_to_pl1(cpu, self.image.pl1.address("kvm_call_hyp"), during)
 
     def install_stub(self, cpu: int) -> None:
