@@ -14,14 +14,14 @@
 	.align	5
 	.global	__kvm_hyp_init
 __kvm_hyp_init:
-	b	.			@ 0x00 reset
-	b	.			@ 0x04 undefined instruction
-	b	.			@ 0x08 HVC from HYP
-	b	.			@ 0x0c prefetch abort
-	b	.			@ 0x10 data abort
-	b	__do_hyp_init		@ 0x14 HYP trap: the kernel's HVC
-	b	.			@ 0x18 IRQ
-	b	.			@ 0x1c FIQ
+	W(b)	.			@ 0x00 reset
+	W(b)	.			@ 0x04 undefined instruction
+	W(b)	.			@ 0x08 HVC from HYP
+	W(b)	.			@ 0x0c prefetch abort
+	W(b)	.			@ 0x10 data abort
+	W(b)	__do_hyp_init		@ 0x14 HYP trap: the kernel's HVC
+	W(b)	.			@ 0x18 IRQ
+	W(b)	.			@ 0x1c FIQ
 
 __do_hyp_init:
 .if CALL_ABI == CALL_ABI_LINUX
@@ -70,7 +70,9 @@ __do_hyp_init:
 	mrc	p15, 0, r1, c1, c0, 0	@ SCTLR
 	ldr	r12, =(HSCTLR_EE | HSCTLR_FI | HSCTLR_I | HSCTLR_C)
 	and	r1, r1, r12
-	orr	r1, r1, #(HSCTLR_M | HSCTLR_A)
+ARM(	orr	r1, r1, #(HSCTLR_M | HSCTLR_A)	)
+THUMB(	ldr	r12, =(HSCTLR_M | HSCTLR_A | HSCTLR_TE)	)	@ Thumb-2: TE stays set
+THUMB(	orr	r1, r1, r12	)
 	orr	r0, r0, r1
 	isb
 	mcr	p15, 4, r0, c1, c0, 0	@ HSCTLR: the MMU is on from here
@@ -89,6 +91,7 @@ phase2:
 	ldr	r2, =TRAMPOLINE_VA
 	adr	r3, trampoline_target
 	bfi	r2, r3, #0, #PAGE_SHIFT
+THUMB(	orr	r2, r2, #1	)		@ stay in Thumb state
 	bx	r2
 
 trampoline_target:

@@ -4,18 +4,19 @@
 @ Assembled at the kernel VA of the HYP text: in 2013 a HYP VA equals the kernel VA.
 @ Call convention (kvm_call_hyp): r0 = HYP VA of the function, r1-r3 = its arguments; the
 @ function gets them in r0-r2 and returns its result in r0. LR and SPSR are saved on the HYP stack.
+@ In a Thumb-2 build the function pointers have bit 0 set and the BLX interworks.
 
 	.align	5
 	.global	__kvm_hyp_vector
 __kvm_hyp_vector:
-	b	hyp_bad_exception	@ 0x00 reset
-	b	hyp_bad_exception	@ 0x04 undefined instruction
-	b	hyp_bad_exception	@ 0x08 HVC from HYP
-	b	hyp_bad_exception	@ 0x0c prefetch abort
-	b	hyp_bad_exception	@ 0x10 data abort
-	b	hyp_hvc			@ 0x14 HYP trap: the kernel's HVC
-	b	hyp_bad_exception	@ 0x18 IRQ
-	b	hyp_bad_exception	@ 0x1c FIQ
+	W(b)	hyp_bad_exception	@ 0x00 reset
+	W(b)	hyp_bad_exception	@ 0x04 undefined instruction
+	W(b)	hyp_bad_exception	@ 0x08 HVC from HYP
+	W(b)	hyp_bad_exception	@ 0x0c prefetch abort
+	W(b)	hyp_bad_exception	@ 0x10 data abort
+	W(b)	hyp_hvc			@ 0x14 HYP trap: the kernel's HVC
+	W(b)	hyp_bad_exception	@ 0x18 IRQ
+	W(b)	hyp_bad_exception	@ 0x1c FIQ
 
 hyp_hvc:
 	push	{r0, r1, r2}
@@ -92,7 +93,9 @@ hyp_touch_round:
 	mov	r4, r0
 	mov	r5, r1
 hyp_touch_page:
-	ldr	r6, [r4], r12
+ARM(	ldr	r6, [r4], r12	)
+THUMB(	ldr	r6, [r4]	)		@ Thumb-2 has no post-indexed register offset
+THUMB(	add	r4, r4, r12	)
 	add	r3, r3, r6
 	subs	r5, r5, #1
 	bne	hyp_touch_page

@@ -40,7 +40,8 @@ def init_per_cpu(reps: int) -> Case:
 
 
 @benchmark("hvc_roundtrip", "us", full={"calls": 300}, quick={"calls": 1},
-           target=Target("ratio", "<=", 1.5, "ratio <= 1.5"))
+           target=Target("ratio", "<=", 1.5, "ratio <= 1.5"),
+           baseline="bare Unicorn through as many Python-served traps (C-API PC access)")
 def hvc_roundtrip(calls: int) -> Case:
     """A runtime HVC from the kernel side and back: Machine.call(0, "hyp_probe")."""
     m = board()
@@ -90,7 +91,8 @@ def _loop(counted: bool, rounds: int, checks: bool = False, note: str = "") -> C
 
 
 @benchmark("mmu_loop", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15,
-           target=BUDGET_TARGET)
+           target=BUDGET_TARGET,
+           baseline="bare Unicorn, the same loop, no MMU, no hooks")
 def mmu_loop(rounds: int) -> Case:
     """A HYP load loop, MMU on, warm TLB, exact instruction budget (as scenarios run) vs bare;
     hazard checks off (mmu_loop_checks has them on)."""
@@ -104,20 +106,23 @@ def _budget_name() -> str:
 
 
 @benchmark("mmu_loop_uncounted", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15,
-           target=LOOP_TARGET)
+           target=LOOP_TARGET,
+           baseline="bare Unicorn, the same loop, no MMU, no hooks")
 def mmu_loop_uncounted(rounds: int) -> Case:
     """The same loop without an instruction budget: what the HYP model itself costs."""
     return _loop(False, rounds)
 
 
 @benchmark("mmu_loop_checks", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15,
-           target=BUDGET_TARGET)
+           target=BUDGET_TARGET,
+           baseline="bare Unicorn, the same loop, no MMU, no hooks")
 def mmu_loop_checks(rounds: int) -> Case:
     """The mmu_loop with the hazard checks on (DESIGN.md 1.4)."""
     return _loop(True, rounds, checks=True, note=f"; budget: {_budget_name()}")
 
 
-@benchmark("count_hook", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15)
+@benchmark("count_hook", "ms", full={"rounds": 8000}, quick={"rounds": 2}, repeats=15,
+           baseline="bare Unicorn, the same loop uncounted")
 def count_hook(rounds: int) -> Case:
     """Bare Unicorn's own cost of emu_start(count=): the same loop counted vs uncounted."""
     m = board(boot=False)
@@ -132,7 +137,8 @@ def count_hook(rounds: int) -> Case:
                                     "budget through emu_start(count=) pays on every instruction")
 
 
-@benchmark("count_block_hook", "ms", full={"rounds": 100}, quick={"rounds": 2})
+@benchmark("count_block_hook", "ms", full={"rounds": 100}, quick={"rounds": 2},
+           baseline="bare Unicorn, the same loop uncounted, no hook")
 def count_block_hook(rounds: int) -> Case:
     """The other exact count on bare Unicorn: a Python block hook adding up block sizes, vs none."""
     m = board(boot=False)
@@ -183,20 +189,23 @@ def _touch(pages: int, calls: int, cold: bool) -> Case:
 
 
 @benchmark("tlb_fills", "fills/s", full={"pages": 2048, "calls": 10}, quick={"pages": 16, "calls": 1},
-           target=Target("value", ">=", 200_000, ">= 200,000/s"))
+           target=Target("value", ">=", 200_000, ">= 200,000/s"),
+           baseline="bare Unicorn, the same touches, an identity fill hook")
 def tlb_fills(pages: int, calls: int) -> Case:
     """A HYP guest touching many distinct pages: Unicorn soft-TLB misses served by the TLB model."""
     return _touch(pages, calls, cold=False)
 
 
 @benchmark("tlb_fills_cold", "fills/s", full={"pages": 2048, "calls": 1},
-           quick={"pages": 16, "calls": 1}, target=Target("value", ">=", 200_000, ">= 200,000/s"))
+           quick={"pages": 16, "calls": 1}, target=Target("value", ">=", 200_000, ">= 200,000/s"),
+           baseline="bare Unicorn, the same touches, an identity fill hook")
 def tlb_fills_cold(pages: int, calls: int) -> Case:
     """The same with the TLB model emptied before each pass: every fill walks the tables."""
     return _touch(pages, calls, cold=True)
 
 
-@benchmark("walks", "walks/s", full={"pages": 2048}, quick={"pages": 16})
+@benchmark("walks", "walks/s", full={"pages": 2048}, quick={"pages": 16},
+           baseline="the walk's descriptor reads alone")
 def walks(pages: int) -> Case:
     """The HYP stage-1 walker alone, over distinct 4 KiB pages of the runtime table."""
     m = board()
@@ -214,7 +223,8 @@ def walks(pages: int) -> Case:
                     f"alone (Unicorn mem_read from Python)"))
 
 
-@benchmark("trapped_insns", "insns/s", full={"rounds": 250}, quick={"rounds": 2})
+@benchmark("trapped_insns", "insns/s", full={"rounds": 250}, quick={"rounds": 2},
+           baseline="bare Unicorn, a hook that steps over each trapped instruction")
 def trapped_insns(rounds: int) -> Case:
     """HYP code doing nothing but trapped system-register accesses (MRC and MCR of HVBAR)."""
     m = board()

@@ -46,6 +46,7 @@ typedef struct {
     int has_pending;
     uint64_t fin_begin, fin_end;   /* the page counted per instruction (valid if finishing) */
     int finishing;
+    int off;                       /* disabled: the engine counts with count= now */
     uc_hook_h block_hook, code_hook;
     uint64_t odd_blocks;           /* blocks whose size is no multiple of 4: Thumb code ran */
 } Budget;
@@ -56,6 +57,8 @@ static void on_block(void *uc, uint64_t address, uint32_t size, void *data)
 {
     Budget *b = (Budget *)data;
     uint64_t n = size >> 2;
+    if (b->off)
+        return;
     if (size & 3) {                /* Thumb code: not countable here; the run is refused */
         b->odd_blocks++;
         b->blk_end = 0;
@@ -242,6 +245,16 @@ static PyObject *Budget_reset(Budget *b, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+static PyObject *Budget_disable(Budget *b, PyObject *unused)
+{
+    if (end_finishing(b))
+        return NULL;
+    b->off = 1;
+    b->blk_end = 0;
+    b->has_pending = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Budget_pending(Budget *b, void *closure)
 {
     if (!b->has_pending)
@@ -269,6 +282,7 @@ static PyMethodDef Budget_methods[] = {
     {"trapped", (PyCFunction)Budget_trapped, METH_NOARGS,
      "an invalid-instruction hook at PC: the rest of its block will not run; -> (PC, CPSR)"},
     {"reset", (PyCFunction)Budget_reset, METH_NOARGS, "forget every run (the block hook stays)"},
+    {"disable", (PyCFunction)Budget_disable, METH_NOARGS, "count no more (the hook stays, idle)"},
     {NULL}
 };
 

@@ -93,22 +93,25 @@ class Benchmark:
     unit: str
     doc: str
     setup: Callable[..., Case]
-    full: dict
-    quick: dict
+    full: dict[str, Any]
+    quick: dict[str, Any]
     repeats: int = 11
     target: Optional[Target] = None
     unavailable: Callable[[], Optional[str]] = lambda: None
+    baseline: str = ""       # what its ratio is measured against (the table's footnote)
 
 
-def benchmark(name: str, unit: str, *, full: dict, quick: dict, repeats: int = 11,
+def benchmark(name: str, unit: str, *, full: dict[str, Any], quick: dict[str, Any],
+              repeats: int = 11,
               target: Optional[Target] = None,
-              unavailable: Callable[[], Optional[str]] = lambda: None):
+              unavailable: Callable[[], Optional[str]] = lambda: None, baseline: str = ""
+              ) -> Callable[[Callable[..., Case]], Benchmark]:
     """Decorator for a suite module: turns ``setup(**size) -> Case`` into a ``Benchmark``; its
-    docstring's first line is the description."""
+    docstring's first line is the description, ``baseline`` names what its ratio divides by."""
     def wrap(setup: Callable[..., Case]) -> Benchmark:
         lines = (setup.__doc__ or "").strip().splitlines()
         return Benchmark(name, unit, lines[0] if lines else "", setup, full, quick, repeats,
-                         target, unavailable)
+                         target, unavailable, baseline)
     return wrap
 
 
@@ -163,7 +166,7 @@ class Row:
     met: Optional[bool] = None
     detail: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "unit": self.unit, "baseline": self.baseline,
                 "ratio": self.ratio, "repeats": self.repeats, "spread": self.spread,
                 "ratio_spread": self.ratio_spread, "target": self.target, "met": self.met,
@@ -172,12 +175,12 @@ class Row:
 
 @dataclass
 class Report:
-    machine: dict
+    machine: dict[str, Any]
     rows: list[Row] = field(default_factory=list)
-    unavailable: list[dict] = field(default_factory=list)   # {"name", "reason"}
-    failed: list[dict] = field(default_factory=list)        # {"name", "error"}
+    unavailable: list[dict[str, Any]] = field(default_factory=list)   # {"name", "reason"}
+    failed: list[dict[str, Any]] = field(default_factory=list)        # {"name", "error"}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "benchmarks": [r.to_dict() for r in self.rows],
                 "unavailable": list(self.unavailable), "failed": list(self.failed)}
 
@@ -253,7 +256,7 @@ def select(suite: list[Benchmark], only: Optional[Iterable[str]]) -> list[Benchm
     return [b for b in suite if b.name in wanted]
 
 
-def machine_info(quick: bool, command: str) -> dict:
+def machine_info(quick: bool, command: str) -> dict[str, Any]:
     """What the figures were measured on: host CPU, Python, Unicorn, hypemu, and how."""
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -284,7 +287,7 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def run(benchmarks: list[Benchmark], quick: bool, machine: dict,
+def run_suite(benchmarks: list[Benchmark], quick: bool, machine: dict[str, Any],
         progress: Callable[[str], None] = lambda line: None) -> Report:
     """Measure each benchmark (or note why it is not available); ``progress`` gets each table row."""
     report = Report(machine)
@@ -332,8 +335,10 @@ def _pct(x: Optional[float]) -> str:
 def _row_lines(row: Row) -> str:
     status = "" if row.met is None else ("  met" if row.met else "  MISSED")
     target = f"{row.target}{status}" if row.target else ""
-    line = (f"{row.name:<20} {_num(row.value):>12} {row.unit:<9} {_pct(row.spread):>7} "
-            f"{_num(row.baseline):>12} {_num(row.ratio):>7} {_pct(row.ratio_spread):>7}  {target}")
+    one = row.repeats <= 1   # one repeat has no spread: print none rather than 0.0%
+    spread, ratio_spread = ("", "") if one else (_pct(row.spread), _pct(row.ratio_spread))
+    line = (f"{row.name:<20} {_num(row.value):>12} {row.unit:<9} {spread:>7} "
+            f"{_num(row.baseline):>12} {_num(row.ratio):>7} {ratio_spread:>7}  {target}")
     return line.rstrip() + (f"\n{'':<20} {row.detail}" if row.detail else "")
 
 
@@ -341,22 +346,37 @@ def _unavailable_line(name: str, reason: str) -> str:
     return f"{name:<20} {reason}"
 
 
-def _preamble(m: dict, count: int) -> str:
+def _preamble(m: dict[str, Any], count: int) -> str:
     how = "quick: each benchmark once, tiny sizes (not comparable)" if m["quick"] else \
         "median of the repeats; spread = interquartile range / median"
     return (f"hypemu bench: {count} benchmark{'s' if count != 1 else ''}, {how}\n"
             f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['os']}, {m['python']}, "
             f"unicorn {m['unicorn']}\n"
             f"instruction budget: {m['budget']}\n"
-            f"ratio = the cost of what is measured / its baseline's, for the same work\n\n{HEADER}")
+            f"ratio = the cost of what is measured / its own baseline's (footnote), for the same "
+            f"work\n\n{HEADER}")
+
+
+def _footnote(benchmarks: list[Benchmark], report: Report) -> str:
+    """What each ratio divides by: every row has its own baseline, so ratios of different rows
+    do not compare; and the targets missed."""
+    docs = {b.name: b.baseline for b in benchmarks}
+    lines = ["", "ratio baselines (each row its own; ratios of different rows do not compare):"]
+    lines += [f"  {r.name:<20} {docs.get(r.name) or 'the baseline column'}"
+              for r in report.rows if r.ratio is not None]
+    missed = [r.name for r in report.rows if r.met is False]
+    judged = [r for r in report.rows if r.met is not None]   # --quick judges none
+    lines.append(f"targets missed: {', '.join(missed)}" if missed else
+                 "targets: all met" if judged else "targets: none judged")
+    return "\n".join(lines)
 
 
 # --- the command ----------------------------------------------------------------------------------
 def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[list[str]] = None,
-         command: str = "hypemu bench", suite_dir: Optional[Path] = None) -> int:
-    """``hypemu bench``: print the table as rows complete; write JSON if asked. Exit status 0, or 1
-    when a benchmark failed (the others still run). Raises BenchError for what the user can fix
-    (the CLI turns it into exit status 2)."""
+         command: str = "hypemu bench", suite_dir: Optional[Path] = None, check: bool = False) -> int:
+    """``hypemu bench``: print the table as rows complete, then the footnote; write JSON if asked.
+    Exit status 0, or 1 when a benchmark failed (the others still run) or, with ``check``, when a
+    target was missed. Raises BenchError for what the user can fix (the CLI exits 2)."""
     benchmarks = select(load_suite(suite_dir), only)
     out = Path(json_path) if json_path and json_path != "-" else None
     if out is not None and not out.parent.is_dir():
@@ -364,10 +384,12 @@ def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[li
     stream = sys.stderr if json_path == "-" else sys.stdout
     machine = machine_info(quick, command)
     print(_preamble(machine, len(benchmarks)), file=stream, flush=True)
-    report = run(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
+    report = run_suite(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
+    print(_footnote(benchmarks, report), file=stream, flush=True)
     if json_path:
         _write_json(report, json_path)
-    return 1 if report.failed else 0
+    missed = check and any(r.met is False for r in report.rows)
+    return 1 if report.failed or missed else 0
 
 
 def list_suite(suite_dir: Optional[Path] = None) -> int:

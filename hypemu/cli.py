@@ -15,22 +15,24 @@ import sys
 import traceback
 from typing import Callable, Optional, Sequence
 
-from . import __version__, viewcmds
+from . import __version__, tracecli, viewcmds
+from .qemu import command as crosscheck
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
-from .machine import INPUT_ERRORS, Result, check_buildable, input_error_message, run
+from .result import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
 from .scenario import DEFAULT_SCENARIO, Scenario, from_mapping, load_file
-from .trace import lines as trace_lines
 
 EXAMPLES = """examples:
   hypemu run                          the built-in default scenario (1 CPU, 1 GiB, dual-step init)
   hypemu run --json                   the same, as one JSON object (README: "The JSON result")
   hypemu run --trace                  the same, with every HYP event the guest caused
+  hypemu run --trace=walk,fill,tlbi   ... only the HYP table walks, TLB fills and TLBIs
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
   hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
+  hypemu crosscheck scenarios/*.yaml  each scenario on hypemu and on QEMU, side by side
 """
 
 
@@ -62,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     run_p.add_argument("files", nargs="*", metavar="FILE", help="scenario files (YAML, format 1)")
     run_p.add_argument("--json", action="store_true", help="print one JSON object per scenario")
-    run_p.add_argument("--trace", action="store_true", help="print the event trace of each run")
+    tracecli.add_options(run_p)
     run_p.add_argument("-v", "--verbose", action="store_true",
                        help="every CPU's exception state, and HSCTLR, HTCR, HTTBR, HSR decoded")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
@@ -78,39 +80,47 @@ def _parser() -> argparse.ArgumentParser:
                          help="also write the results as JSON to FILE ('-': stdout, table to stderr)")
     bench_p.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks")
     bench_p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    bench_p.add_argument("--check", action="store_true",
+                         help="exit 1 when a benchmark misses its target (default: report only)")
     viewcmds.add_parsers(sub)
+    crosscheck.add_parser(sub)   # `hypemu crosscheck`: the QEMU bridge (hypemu.qemu)
     return parser
 
 
-def _scenarios(files: Sequence[str]) -> list[Scenario]:
-    if not files:
-        return [from_mapping(DEFAULT_SCENARIO)]
-    return [load_file(path) for path in files]
-
-
 def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
+    trace = tracecli.wanted(args)   # a bad trace option is found before the run
     try:
-        result = run(scenario)
+        result = run(scenario, trace=trace)
     except INPUT_ERRORS as err:   # incl. NotModelled: the guest did what hypemu does not model
         raise OneLine(input_error_message(err, scenario)) from None
     if args.json:
-        print(json.dumps(result.to_dict()))
+        out = result.to_dict()
+        tracecli.add_events(out, result.events, args)
+        print(json.dumps(out))
     else:
         print(summary(result, args.verbose, scenario))
-    if args.trace:
-        out = sys.stderr if args.json else sys.stdout
-        for line in trace_lines(result.events):
-            print("  " + line, file=out)
+    tracecli.emit(result, args)
     return result
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scenarios = _scenarios(args.files)
-    results = [_run_one(s, args) for s in scenarios]
-    passed = sum(r.passed for r in results)
-    if not args.json and len(results) > 1:
-        print(f"{passed} passed, {len(results) - passed} failed")
-    return 0 if passed == len(results) else 1
+    """Run every file, even after a bad one: a file that is invalid (when read, or when run: a
+    ``fn:`` the runtime code lacks) is an error, one line on stderr; the rest still run. Exit 2 if
+    any was an error, else 1 if any missed its expectation."""
+    if not args.files:
+        return 0 if _run_one(from_mapping(DEFAULT_SCENARIO), args).passed else 1
+    passed = failed = errors = 0
+    for path in args.files:
+        try:
+            ok = _run_one(load_file(path), args).passed
+        except (OneLine, InputError) as err:
+            print(f"hypemu: {err}", file=sys.stderr)
+            errors += 1
+            continue
+        passed, failed = passed + ok, failed + (not ok)
+    if not args.json and len(args.files) > 1:
+        print(f"{passed} passed, {failed} failed, {errors} error{'s' if errors != 1 else ''}")
+    return 2 if errors else (1 if failed else 0)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -132,18 +142,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench   # imported on use: `hypemu run` does not load the suite
     command = " ".join(["hypemu bench", *(["--quick"] if args.quick else []),
                         *(["--only", *args.only] if args.only else []),
-                        *(["--json", args.json] if args.json else [])])
+                        *(["--json", args.json] if args.json else []),
+                        *(["--check"] if args.check else [])])
     try:
         if args.list:
             return bench.list_suite()
-        return bench.main(args.quick, args.json, args.only, command)
+        return bench.main(args.quick, args.json, args.only, command, check=args.check)
     except bench.BenchError as err:
         raise OneLine(str(err)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(tracecli.explicit(argv))
     if args.command is None:
         parser.print_help()
         return 2

@@ -71,7 +71,8 @@ class WriteContext(Protocol):
 
     def invalidate_hyp_tlb(self, va: Optional[int], broadcast: bool, op: str, pc: int) -> None:
         """HYP TLB maintenance: every entry (``va`` None) or those containing ``va``, on this CPU
-        or on every online CPU (``broadcast``: the inner shareable domain)."""
+        or on every online CPU (``broadcast``: the inner shareable domain). Recorded as a TLBI
+        event ``op`` whose value is ``va`` (None: the operation ignores its register)."""
 
     def barrier(self, kind: str) -> None:
         """'isb' or 'dsb' took effect (CP15ISB/CP15DSB)."""
@@ -99,25 +100,21 @@ def write_regime(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
 
 def tlbiallh(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
     """TLBIALLH: every HYP entry of this CPU."""
-    ctx.record(events.TLBI, row.name, value, pc)
     ctx.invalidate_hyp_tlb(None, False, row.name, pc)
 
 
 def tlbimvah(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
     """TLBIMVAH: the HYP entries of this CPU containing the VA."""
-    ctx.record(events.TLBI, row.name, value, pc)
     ctx.invalidate_hyp_tlb(value & TLBI_VA_MASK, False, row.name, pc)
 
 
 def tlbiallhis(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
     """TLBIALLHIS: TLBIALLH on every CPU of the inner shareable domain."""
-    ctx.record(events.TLBI, row.name, value, pc)
     ctx.invalidate_hyp_tlb(None, True, row.name, pc)
 
 
 def tlbimvahis(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
     """TLBIMVAHIS: TLBIMVAH on every CPU of the inner shareable domain."""
-    ctx.record(events.TLBI, row.name, value, pc)
     ctx.invalidate_hyp_tlb(value & TLBI_VA_MASK, True, row.name, pc)
 
 

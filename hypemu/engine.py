@@ -8,15 +8,13 @@ Why a separate module: only this file speaks Unicorn; everything above it uses p
 bytes and callbacks. An exception raised in a hook cannot cross Unicorn's C frames, so the adapter
 captures it, stops the run and re-raises it from ``start`` (every ``emu_start``, the replay's
 included). The ``count=`` budget's counter lives here because Unicorn keeps it internally without
-an API (see ``_counter_offset``).
+an API (see ``engine_budget.counter_address``).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import contextlib
-import struct
 from typing import Any, Callable, Iterator, Optional
 
 from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
@@ -28,7 +26,7 @@ from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC
                                UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15)
 
 from . import engine_budget
-from .engine_budget import COUNT, NATIVE, NativeBudget
+from .engine_budget import COUNT, NATIVE, NativeBudget, counter_address
 
 PAGE = 4096
 
@@ -157,40 +155,6 @@ def new_uc() -> Any:
     return uc
 
 
-def _handle_address(uc: Any) -> int:
-    handle = uc._uch  # the uc_engine pointer of the binding
-    return int(handle.value if hasattr(handle, "value") else handle)
-
-
-@functools.lru_cache(maxsize=1)
-def _counter_offset() -> int:
-    """Where Unicorn keeps the executed-instruction counter of a counted emu_start.
-
-    Unicorn 2.1 counts instructions for ``emu_start(count=N)`` (that is how the budget is enforced)
-    but exposes no API to read the count. It stores the counter next to the requested count in its
-    engine structure; we find that pair once per process by running two programs of known length
-    and looking for (executed, requested) side by side. If the layout is not found the Unicorn build
-    is not supported, and we say so rather than report invented numbers.
-    """
-    probes = ((37, 12345), (53, 23457))
-    candidates = None
-    for executed, requested in probes:
-        uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]
-        uc.ctl_set_page_size(PAGE)
-        uc.mem_map(0x10000, PAGE)
-        nop, branch_self = 0xE1A00000, 0xEAFFFFFE
-        uc.mem_write(0x10000, struct.pack(f"<{executed + 1}I", *([nop] * executed), branch_self))
-        uc.emu_start(0x10000, 0x10000 + 4 * executed, count=requested)
-        raw = ctypes.string_at(_handle_address(uc), 4096)
-        found = {off for off in range(0, len(raw) - 16, 8)
-                 if struct.unpack_from("<QQ", raw, off) == (executed, requested)}
-        candidates = found if candidates is None else candidates & found
-    if not candidates or len(candidates) != 1:
-        raise EngineError("cannot locate Unicorn's instruction counter: this Unicorn build is not "
-                          "supported (hypemu needs unicorn 2.1.x)")
-    return candidates.pop()
-
-
 def choose_budget(budget: str = "auto", thumb: bool = False) -> str:
     """The budget an engine uses: ``NATIVE`` or ``COUNT``. ``budget``: "auto" (native where it is
     available and no Thumb code can run), "native" (an EngineError if it cannot be had) or
@@ -235,7 +199,8 @@ class Engine:
         for base, size in self.banks:
             self.uc.mem_map(base, size)
         self.scratch = self._map_scratch()
-        self._counter_addr = 0 if self._native else _handle_address(self.uc) + _counter_offset()
+        self._counter: Optional[ctypes.c_uint64] = None if self._native else self._count_view()
+        self._thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
@@ -385,7 +350,27 @@ class Engine:
         Unicorn's ``emu_start(count=)`` counts them, whichever budget counted."""
         if self._native is not None:
             return self._native.executed()
-        return int(ctypes.c_uint64.from_address(self._counter_addr).value)
+        assert self._counter is not None
+        return int(self._counter.value)   # a view of Unicorn's own counter: read live
+
+    def _count_view(self) -> ctypes.c_uint64:
+        return ctypes.c_uint64.from_address(counter_address(self.uc))
+
+    @property
+    def thumb_code(self) -> bool:
+        """Thumb code may run (told at construction, or set when Thumb code is loaded). The budget
+        must then be Unicorn's own count (emu_start(count=)), which counts either state: setting
+        it turns a native budget off for good (its block hook stays, doing nothing)."""
+        return self._thumb_code
+
+    @thumb_code.setter
+    def thumb_code(self, value: bool) -> None:
+        self._thumb_code = self._thumb_code or bool(value)
+        if self._thumb_code and self._native is not None:
+            self._native.disable()
+            self._native, self.budget_kind = None, COUNT
+            self._counter = self._count_view()
+            self.flush_code_cache()   # count='s hook is compiled into the code translated next
 
     def reset_budget(self) -> None:
         """Forget every run's count (an instance reused for another board)."""

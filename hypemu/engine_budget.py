@@ -23,6 +23,8 @@ noticed and the run is refused (``ThumbUnderNativeBudget``), so the engine must 
 the ``count=`` budget wherever Thumb code can run. It must be the only block hook (a second one
 turns off Unicorn's inlining: no one else may add one). It relies on Unicorn 2.1's hook layout.
 
+The ``count=`` budget's counter is found here too (``counter_address``): Unicorn keeps it without an API.
+
 State: a ``NativeBudget`` belongs to one Unicorn instance for that instance's life (its block hook
 is installed before the first translation); ``reset()`` forgets all runs, so an instance reused
 for another board starts clean.
@@ -31,11 +33,14 @@ for another board starts clean.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import os
+import struct
 from typing import Any, Callable, Optional
 
-from unicorn import UC_CTL_IO_WRITE, UC_CTL_TB_REMOVE_CACHE, UcError  # type: ignore[attr-defined]
+from unicorn import UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_REMOVE_CACHE, UC_MODE_ARM
+from unicorn import Uc, UcError  # type: ignore[attr-defined]
 from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_PC
 
 ENV = "HYPEMU_NATIVE_BUDGET"
@@ -44,8 +49,51 @@ UNLIMITED = (1 << 64) - 1
 NATIVE, COUNT = "native", "count"
 
 
+class UnsupportedUnicorn(RuntimeError):
+    """This Unicorn build keeps its instruction counter where hypemu cannot find it."""
+
+
 class ThumbUnderNativeBudget(RuntimeError):
     """Thumb code ran while the native budget counted ARM words: the count would be wrong."""
+
+
+def _handle_address(uc: Any) -> int:
+    handle = uc._uch  # the uc_engine pointer of the binding
+    return int(handle.value if hasattr(handle, "value") else handle)
+
+
+@functools.lru_cache(maxsize=1)
+def _counter_offset() -> int:
+    """Where Unicorn keeps the executed-instruction counter of a counted emu_start.
+
+    Unicorn 2.1 counts instructions for ``emu_start(count=N)`` (that is how the budget is enforced)
+    but exposes no API to read the count. It stores the counter next to the requested count in its
+    engine structure; we find that pair once per process by running two programs of known length
+    and looking for (executed, requested) side by side. If the layout is not found the Unicorn build
+    is not supported, and we say so rather than report invented numbers.
+    """
+    probes = ((37, 12345), (53, 23457))
+    candidates = None
+    for executed, requested in probes:
+        uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]
+        uc.ctl_set_page_size(4096)
+        uc.mem_map(0x10000, 4096)
+        nop, branch_self = 0xE1A00000, 0xEAFFFFFE
+        uc.mem_write(0x10000, struct.pack(f"<{executed + 1}I", *([nop] * executed), branch_self))
+        uc.emu_start(0x10000, 0x10000 + 4 * executed, count=requested)
+        raw = ctypes.string_at(_handle_address(uc), 4096)
+        found = {off for off in range(0, len(raw) - 16, 8)
+                 if struct.unpack_from("<QQ", raw, off) == (executed, requested)}
+        candidates = found if candidates is None else candidates & found
+    if not candidates or len(candidates) != 1:
+        raise UnsupportedUnicorn("cannot locate Unicorn's instruction counter: this Unicorn build is not "
+                          "supported (hypemu needs unicorn 2.1.x)")
+    return candidates.pop()
+
+
+def counter_address(uc: Any) -> int:
+    """Where the count= budget's executed-instruction counter of ``uc`` lives."""
+    return _handle_address(uc) + _counter_offset()
 
 
 def _module() -> Any:
@@ -119,6 +167,10 @@ class NativeBudget:
                 "Thumb code ran under the native budget, which counts ARM words: build the "
                 "engine with the count= budget where Thumb code can run")
         return err
+
+    def disable(self) -> None:
+        """Count no more (Thumb code was loaded: the engine counts with count= from now on)."""
+        self._c.disable()
 
     def reset(self) -> None:
         """Forget every run (an instance reused for another board); the block hook stays."""

@@ -17,7 +17,8 @@ and asks for a bug report (exit status 3), the pytest plugin shows it as an ERRO
 
 from __future__ import annotations
 
-from typing import Optional
+import difflib
+from typing import Iterable, Optional
 
 INTERNAL_EXIT = 3
 BUG_REPORT = ("hypemu: internal error: this is a bug in hypemu, not in your input; please report it "
@@ -60,7 +61,14 @@ class UnknownFunction(InputError, ValueError):
 
     def __init__(self, name: str, known: list[str]):
         self.name, self.known = name, known
-        super().__init__(f"no HYP function {name!r} in the runtime code (known: {', '.join(known)})")
+        super().__init__(f"no HYP function {name!r} in the runtime code{did_you_mean(name, known)} "
+                         f"(callable: {', '.join(known)})")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``: did you mean X?`` for the closest of ``known`` to a misspelt ``name``, else empty."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f": did you mean {close[0]}?" if close else ""
 
 
 class ConfigError(HypemuError):
@@ -82,3 +90,8 @@ class OptionError(InputError):
 
 class UsageError(HypemuError, ValueError):
     """A ``Machine`` API call that cannot be done (raised only at that API boundary)."""
+
+
+class StepInjectionWarning(UserWarning):
+    """A ``Machine`` driven by ``boot``/``call``/``hotplug`` does not apply its scenario's
+    step-bound injections (``remap ... at: N``); ``Machine.run_step``/``run_steps`` do."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import cp15
-from .cpu.state import CPSR_A, CPSR_F, CPSR_I, MODE_HYP, MODE_SVC
+from .cpu.state import CPSR_A, CPSR_F, CPSR_I, CPSR_T, MODE_HYP, MODE_SVC
 from .lpae import PAGE_SIZE
 
 
@@ -60,11 +60,11 @@ GUEST_CONSTANTS_DOC = {
     "VTCR_MASK": "0x3FDF: VTCR fields the init code sets", "VTCR_HTCR_SH": "0x3F00",
     "VTCR_SL0_L1": "0x40: stage-2 walks start at level 1",
     "VTCR_T0SZ_40BIT": "0x18: T0SZ = -8 with its sign bit S: a 40-bit IPA",
-    "HSCTLR_MASK": "0x02281007: M A C I WXN FI EE", "HSCTLR_M/_A/_C/_I/_WXN/_FI/_EE": "bits",
+    "HSCTLR_MASK": "0x02281007: M A C I WXN FI EE", "HSCTLR_M/_A/_C/_I/_WXN/_FI/_EE/_TE": "bits",
     "CALL_ABI": "0 (seed) or 1 (linux-3.10)", "CALL_ABI_SEED": "0", "CALL_ABI_LINUX": "1",
     "HSR_EC_SHIFT": "26", "HSR_EC_HVC": "0x12",
     "HYP_PROBE_VA": "HYP VA of the kernel data word that hyp_probe reads",
-    "PSR_MODE_SVC/_HYP, PSR_A_BIT/_I_BIT/_F_BIT": "CPSR mode numbers and mask bits",
+    "PSR_MODE_SVC/_HYP, PSR_A_BIT/_I_BIT/_F_BIT/_T_BIT": "CPSR mode numbers, mask bits and T",
 }
 
 
@@ -76,11 +76,11 @@ def guest_constants(trampoline_va: int, call_abi: str, probe_va: int = 0) -> dic
         "VTCR_SL0_L1": 0x40, "VTCR_T0SZ_40BIT": 0x18,
         "HSCTLR_MASK": 0x02281007, "HSCTLR_M": cp15.HSCTLR_M, "HSCTLR_A": cp15.HSCTLR_A,
         "HSCTLR_C": cp15.HSCTLR_C, "HSCTLR_I": cp15.HSCTLR_I, "HSCTLR_WXN": cp15.HSCTLR_WXN,
-        "HSCTLR_FI": cp15.HSCTLR_FI, "HSCTLR_EE": cp15.HSCTLR_EE,
+        "HSCTLR_FI": cp15.HSCTLR_FI, "HSCTLR_EE": cp15.HSCTLR_EE, "HSCTLR_TE": cp15.HSCTLR_TE,
         "CALL_ABI": CALL_CONVENTIONS[call_abi].number,
         "CALL_ABI_SEED": CALL_CONVENTIONS["seed"].number,
         "CALL_ABI_LINUX": CALL_CONVENTIONS["linux-3.10"].number,
         "HSR_EC_SHIFT": 26, "HSR_EC_HVC": 0x12, "HYP_PROBE_VA": probe_va,
         "PSR_MODE_SVC": MODE_SVC, "PSR_MODE_HYP": MODE_HYP, "PSR_A_BIT": CPSR_A,
-        "PSR_I_BIT": CPSR_I, "PSR_F_BIT": CPSR_F,
+        "PSR_I_BIT": CPSR_I, "PSR_F_BIT": CPSR_F, "PSR_T_BIT": CPSR_T,
     }

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 from . import events, lpae
 from .observer import CpuView, LocateVA, Outcome
-from .walker import Fault, Translation, walk
+from .walker import Fault, Translation, same_mapping, walk
 
 KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")
 REGIME_REGISTERS = ("HSCTLR", "HTTBR", "HTCR", "HMAIR0", "HMAIR1")
@@ -55,14 +55,28 @@ class Hazard:
     detail: str
     insn: Optional[int] = None     # the instruction word at pc, for the disassembly
     event: int = -1                # index of its event in the log
+    thumb: bool = False            # insn is a Thumb instruction (CpuView.code_word)
+
+    @property
+    def disasm(self) -> Optional[str]:
+        """The disassembly of ``insn`` (the JSON report's ``disasm``); None for the kernel side."""
+        if self.insn is None:
+            return None
+        from .trace import disassemble   # capstone only when a report is rendered
+        return disassemble(self.insn, self.pc or 0, self.thumb)
 
     def to_dict(self) -> dict[str, Any]:
-        disasm = None
-        if self.insn is not None:
-            from .trace import disassemble   # capstone only when a report is rendered
-            disasm = disassemble(self.insn, self.pc or 0)
+        """The JSON report: the fields of this repr (``disasm``, not the word ``insn``)."""
         return {"kind": self.kind, "cpu": self.cpu, "pc": self.pc, "va": self.va,
-                "disasm": disasm, "detail": self.detail}
+                "disasm": self.disasm, "detail": self.detail}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={_shown(k, v)}" for k, v in self.to_dict().items())
+        return f"Hazard({shown})"
+
+
+def _shown(key: str, value: Any) -> str:
+    return f"{value:#x}" if key in ("pc", "va") and isinstance(value, int) else repr(value)
 
 
 @dataclass
@@ -90,10 +104,7 @@ class CpuChecks:
     unfinished: list[Unfinished] = field(default_factory=list)
 
 
-def _same(a: Translation, b: Union[Translation, Fault], va: int) -> bool:
-    return (isinstance(b, Translation) and a.pa_of(va) == b.pa_of(va)
-            and (a.readable, a.writable, a.executable) == (b.readable, b.writable, b.executable)
-            and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
+_same = same_mapping
 
 
 def _describe_walk(t: Union[Translation, Fault]) -> str:
@@ -125,9 +136,11 @@ class Checks:
 
     enabled = True
 
-    def __init__(self, view: CpuView, log: events.EventLog) -> None:
+    def __init__(self, view: CpuView, log: events.EventLog,
+                 tables: Optional[Mapping[int, str]] = None) -> None:
         self.view = view
         self.log = log
+        self.tables = dict(tables or {})   # pgd PA -> its name (boot, runtime), for the reports
         self.hazards: list[Hazard] = []
         self.tables_version = 0
         self.cpu = [CpuChecks() for _ in range(view.ncpus)]
@@ -151,9 +164,10 @@ class Checks:
         self._sites.add(site)
         if insn is None and pc is not None:
             insn = self.view.code_word(pc)
-        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log))
+        hazard = Hazard(kind, cpu, pc, va, detail, insn, len(self.log),
+                        insn is not None and self.view.thumb())
         self.hazards.append(hazard)
-        self.log.record(events.HAZARD, kind, va, pc if pc is not None else 0, detail)
+        self.log.record(events.HAZARD, kind, va, pc, detail)
         return hazard
 
     def _locator(self, hazard: Hazard) -> LocateVA:
@@ -169,7 +183,8 @@ class Checks:
              hyp: bool) -> Optional[LocateVA]:
         """stale_tlb on a hit, missing_dsb on a miss an unfinished TLBI caused, missing_isb with
         unsynchronized regime writes; then a fresh walk's descriptors are remembered. A new report
-        on a data access that is served asks for its exact VA."""
+        on a data access asks for its exact VA (also when the access faults: the report's VA is
+        the fault's HDFAR then)."""
         hazard = None
         c = self.cpu[cpu]
         if hit is not None:
@@ -181,7 +196,7 @@ class Checks:
             hazard = self._check_unsynced(cpu, va, access, outcome) or hazard
         if walked is not None and isinstance(walked, Translation):
             self._filled(cpu, walked)
-        if hazard is not None and access != "fetch" and not isinstance(outcome, Fault):
+        if hazard is not None and access != "fetch":
             return self._locator(hazard)
         return None
 
@@ -205,9 +220,24 @@ class Checks:
         if _same(t, fresh, va):
             return None
         return self.report("stale_tlb", cpu, None, va,
-                           f"{access} served by the TLB entry {_describe_walk(t)}; a fresh walk of "
-                           f"HTTBR {self.view.sysregs(cpu)['HTTBR']:#x} gives "
+                           f"{access} served by the TLB entry {_describe_walk(t)}"
+                           f"{self._filled_where(cpu, t)}; a fresh walk of "
+                           f"{self._table(self.view.sysregs(cpu)['HTTBR'])} gives "
                            f"{_describe_walk(fresh)}", guest=True, fetch=access == "fetch")
+
+    def _table(self, ttbr: int) -> str:
+        """``the boot table (HTTBR 0x8000d000)``, or ``HTTBR 0x...`` for a table not named."""
+        name = self.tables.get(ttbr & 0xFF_FFFF_FFFF)
+        return f"the {name} table (HTTBR {ttbr:#x})" if name else f"HTTBR {ttbr:#x}"
+
+    def _filled_where(self, cpu: int, t: Translation) -> str:
+        """`` filled from the boot table (HTTBR ...) by the access at pc 0x... (instruction N)``."""
+        origin = self.view.tlb_origin(cpu, t)
+        if origin is None:
+            return ""
+        count = f" (instruction {origin.icount})" if origin.icount is not None else ""
+        return (f", filled from {self._table(origin.ttbr)} by the access at pc "
+                f"{origin.pc:#x}{count}")
 
     def _unfinished_hit(self, cpu: int, va: int, access: str) -> Optional[Hazard]:
         """missing_dsb: a TLB miss for a VA whose entry an uncompleted TLBI removed. When the fresh
@@ -275,9 +305,9 @@ class Checks:
         pending = self.cpu[cpu].unsynced.get("HVBAR")
         if pending is not None and (pending[0] & ~0x1F) != vector_base:
             self.report("missing_isb", cpu, pc, None,
-                        f"exception taken with the HVBAR write at {pending[1]:#x} "
-                        f"({pending[0]:#x} -> {vector_base:#x}) not yet synchronized by an ISB: "
-                        f"the old vectors may be used")
+                        f"taking this exception reads HVBAR, whose write at {pending[1]:#x} "
+                        f"({pending[0]:#x} -> {vector_base:#x}) no ISB has synchronized yet: the "
+                        f"exception may be taken to the old vectors")
         self.cpu[cpu].unsynced.clear()
 
     # --- TLB maintenance ------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 - ``skip``: an instruction of the init or runtime code becomes a NOP, chosen by mnemonic (every
   ISB/DSB/DMB, or every MCR/MCRR to a cp15 operation or register such as TLBIALLH or HSCTLR) or by
-  ``{symbol, offset}``.
+  ``{symbol, offset}``. In Thumb-2 code the instructions are those of the Thumb instruction stream
+  (read from the region's start): the offset must start one, and a 16-bit instruction becomes a
+  16-bit NOP, a 32-bit one NOP.W.
 - ``corrupt``: one field of the leaf descriptor mapping a VA in the boot or runtime table is changed
   after the kernel side built the table (a kernel bug or a stray write).
 - ``remap``: the kernel side points a live mapping elsewhere between steps, with or without
@@ -20,14 +22,16 @@ and as a dict for the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import Any, Callable, Iterator, Optional, Protocol, Union
 
 from . import cp15, events, lpae
-from .decode import barrier_kind, decode_insn
+from .errors import did_you_mean
+from .decode import Insn, barrier_kind, decode_insn, decode_thumb, thumb_size
 from .loader import GuestImage, Region
 from .walker import Regime, Translation, walk
 
 NOP = 0xE320F000          # NOP (ARMv6K hint), ARM encoding
+THUMB_NOPS = {2: (0xBF00,), 4: (0xF3AF, 0x8000)}   # NOP (T1) and NOP.W (T2), by halfword
 BARRIERS = ("isb", "dsb", "dmb")
 SKIP_REGIONS = ("init", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
@@ -98,10 +102,34 @@ class TableEditor(Protocol):
 
 
 # --- skip -----------------------------------------------------------------------------------------
-def _matches(word: int, name: str) -> bool:
+Site = tuple[str, int, int]
+"""(region name, byte offset, instruction size) of an instruction to skip."""
+
+
+def instructions(region: Region) -> Iterator[tuple[int, int, int]]:
+    """(offset, value, size) of each instruction of ``region``: ARM words, or the Thumb
+    instruction stream from the region's start (a 32-bit one as hw1 << 16 | hw2). Deviation: data
+    inside the code is read as instructions too (and can put a Thumb walk out of step)."""
+    code = region.code
+    if not region.thumb:
+        for off in range(0, len(code) - len(code) % 4, 4):
+            yield off, int.from_bytes(code[off:off + 4], "little"), 4
+        return
+    off = 0
+    while off + 2 <= len(code):
+        first = int.from_bytes(code[off:off + 2], "little")
+        size = thumb_size(first)
+        if off + size > len(code):
+            return
+        yield off, first if size == 2 else first << 16 | int.from_bytes(code[off + 2:off + 4],
+                                                                        "little"), size
+        off += size
+
+
+def _matches(word: int, name: str, size: int = 4, thumb: bool = False) -> bool:
     if name in BARRIERS:
-        return barrier_kind(word) == name
-    insn = decode_insn(word)
+        return size == 4 and barrier_kind(word, thumb) == name
+    insn: Optional[Insn] = decode_thumb(word, size) if thumb else decode_insn(word)
     if insn is None or insn.op not in ("mcr", "mcrr"):
         return False
     key = ("c", insn.opc1, insn.crn, insn.crm, insn.opc2) if insn.op == "mcr" else ("q", insn.opc1, insn.crm)
@@ -109,16 +137,15 @@ def _matches(word: int, name: str) -> bool:
     return row is not None and row.name.lower() == name
 
 
-def skip_sites(regions: list[Region], skip: Skip) -> list[tuple[str, int]]:
-    """(region name, byte offset) of every instruction ``skip`` names, in the given regions."""
+def skip_sites(regions: list[Region], skip: Skip) -> list[Site]:
+    """(region name, byte offset, size) of every instruction ``skip`` names, in the regions."""
     if skip.mnemonic is not None:
         name = skip.mnemonic.lower()
         sites = []
         for region in regions:
-            code = region.code
-            for off in range(0, len(code) - len(code) % 4, 4):
-                if _matches(int.from_bytes(code[off:off + 4], "little"), name):
-                    sites.append((region.name, off))
+            for off, value, size in instructions(region):
+                if _matches(value, name, size, region.thumb):
+                    sites.append((region.name, off, size))
         if not sites:
             raise InjectError(None, "skip", f"no {skip.mnemonic!r} instruction in the init or "
                                             f"runtime code")
@@ -126,22 +153,36 @@ def skip_sites(regions: list[Region], skip: Skip) -> list[tuple[str, int]]:
     symbol = skip.symbol or ""
     owners = [region for region in regions if symbol in region.symbols]
     if not owners:
-        raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code")
+        known = [name for region in regions for name in region.globals]
+        raise InjectError(None, "skip.symbol", f"no symbol {symbol!r} in the init or runtime code"
+                                               f"{did_you_mean(symbol, known)}")
     if len(owners) > 1:
         raise InjectError(None, "skip.symbol", f"{symbol!r} is a label of both the init and the "
                                                f"runtime code: ambiguous")
     region = owners[0]
     off = region.address(symbol) - region.base + skip.offset
-    if not 0 <= off <= len(region.code) - 4:
+    if not 0 <= off <= len(region.code) - (2 if region.thumb else 4):
         raise InjectError(None, "skip.offset", f"{symbol}+{skip.offset:#x} is outside the "
                                                f"{region.name} code")
-    return [(region.name, off)]
+    if not region.thumb:
+        return [(region.name, off, 4)]
+    for start, _, size in instructions(region):
+        if start == off:
+            return [(region.name, off, size)]
+        if start > off:
+            break
+    raise InjectError(None, "skip.offset", f"{symbol}+{skip.offset:#x} is inside a 32-bit Thumb "
+                                           f"instruction of the {region.name} code")
 
 
-def nop_out(code: bytes, offsets: list[int]) -> bytes:
+def nop_out(code: bytes, sites: list[tuple[int, int]], thumb: bool = False) -> bytes:
+    """``code`` with the instruction at each (offset, size) made a NOP of its own size."""
     out = bytearray(code)
-    for off in offsets:
-        out[off:off + 4] = NOP.to_bytes(4, "little")
+    for off, size in sites:
+        if thumb:
+            out[off:off + size] = b"".join(h.to_bytes(2, "little") for h in THUMB_NOPS[size])
+        else:
+            out[off:off + 4] = NOP.to_bytes(4, "little")
     return bytes(out)
 
 
@@ -188,7 +229,7 @@ def corrupt(editor: TableEditor, c: Corrupt) -> dict[str, Any]:
     old = editor.read64(pa)
     new = corrupted(old, level, c.field, c.value)
     editor.write64(pa, new)
-    editor.record(events.INJECT, "corrupt", new, pc=0,
+    editor.record(events.INJECT, "corrupt", new,
                   detail=f"{c.table} table, VA {c.va:#x}: {c.field} = {c.value:#x} "
                          f"(descriptor at {pa:#x}: {old:#x} -> {new:#x})")
     return {"kind": "corrupt", "table": c.table, "va": c.va, "field": c.field, "value": c.value,
@@ -207,7 +248,7 @@ def remap(editor: TableEditor, r: Remap) -> dict[str, Any]:
     pa, level = find_leaf(editor, r.table, r.va, "remap.va")
     old = editor.read64(pa)
     new = lpae.edit_leaf(old, level, output=_output_checked(r.to, level, "remap.to"))
-    editor.record(events.INJECT, "remap", r.to, pc=0,
+    editor.record(events.INJECT, "remap", r.to,
                   detail=f"{r.table} table, VA {r.va:#x} -> PA {r.to:#x} (bbm {r.bbm}, tlbi {r.tlbi})")
     if r.bbm:
         editor.write64(pa, 0)
@@ -249,9 +290,10 @@ class Injector:
             sites = self._located(index, lambda: skip_sites(linked, entry))
             for name in SKIP_REGIONS:
                 region = getattr(image, name)
-                offsets = [off for where, off in sites if where == name]
-                image = image.replace(region.with_code(nop_out(region.code, offsets)))
-            addresses = [getattr(image, name).base + off for name, off in sites]
+                offsets = [(off, size) for where, off, size in sites if where == name]
+                image = image.replace(region.with_code(nop_out(region.code, offsets,
+                                                               region.thumb)))
+            addresses = [getattr(image, name).base + off for name, off, _ in sites]
             self.records.append({"kind": "skip", "what": entry.what, "addresses": addresses})
             self._unlogged.append((entry.what, addresses))
         return image

@@ -8,9 +8,10 @@ from ``asm/`` or come out of a kernel build (a tree, an ELF). Whatever produces 
 its symbols. ``GuestSource`` is what a producer implements: the sizes it needs before placement,
 then the image at the placed addresses. ``AsmSource`` is the one built in.
 
-Loading fills the whole image span with ``IMAGE_POISON`` first: a real kernel has other code
-there; hypemu makes a stray jump into it (what a missing bounce page causes) an undefined
-instruction at the address it landed on, instead of a slide through zeros.
+Loading fills the whole image span with ``IMAGE_POISON`` first (``THUMB_POISON`` for a Thumb-2
+image): a real kernel has other code there; hypemu makes a stray jump into it (what a missing
+bounce page causes) an undefined instruction at the address it landed on, instead of a slide
+through zeros.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .asm import Program, assemble_file
 from .asm.program import label_address
 
 IMAGE_POISON = 0xE7FDEAF0    # UDF #0xDEA0, ARM encoding
+THUMB_POISON = 0xDEF0DEF0    # UDF #0xF0 (T1) in every halfword: Thumb code lands on one anywhere
 INIT_START, INIT_END = "__kvm_hyp_init", "__kvm_hyp_init_end"
 REGIONS = ("pl1", "stub", "init", "runtime")
 
@@ -45,10 +47,16 @@ class Region:
     symbols: Mapping[str, int]
     globals: frozenset[str]
     filename: str
+    thumb: bool = False      # Thumb-2 code (a CONFIG_THUMB2_KERNEL build, or ELF symbols' bit 0)
 
     def address(self, name: str) -> int:
         """The link address of label ``name`` (KeyError, naming the labels, if there is none)."""
         return label_address(self.symbols, name, self.filename)
+
+    def entry(self, name: str) -> int:
+        """The interworking address of code label ``name``, as a BX/BLX or a function pointer
+        takes it: bit 0 set for Thumb code."""
+        return self.address(name) | self.thumb
 
     @property
     def end(self) -> int:
@@ -73,6 +81,11 @@ class GuestImage:
 
     def regions(self) -> Iterator[Region]:
         return (getattr(self, name) for name in REGIONS)
+
+    @property
+    def thumb(self) -> bool:
+        """Some region is Thumb code: Thumb instructions can run (the engine must count them)."""
+        return any(region.thumb for region in self.regions())
 
     def replace(self, region: Region) -> GuestImage:
         """This image with ``region`` (same name) in place of its own."""
@@ -120,7 +133,7 @@ def region_of(name: str, program: Program, load_pa: int, size: int | None = None
     """A region from an assembled program (its first ``size`` bytes when given)."""
     code = program.code if size is None else program.code[:size]
     return Region(name, code, program.base, load_pa, program.symbols, program.globals,
-                  program.filename)
+                  program.filename, program.thumb)
 
 
 @dataclass(frozen=True)
@@ -129,9 +142,10 @@ class AsmSource:
     assembling twice, to measure and to link, costs one assembly per address)."""
 
     files: Mapping[str, Path]    # region name -> source file
+    thumb: bool = False          # assemble as Thumb-2 (kernel.isa: thumb2)
 
     def _assemble(self, name: str, base: int, constants: Mapping[str, int]) -> Program:
-        return assemble_file(self.files[name], base, constants=constants)
+        return assemble_file(self.files[name], base, constants=constants, thumb=self.thumb)
 
     def sizes(self, constants: Mapping[str, int]) -> tuple[int, int]:
         start, end = check_init_contract(self._assemble("init", 0, constants))
@@ -152,21 +166,21 @@ class AsmSource:
 class CodeTarget(Protocol):
     """Where code is loaded: the board's RAM as the CPUs see code (``cpu.CpuComplex``)."""
 
-    def load_code(self, pa: int, code: bytes) -> None:
-        """Write code at ``pa`` (the CPU patches what it must emulate)."""
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
+        """Write code at ``pa`` (the CPU patches what it must emulate; ``thumb``: Thumb code)."""
 
     def write_ram(self, pa: int, data: bytes) -> None:
         """Write plain bytes at ``pa``."""
 
 
-def poison(size: int) -> bytes:
-    """``size`` bytes (a multiple of 4) of the poison instruction."""
-    return IMAGE_POISON.to_bytes(4, "little") * (size // 4)
+def poison(size: int, thumb: bool = False) -> bytes:
+    """``size`` bytes (a multiple of 4) of the poison instruction (of Thumb code: ``thumb``)."""
+    return (THUMB_POISON if thumb else IMAGE_POISON).to_bytes(4, "little") * (size // 4)
 
 
 def load_image(target: CodeTarget, image: GuestImage, span: tuple[int, int]) -> None:
     """Fill the image span [start, end) with the poison, then load every region at its PA."""
     start, end = span
-    target.write_ram(start, poison(end - start))
+    target.write_ram(start, poison(end - start, image.init.thumb))
     for region in image.regions():
-        target.load_code(region.load_pa, region.code)
+        target.load_code(region.load_pa, region.code, region.thumb)

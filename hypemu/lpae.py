@@ -59,7 +59,7 @@ def bit(value: int, n: int) -> int:
 
 def _check_field(name: str, value: int, width: int) -> None:
     if not 0 <= value < (1 << width):
-        raise ValueError(f"{name} must fit in {width} bits, got {value!r}")
+        raise ValueError(f"{name} must fit in {width} bits, got {value:#x}")
 
 
 @dataclass(frozen=True)

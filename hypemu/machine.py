@@ -1,24 +1,24 @@
 """A board running a scenario: RAM, CPUs, the kernel side, the steps, and the Result.
 
 ``Machine`` is the step-by-step API for other rigs (boot, call, hotplug, translate, physical memory);
-``run`` executes a whole scenario and turns what happened into a ``Result`` (docs/DESIGN.md
-section 6). Which exceptions are the user's input and which are bugs: ``hypemu.errors``.
+``hypemu.result.run`` executes a whole scenario on one and turns what happened into a ``Result``.
+Which exceptions are the user's input and which are bugs: ``hypemu.errors``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
+import warnings
+from dataclasses import replace
 from typing import Any, Mapping, Optional, Union
 
-from . import inject, memmap, ptdump
-from .errors import (ConfigError, InputError, NotModelled, ScenarioError, UnknownFunction,
-                     UsageError)
+from . import inject, memmap, ptdump, stepper
+from .errors import StepInjectionWarning, UnknownFunction, UsageError
 from .events import Event
+from .export import Export, export
 from .hazards import Checks, Hazard
 from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
-from .kvm import BudgetExhausted, GuestFault, Kernel, StepRunner, from_scenario, plan_board
-from .scenario import BootStep, CallStep, Expect, HotplugStep, Scenario, load_scenario, located
+from .kvm import Kernel, StepRunner, from_scenario, plan_board
+from .scenario import Scenario, load_scenario
 from .walker import Fault, Translation
 
 HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
@@ -26,25 +26,40 @@ HYP_REGISTERS = ("HTTBR", "HTCR", "HSCTLR", "HMAIR0", "HMAIR1", "HVBAR")
 
 class Machine:
     """One simulated board with the scenario's RAM, CPUs and kernel layout, its HYP tables built
-    and the scenario's ``corrupt`` injections applied; no CPU is running yet (call ``boot``).
+    and the scenario's ``skip`` and ``corrupt`` injections applied; no CPU is running yet (call
+    ``boot``, or ``run_step``/``run_steps`` for the scenario's own steps). A ``remap`` injection
+    belongs to a step: ``run_step`` applies it; driving the board with ``boot``/``call``/
+    ``hotplug`` instead warns once (``StepInjectionWarning``) that it is not applied.
 
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
+    ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
+    what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
-    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True):
+    def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
+                 trace: bool = False):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
-        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries)
-        self.checks = Checks(self.core.view(), self.core.log) if checks else None
+        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries,
+                               thumb=plan.image.thumb)
+        self.core.record_detail(trace)
+        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
+        if plan.tables.boot == plan.tables.runtime:
+            tables = {plan.tables.boot: "hyp"}
+        self.checks = Checks(self.core.view(), self.core.log, tables) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
         self.runner = StepRunner(self.core, config.instructions)
         self.kernel = Kernel(self.core, plan, self.runner)
         self.layout = self.kernel.layout
         self.injector.after_tables(self.kernel)
+        self.calls: list[dict[str, Any]] = []   # the call steps run_step ran: {cpu, fn, r0}
+        self.step_index: Optional[int] = None   # the scenario step in progress or last run
+        self._stepping = False
+        self._unapplied = stepper.step_bound(s)
 
     # --- steps ----------------------------------------------------------------------------------
     def boot(self, cpus: Union[str, list[int]] = "all") -> None:
@@ -69,10 +84,15 @@ class Machine:
         self._check_cpu(cpu)
         if cpu not in self.booted:
             raise UsageError(f"cpu{cpu} has not been booted (or is offline): boot it first")
-        va = self.symbol(fn) if isinstance(fn, str) else fn
+        if isinstance(fn, str):
+            self.symbol(fn)                     # UnknownFunction for a name it does not have
+            va = self.kernel.function(fn)       # the function pointer: bit 0 for Thumb code
+        else:
+            va = fn
         r1, r2, r3 = list(args) + [0] * (3 - len(args))
         self._new_step()
-        return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {fn}")
+        name = fn if isinstance(fn, str) else f"{fn:#x}"
+        return self.kernel.hvc(cpu, va, r1, r2, r3, during=f"the call of {name}")
 
     def hotplug(self, cpu: int, state: str) -> None:
         """CPU hotplug: ``off`` powers the CPU down (its HYP state is lost); ``on`` powers it up and
@@ -88,9 +108,31 @@ class Machine:
         else:
             self.boot([cpu])
 
+    def run_step(self, index: int) -> Optional[int]:
+        """``steps[index]`` of the scenario, as ``hypemu.run`` runs it (``stepper``): first the
+        ``remap`` injections due before it, then the step (a fault or a budget raises
+        ``GuestFault`` / ``BudgetExhausted``). Returns r0 of a call step, else None."""
+        self._unapplied = [u for u in self._unapplied if not u.endswith(f"[{index}])")]
+        self._stepping = True
+        try:
+            return stepper.run_step(self, index)
+        finally:
+            self._stepping = False
+
+    def run_steps(self) -> list[dict[str, Any]]:
+        """Every step of the scenario in order (``run_step``); returns ``calls``."""
+        for index in range(len(self.scenario.steps)):
+            self.run_step(index)
+        return self.calls
+
     def _new_step(self) -> None:
         """Each step of the API (boot, call, hotplug, remap) gets the whole budget of
         limits.instructions, as a scenario's steps do."""
+        if self._unapplied and not self._stepping:
+            warnings.warn(StepInjectionWarning(f"{self.scenario.name}: {', '.join(self._unapplied)}: "
+                          f"a remap belongs to a step, applied only by Machine.run_step/run_steps "
+                          f"(or hypemu.run), not by boot/call/hotplug/remap"), stacklevel=3)
+            self._unapplied = []
         self.runner.new_step()
 
     @property
@@ -131,19 +173,30 @@ class Machine:
         try:
             return self.kernel.symbol(name)
         except KeyError:
-            raise UnknownFunction(name, sorted(self.kernel.image.runtime.globals)) from None
+            raise UnknownFunction(name, self.kernel.functions()) from None
 
     # --- inspection -----------------------------------------------------------------------------
+    def export(self) -> Export:
+        """The board for another emulator (``hypemu.Export``): RAM banks, the memory image the kernel
+        side loaded (original instruction words), the PL1 registers, and every kernel-side action
+        so far (enter HYP, each HVC with r0-r3 and its result, each store, power-off), in order."""
+        return export(self.kernel, tuple((b.base, b.size) for b in self.scenario.banks),
+                      self.scenario.cpus)
+
     def translate(self, cpu: int, va: int, access: str = "read",
                   pgd: Union[None, str, int] = None) -> Union[Translation, Fault, int]:
         """Translate a HYP VA through the model. ``pgd`` None: what the CPU would use now (its TLB
         model first, then a walk of its HTTBR; a plain PA when its HYP MMU is off); ``"boot"``,
-        ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR."""
+        ``"runtime"`` or a PA: a fresh walk of that table with the CPU's HTCR/HMAIR/HSCTLR. A
+        Translation's ``source`` says which: ``"tlb"`` or ``"walk"``."""
         self._check_cpu(cpu)
         if isinstance(pgd, str) and pgd not in ("boot", "runtime"):
             raise UsageError(f"pgd must be None, 'boot', 'runtime' or a PA, got {pgd!r}")
         ttbr = self.kernel.pgd(pgd) if isinstance(pgd, str) else pgd
-        return self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
+        t = self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
+        if isinstance(t, Translation) and any(t is e for e in self.core.cpus[cpu].tlb.entries()):
+            return replace(t, source="tlb")   # served by the CPU's TLB model
+        return t
 
     def tables(self, pgd: Union[str, int], cpu: int = 0) -> ptdump.TableDump:
         """A ptdump-style listing of a HYP table as it is in memory now: ``"boot"``, ``"runtime"``
@@ -177,6 +230,7 @@ class Machine:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table
         descriptor is a kernel-side table write: the hazard checks see it (e.g. ``bbm``)."""
         self.core.write_phys(pa, data)
+        self.kernel.log.write(pa, bytes(data))
 
     def read32(self, pa: int) -> int:
         """The little-endian 32-bit word at physical address ``pa``."""
@@ -222,173 +276,3 @@ class Machine:
     def _check_cpu(self, cpu: int) -> None:
         if not isinstance(cpu, int) or isinstance(cpu, bool) or not 0 <= cpu < self.scenario.cpus:
             raise UsageError(f"cpu {cpu} does not exist (the board has {self.scenario.cpus})")
-
-
-@dataclass
-class Result:
-    """What a scenario run produced (docs/DESIGN.md section 6)."""
-
-    name: str
-    file: Optional[str]
-    outcome: str
-    expected: str
-    passed: bool = False
-    reason: Optional[str] = None
-    fault: Optional[dict[str, Any]] = None
-    hazards: list[dict[str, Any]] = field(default_factory=list)
-    cpus: list[dict[str, Any]] = field(default_factory=list)
-    layout: Optional[dict[str, Any]] = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    injections: list[dict[str, Any]] = field(default_factory=list)
-    mismatch: list[str] = field(default_factory=list)   # why ``passed`` is False, one line each
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object of docs/DESIGN.md section 6 (validated by ``hypemu.RESULT_SCHEMA``);
-        ``events`` and ``mismatch`` are not part of it."""
-        return {"name": self.name, "file": self.file, "outcome": self.outcome,
-                "expected": self.expected, "passed": self.passed, "reason": self.reason,
-                "fault": self.fault, "hazards": list(self.hazards), "cpus": list(self.cpus),
-                "layout": self.layout, "calls": list(self.calls), "stats": dict(self.stats),
-                "injections": list(self.injections)}
-
-
-def _layout_dict(m: Machine) -> dict[str, Any]:
-    """The layout of docs/DESIGN.md section 6. Single-step: boot and runtime pgd are the one HYP table,
-    and there is no trampoline (null)."""
-    lay, single = m.layout, not m.kernel.design.trampoline
-    return {"boot_pgd": m.kernel.boot_pgd, "runtime_pgd": m.kernel.runtime_pgd,
-            "idmap_start": lay.init_pa, "idmap_end": lay.init_pa + lay.init_size,
-            "trampoline_va": None if single else lay.trampoline_va,
-            "trampoline_pa": None if single else lay.trampoline_pa,
-            "bounce_page": lay.bounce_page}
-
-
-def _where(s: Scenario, index: Optional[int]) -> str:
-    """`` at steps[N] (line L)``: which step ended a run, for a fault's or a timeout's reason."""
-    if index is None:
-        return ""
-    line = s.step_lines[index] if index < len(s.step_lines) else None
-    return f" at steps[{index}]" + (f" (line {line})" if line else "")
-
-
-def _run_steps(m: Machine, result: Result, at: list[int]) -> None:
-    """Run the steps; ``at`` gets the index of the step in progress (for the reason of an end)."""
-    for index, step in enumerate(m.scenario.steps):
-        at[:] = [index]
-        m.injector.before_step(index, m.kernel, m._new_step)
-        try:
-            _run_step(m, step, result)
-        except UnknownFunction as err:   # only the built runtime code knows its functions
-            s = m.scenario
-            line = s.step_lines[index] if index < len(s.step_lines) else None
-            raise ScenarioError(f"steps[{index}].{step.TAG}", str(err), s.file,
-                                line if s.file else None) from None
-
-
-def _run_step(m: Machine, step: "BootStep | CallStep | HotplugStep", result: Result) -> None:
-    """One step (each Machine step method starts a fresh instruction budget)."""
-    match step:
-        case BootStep(cpus=cpus):
-            m.boot("all" if cpus == "all" else list(cpus))
-        case CallStep(cpu=cpu, fn=fn, args=args):
-            value = m.call(cpu, fn, *args)
-            result.calls.append({"cpu": cpu, "fn": fn, "r0": value})
-        case HotplugStep(cpu=cpu, state=state):
-            m.hotplug(cpu, state)
-        case _:
-            raise TypeError(f"not a step: {step!r}")   # the loader makes only the three
-
-
-def _judge(result: Result, expect: Expect) -> None:
-    """Compare the outcome with the expectation: outcome, partial fault match, hazard kinds."""
-    if result.outcome != result.expected:
-        result.mismatch.append(f"outcome {result.outcome}, expected {result.expected}")
-    if expect.fault is not None:
-        got = result.fault or {}
-        for key, value in expect.fault.items():
-            if got.get(key) != value:
-                result.mismatch.append(f"fault.{key} is {got.get(key)!r}, expected {value!r}")
-    kinds = {h["kind"] for h in result.hazards}
-    for kind in expect.hazards or ():
-        if kind not in kinds:
-            result.mismatch.append(f"hazard {kind!r} expected but not reported")
-    result.passed = not result.mismatch
-
-
-INPUT_ERRORS = (InputError, NotModelled)
-"""What ``run`` raises for input it cannot run (never an outcome): the CLI's exit status 2, an
-error (not a failure) in the pytest plugin. Anything else is a bug of hypemu (``hypemu.errors``)."""
-
-
-def _inject_input_error(err: inject.InjectError, s: Scenario) -> ScenarioError:
-    key = f"inject[{err.index}].{err.key}" if err.index is not None else f"inject.{err.key}"
-    return located(ScenarioError(key, str(err)), s.file, s.lines)
-
-
-def check_buildable(scenario: Scenario) -> Optional[str]:
-    """Build the board without running a step (``hypemu validate``): an injection that does not fit
-    it raises ScenarioError; a layout the kernel side refuses is an outcome, returned as its reason."""
-    try:
-        m = Machine(scenario)
-        m.injector.check_remaps(m.kernel)
-    except ConfigError as err:
-        return err.reason
-    except inject.InjectError as err:
-        raise _inject_input_error(err, scenario) from None
-    return None
-
-
-def input_error_message(err: BaseException, scenario: Scenario) -> str:
-    """One line for an INPUT_ERRORS exception: ``FILE:LINE: key: message`` for input errors that
-    carry their place (scenario, assembler), else prefixed with the scenario file."""
-    if isinstance(err, InputError) and err.file:
-        return str(err)
-    where = f"{scenario.file}: " if scenario.file else ""
-    kind = "not modelled: " if isinstance(err, NotModelled) else ""
-    return f"{where}{kind}{err}"
-
-
-def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True) -> Result:
-    """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
-    outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
-    doing something hypemu does not model raises ``NotModelled``."""
-    s = load_scenario(scenario)
-    started = time.perf_counter()
-    result = Result(s.name, s.file, "ok", s.expect.outcome)
-    machine = None
-    at: list[int] = []     # the step in progress
-    try:
-        machine = Machine(s, checks)
-        result.layout = _layout_dict(machine)
-        _run_steps(machine, result, at)
-    except ConfigError as err:
-        result.outcome, result.reason = "config_error", err.reason
-    except GuestFault as err:
-        result.outcome, result.fault = "fault", err.record.to_dict()
-        result.reason = (f"{err.record.kind} during {err.during}{_where(s, at[0] if at else None)}: "
-                         f"{err.record.detail}")
-    except BudgetExhausted as err:
-        result.outcome, result.reason = "timeout", f"{err}{_where(s, at[0] if at else None)}"
-    except inject.InjectError as err:   # an injection that does not fit this machine: bad input
-        raise _inject_input_error(err, s) from None
-    if machine is not None:
-        _collect(machine, result)
-        if result.hazards and result.outcome == "ok":
-            result.outcome = "hazard"
-    result.stats["seconds"] = round(time.perf_counter() - started, 6)
-    _judge(result, s.expect)
-    return result
-
-
-def _collect(m: Machine, result: Result) -> None:
-    for cpu in range(m.scenario.cpus):
-        result.cpus.append({"id": cpu, "online": m.core.cpus[cpu].online, "mode": m.mode(cpu),
-                            "hyp": m.hyp_registers(cpu)})
-    st = m.core.stats
-    result.stats.update(instructions=st.instructions, tlb_fills=st.tlb_fills, walks=st.walks,
-                        hvcs=st.hvcs)
-    result.hazards = [h.to_dict() for h in m.hazards]
-    result.injections = m.injections
-    result.events = list(m.events)

@@ -118,13 +118,13 @@ def physical_regions(layout: Layout, pgds: dict[str, int],
         regions.append(Region(f"RAM bank {n}", "ram", bank.base, bank.end))
         if n + 1 < len(banks) and banks[n + 1].base > bank.end:
             regions.append(Region(f"hole after bank {n}", "hole", bank.end, banks[n + 1].base))
-    init_first, init_end = _pages(lay.idmap_start, lay.idmap_end)
+    init_first, init_end = _pages(lay.init_start, lay.init_end)
     regions += [
         Region("kernel image", "image", lay.image_base, lay.image_end),
         Region("PL1 code", "pl1", lay.pl1_text, lay.pl1_text + PAGE_SIZE),
         Region("init page" if init_end - init_first == PAGE_SIZE else "init pages", "init_page",
                init_first, init_end),
-        Region("HYP init code", "init", lay.idmap_start, lay.idmap_end),
+        Region("HYP init code", "init", lay.init_start, lay.init_end),
         Region("HYP text", "text", lay.hyp_text, page_align_up(lay.hyp_text + lay.hyp_text_size)),
         Region("HYP data", "data", lay.hyp_data, lay.hyp_data + PAGE_SIZE),
     ]
@@ -197,7 +197,7 @@ def _va_collisions(mmap: MemoryMap, space: str, a: Mapping, later: list[Mapping]
                                f"{a.name} needs VA {a.va:#x}, above 4 GiB"))
     for b in later:
         lo, hi = max(a.va, b.va), min(a.va_end, b.va_end)
-        if lo < hi:   # even an equal translation: the kernel reserves the trampoline VA
+        if lo < hi and a.va - a.pa != b.va - b.pa:   # an equal translation is one mapping
             found.append(Collision(space, a.name, b.name, lo, hi,
                                    f"{a.name} and {b.name} both need VA [{lo:#x}, {hi:#x})"))
     if a.name == "trampoline":

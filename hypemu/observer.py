@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional, Protocol, Union
 
+from .tlb import Origin
 from .walker import Fault, Regime, Translation
 
 Outcome = Union[int, Translation, Fault]
@@ -36,10 +37,15 @@ class CpuView(Protocol):
         """The PC of the guest instruction being executed (exact in hooks)."""
 
     def code_word(self, pc: int) -> Optional[int]:
-        """The instruction word at ``pc`` for the current CPU, None when it cannot be fetched."""
+        """The instruction word at ``pc`` for the current CPU, None when it cannot be fetched
+        (in Thumb state the Thumb instruction there: ``hw1 << 16 | hw2``, or a halfword)."""
 
     def code_word_at(self, pa: int) -> Optional[int]:
-        """The instruction word at physical ``pa`` (as loaded), None where there is no RAM."""
+        """The instruction word at physical ``pa`` (as loaded), None where there is no RAM (in
+        Thumb state, as ``code_word``)."""
+
+    def thumb(self) -> bool:
+        """The current CPU executes in Thumb state (CPSR.T)."""
 
     def sysregs(self, cpu: int) -> Mapping[str, int]:
         """The system registers of ``cpu``."""
@@ -49,6 +55,9 @@ class CpuView(Protocol):
 
     def tlb_entries(self, cpu: int) -> list[Translation]:
         """What ``cpu``'s TLB model holds, oldest first."""
+
+    def tlb_origin(self, cpu: int, t: Translation) -> Optional[Origin]:
+        """Where ``cpu``'s TLB entry ``t`` came from (None: not recorded)."""
 
     def translate_with(self, cpu: int, regs: Mapping[str, int], va: int, access: str) -> Outcome:
         """What a HYP access of ``cpu`` would give with the system registers ``regs``: its TLB

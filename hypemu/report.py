@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import regdecode, timeline
-from .machine import Result
+from .result import Result
 from .scenario import Scenario
 
 
@@ -35,6 +35,22 @@ def _cpu_detail(cpu: dict[str, Any], lay: Optional[dict[str, Any]], verbose: boo
     return lines + [f"      HSR:    {regdecode.hsr_text(hyp['HSR'])}"]
 
 
+def _at_fault(result: Result) -> list[dict[str, Any]]:
+    """The hazards reported at the faulting instruction itself (e.g. the exception entry that read
+    an unsynchronized HVBAR): consequences of the fault, shown with it."""
+    f = result.fault
+    if not f:
+        return []
+    return [h for h in result.hazards if (h["cpu"], h["pc"]) == (f["cpu"], f["pc"])]
+
+
+def _hazard_lines(hazard: dict[str, Any], lead: str) -> list[str]:
+    where = ("kernel side" if hazard["cpu"] is None else
+             f"cpu{hazard['cpu']} pc={_hex(hazard['pc'])} {hazard.get('disasm') or ''}".rstrip())
+    va = f" va={_hex(hazard['va'])}" if hazard["va"] is not None else ""
+    return [f"{lead}: {hazard['kind']} {where}{va}", f"          {hazard['detail']}"]
+
+
 def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] = None) -> str:
     """A short, readable account: verdict, outcome, layout, HYP registers per CPU (the exception
     state of a faulting CPU; every register decoded with ``verbose``), the timeline of the
@@ -43,13 +59,18 @@ def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] 
     lines = [f"{verdict} {result.name}: outcome {result.outcome} (expected {result.expected})"]
     if result.file:
         lines[0] += f"  [{result.file}]"
+    if result.isa != "arm":
+        lines[0] += f"  (kernel built for {result.isa})"
     lines += [f"  mismatch: {m}" for m in result.mismatch]
     if result.reason:
         lines.append(f"  reason: {result.reason}")
+    at_fault = _at_fault(result)
     if result.fault:
         f = result.fault
         lines.append(f"  fault: cpu{f['cpu']} {f['kind']} pc={_hex(f['pc'])} va={_hex(f['va'])} "
                      f"fsc={_name(f['fsc'])} level={_name(f['level'])} hsr={_hex(f['hsr'])}")
+        for hazard in at_fault:   # right below its cause, not among the run's own hazards
+            lines += _hazard_lines(hazard, "    at the faulting instruction, hazard")
     lay = result.layout
     if lay:
         bounce = _hex(lay["bounce_page"])
@@ -77,11 +98,8 @@ def summary(result: Result, verbose: bool = False, scenario: Optional[Scenario] 
         for call in result.calls:
             lines.append(f"  call cpu{call['cpu']} {call['fn']} -> r0={_hex(call['r0'])}")
     for hazard in result.hazards:
-        where = ("kernel side" if hazard["cpu"] is None else
-                 f"cpu{hazard['cpu']} pc={_hex(hazard['pc'])} {hazard.get('disasm') or ''}".rstrip())
-        va = f" va={_hex(hazard['va'])}" if hazard["va"] is not None else ""
-        lines.append(f"  hazard: {hazard['kind']} {where}{va}")
-        lines.append(f"          {hazard['detail']}")
+        if hazard not in at_fault:
+            lines += _hazard_lines(hazard, "  hazard")
     st = result.stats
     if st:
         lines.append(f"  stats: {st.get('instructions', 0)} instructions, {st.get('tlb_fills', 0)} TLB "

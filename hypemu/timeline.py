@@ -141,7 +141,7 @@ def lines(steps: Sequence[Step], log: Sequence[Event], calls: list[dict[str, Any
             case CallStep():
                 text, done = _call_line(step, calls, done)
             case HotplugStep(cpu=cpu, state="off"):
-                off = cur.take_if(lambda e, cpu=cpu: e.cpu == cpu and e.name == "cpu off")
+                off = cur.take_if(_is_event(cpu, "cpu off"))
                 text = f"cpu{cpu} off" if off else f"cpu{cpu} off: not reached"
             case HotplugStep(cpu=cpu):
                 text = _bring_up(cur, [cpu])
@@ -149,3 +149,8 @@ def lines(steps: Sequence[Step], log: Sequence[Event], calls: list[dict[str, Any
         out.append(f"steps[{index}] {text}{mark}")
         out += ["  " + line for line in cur.others()]
     return out
+
+
+def _is_event(cpu: int, name: str) -> Callable[[Event], bool]:
+    """A test for `take_if`: the event `name` of `cpu`."""
+    return lambda e: e.cpu == cpu and e.name == name

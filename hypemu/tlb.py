@@ -9,6 +9,9 @@ hardware may.
   forces it to 0 for single-privilege regimes), so every entry is global.
 - Inner-shareable broadcast (TLBIALLHIS, TLBIMVAHIS) is the caller's: apply the operation to the TLB
   of every CPU in the domain.
+- Each entry may carry its ``Origin`` (the HTTBR it was walked from, the PC and instruction count
+  of the access that filled it), so that a stale hit or an invalidation can say where the entry
+  came from.
 - Deviation: the Contiguous hint is not used to merge entries, and overlapping entries of different
   sizes may coexist (hardware may report a TLB conflict or return either); ``lookup`` prefers the
   smallest.
@@ -17,6 +20,7 @@ hardware may.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional
 
 from .lpae import LEVEL_SIZE
 from .walker import Translation
@@ -24,6 +28,32 @@ from .walker import Translation
 _SIZES = tuple(sorted(LEVEL_SIZE.values()))  # 4 KiB, 2 MiB, 1 GiB: smallest first
 TLBI_VA_MASK = 0xFFFF_F000
 """TLBIMVAH takes the VA in its operand bits[31:12]; the low bits are ignored."""
+
+
+class Origin(NamedTuple):
+    """Where a TLB entry came from: the walk of the table at ``ttbr`` (HTTBR then), for the
+    access of the instruction at ``pc``, at the board's instruction count ``icount``. (A named
+    tuple: one is built on every walk that fills the TLB while someone observes.)"""
+
+    ttbr: int
+    pc: int
+    icount: Optional[int]
+
+    def to_dict(self) -> dict[str, Optional[int]]:
+        return {"ttbr": self.ttbr, "pc": self.pc, "icount": self.icount}
+
+
+def perms(t: Translation) -> str:
+    """``rwx`` with ``-`` for what the entry does not allow."""
+    return "".join(c if ok else "-" for c, ok in zip("rwx", (t.readable, t.writable, t.executable)))
+
+
+def entry_data(t: Translation, origin: Optional[Origin]) -> dict[str, Any]:
+    """A TLB entry as plain data (for the event log): its range, output, permissions, memory
+    type and origin."""
+    return {"va": t.va, "size": t.size, "pa": t.pa, "level": t.level, "perms": perms(t),
+            "memtype": t.memtype, "mair_attr": t.mair_attr,
+            "origin": origin.to_dict() if origin is not None else None}
 
 
 @dataclass
@@ -50,6 +80,9 @@ class TLB:
         self.capacity = capacity
         self.stats = TLBStats()
         self._entries: dict[tuple[int, int], Translation] = {}  # insertion-ordered: FIFO
+        # (va, size) -> (the entry, its origin): kept past the entry's removal, for reports about
+        # what was removed, until the range is filled again
+        self._origins: dict[tuple[int, int], tuple[Translation, Origin]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,13 +105,20 @@ class TLB:
         self.stats.misses += 1
         return None
 
-    def fill(self, t: Translation) -> Translation | None:
-        """Cache ``t``; return the entry evicted to make room, if any.
+    def origin(self, t: Translation) -> Origin | None:
+        """Where the entry ``t`` (cached now, or removed since) came from, if its fill said."""
+        found = self._origins.get((t.va, t.size))
+        return found[1] if found is not None and found[0] is t else None
+
+    def fill(self, t: Translation, origin: Optional[Origin] = None) -> Translation | None:
+        """Cache ``t`` (filled as ``origin`` says); return the entry evicted to make room, if any.
 
         Refilling a range already cached replaces that entry (it becomes the newest) and evicts
         nothing.
         """
         key = (t.va, t.size)
+        if origin is not None:
+            self._origins[key] = (t, origin)
         self.stats.fills += 1
         evicted = None
         if key in self._entries:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 
 from . import cp15, memmap, views
 from .asm import AsmError
-from .machine import INPUT_ERRORS, Machine, run
+from .machine import Machine
+from .result import INPUT_ERRORS, run
 from .lpae import base_lower_bound, bits
 from .ptdump import TableDump
 from .scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, from_mapping, load_file

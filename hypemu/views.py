@@ -1,9 +1,9 @@
 """The inspection views of a scenario: its HYP tables at a chosen step, and its memory map.
 
-Why apart from ``machine``: these views drive a Machine through its public step API (``boot``,
-``call``, ``hotplug``, ``remap``) to the point the user picks, and build the memory map of a board
-the kernel side refused, for which no Machine exists. ``hypemu tables`` and ``hypemu map`` are
-these functions and a printer.
+Why apart from ``machine``: these views drive a Machine through its public step API
+(``run_step``, which applies the remaps as ``run`` does) to the point the user picks, and build
+the memory map of a board the kernel side refused, for which no Machine exists. ``hypemu tables``
+and ``hypemu map`` are these functions and a printer.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .kvm import BudgetExhausted, GuestFault
 from .layout import ConfigError
 from .machine import Machine
 from .ptdump import TableDump
-from .scenario import BootStep, CallStep, HotplugStep, Remap, Scenario, Step
+from .scenario import Scenario
 from .errors import OptionError
 
 
@@ -44,27 +44,10 @@ def machine_after(scenario: Scenario, after_step: Optional[int] = None) -> Stopp
     last = len(steps) - 1 if after_step is None else after_step
     for index in range(last + 1):
         try:
-            _remaps_before(m, scenario, index)
-            _step(m, steps[index])
+            m.run_step(index)   # with the remaps due before it, as run does
         except (GuestFault, BudgetExhausted) as err:
             return Stopped(m, index, f"steps[{index}] ended the run: {err}")
     return Stopped(m, last + 1)
-
-
-def _remaps_before(m: Machine, scenario: Scenario, index: int) -> None:
-    for r in scenario.inject:
-        if isinstance(r, Remap) and r.at == index:
-            m.remap(r.table, r.va, r.to, r.bbm, r.tlbi)
-
-
-def _step(m: Machine, step: Step) -> None:
-    match step:
-        case BootStep(cpus=cpus):
-            m.boot("all" if cpus == "all" else list(cpus))
-        case CallStep(cpu=cpu, fn=fn, args=args):
-            m.call(cpu, fn, *args)
-        case HotplugStep(cpu=cpu, state=state):
-            m.hotplug(cpu, state)
 
 
 def table_dumps(m: Machine, cpu: int = 0) -> list[TableDump]:

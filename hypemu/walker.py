@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .hexrepr import hex_repr
 from .lpae import (
     DESCRIPTOR_SIZE,
     LEVEL_SIZE,
@@ -90,6 +91,11 @@ class Translation:
     executable: bool
     descriptors: tuple[int, ...]
     unpredictable: tuple[str, ...] = ()  # UNPREDICTABLE ARMv7 cases met on the walk, by name
+    # where Machine.translate found it: "walk" (a fresh walk) or "tlb" (the CPU's TLB model)
+    source: str = field(default="walk", compare=False)
+
+    def __repr__(self) -> str:
+        return hex_repr(self, decimal=("level",))
 
     def covers(self, va: int) -> bool:
         """True if ``va`` lies in the range this translation maps."""
@@ -117,6 +123,9 @@ class Fault:
     access: str
     s1ptw: bool = False
     descriptors: tuple[int, ...] = ()
+
+    def __repr__(self) -> str:
+        return hex_repr(self, decimal=("level",))
 
     def __post_init__(self) -> None:
         if self.type not in FAULT_TYPES:
@@ -241,7 +250,7 @@ def _check_request(va: int, access: str) -> None:
     if access not in ACCESS_KINDS:
         raise ValueError(f"access must be one of {ACCESS_KINDS}, got {access!r}")
     if not 0 <= va < (1 << 32):
-        raise ValueError(f"VA {va!r} is not a 32-bit address")
+        raise ValueError(f"VA {va:#x} is not a 32-bit address")
 
 
 def table_walk(read64: ReadPhys, regime: Regime, va: int,
@@ -279,6 +288,14 @@ def check_access(t: Translation, va: int, access: str) -> Fault | None:
     if allowed:
         return None
     return Fault("permission", t.level, va, access, descriptors=t.descriptors)
+
+
+def same_mapping(a: Translation, b: Translation | Fault, va: int) -> bool:
+    """Would an access of ``va`` be the same through ``b`` as through ``a``: the same PA,
+    permissions and memory attributes (a TLB entry against a fresh walk, say)?"""
+    return (isinstance(b, Translation) and a.pa_of(va) == b.pa_of(va)
+            and (a.readable, a.writable, a.executable) == (b.readable, b.writable, b.executable)
+            and (a.memtype, a.mair_attr) == (b.memtype, b.mair_attr))
 
 
 def walk(read64: ReadPhys, regime: Regime, va: int, access: str = "read") -> Translation | Fault:

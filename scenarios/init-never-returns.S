@@ -4,17 +4,17 @@
 	.align	5
 	.global	__kvm_hyp_init
 __kvm_hyp_init:
-	b	.
-	b	.
-	b	.
-	b	.
-	b	.
-	b	do_init			@ HYP trap
-	b	.
-	b	.
+	W(b)	.
+	W(b)	.
+	W(b)	.
+	W(b)	.
+	W(b)	.
+	W(b)	do_init			@ HYP trap
+	W(b)	.
+	W(b)	.
 do_init:
 	mcrr	p15, 4, r0, r1, c2	@ HTTBR = boot pgd
 wait_forever:
-	b	wait_forever
+	W(b)	wait_forever
 	.global	__kvm_hyp_init_end
 __kvm_hyp_init_end:

@@ -1,20 +1,21 @@
 @ A HYP init written the way arch/arm/kvm/init.S of Linux v3.10 is (the merged dual-step form),
 @ with its register convention: r0 = stack (0 in phase 1), r1 = vectors, r2:r3 = pgd.
 @ hypemu predefines TRAMPOLINE_VA, PAGE_SHIFT, HTCR_MASK, HSCTLR_MASK, ... (see README).
+@ As the kernel's, it builds for either instruction set (kernel.isa): W(b) keeps each vector 4
+@ bytes in Thumb-2, THUMB() lines keep HSCTLR.TE set; `mov pc` stays in the current state.
 
 	.text
-	.arm
 	.align	5
 	.global	__kvm_hyp_init
 __kvm_hyp_init:
 	.word	0			@ reset (never taken in HYP)
-	b	.			@ undefined
-	b	.			@ hvc from HYP
-	b	.			@ prefetch abort
-	b	.			@ data abort
-	b	__do_hyp_init		@ HYP trap
-	b	.			@ IRQ
-	b	.			@ FIQ
+	W(b)	.			@ undefined
+	W(b)	.			@ hvc from HYP
+	W(b)	.			@ prefetch abort
+	W(b)	.			@ data abort
+	W(b)	__do_hyp_init		@ HYP trap
+	W(b)	.			@ IRQ
+	W(b)	.			@ FIQ
 
 __do_hyp_init:
 	cmp	r0, #0			@ a stack pointer? then it is phase 2
@@ -41,7 +42,9 @@ __do_hyp_init:
 	mrc	p15, 0, r1, c1, c0, 0	@ SCTLR
 	ldr	r12, =(HSCTLR_EE | HSCTLR_FI | HSCTLR_I | HSCTLR_C)
 	and	r1, r1, r12
-	orr	r1, r1, #(HSCTLR_M | HSCTLR_A)
+ARM(	orr	r1, r1, #(HSCTLR_M | HSCTLR_A)	)
+THUMB(	ldr	r12, =(HSCTLR_M | HSCTLR_A | HSCTLR_TE)	)
+THUMB(	orr	r1, r1, r12	)
 	orr	r0, r0, r1
 	isb
 	mcr	p15, 4, r0, c1, c0, 0	@ HSCTLR: MMU on

@@ -27,7 +27,7 @@ def _svc_run(m, source: str) -> int:
     m.core.load_code(pa, assemble(source, pa).code)
     m.core.select(0)
     m.core.set_reg(14, m.kernel.sentinel)
-    assert m.core.run(pa, 100).stop == "returned"
+    assert m.core.run_guest(pa, 100).stop == "returned"
     return m.core.reg(0)
 
 

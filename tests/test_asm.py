@@ -485,8 +485,8 @@ def test_error_attributes_and_format():
 
 
 @pytest.mark.parametrize("source, line, message", [
-    ("nop\n.thumb", 2, "Thumb is not supported"),
-    (".code 16", 1, "Thumb is not supported"),
+    ("nop\n.thumb", 2, "this program is assembled as ARM"),
+    (".code 16", 1, "this program is assembled as ARM"),
     ("#include <asm/assembler.h>\nnop", 1, "C preprocessor lines are not supported"),
     ("nop\n  #define X 1", 2, "C preprocessor"),
     ("nop\n.data\n.word 1", 2, "sections other than text are not supported"),

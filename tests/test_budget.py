@@ -97,6 +97,18 @@ def test_a_reset_budget_starts_clean():
 
 
 @native
+def test_loading_thumb_code_turns_the_native_budget_off():
+    """Thumb code loaded into a native engine (CpuComplex.load_code sets thumb_code): from then on
+    it counts with count=, the same counts, on code translated before the switch too."""
+    e = _engine("auto")
+    assert e.budget_kind == "native"
+    before = [_run(e, limit) for limit in (5, 13, 40)]
+    e.thumb_code = True
+    assert e.budget_kind == "count" and e.thumb_code
+    assert [_run(e, limit) for limit in (5, 13, 40)] == before
+
+
+@native
 def test_thumb_code_under_the_native_budget_is_refused():
     e = _engine("native")
     e.write(RAM + 0x1000, bytes.fromhex("0130 0130 fee7"))   # adds r0, #1; adds r0, #1; b .

@@ -43,7 +43,7 @@ def test_hyp_register_from_svc_is_undefined(booted):
     m.core.load_code(pa, assemble("mcr p15, 4, r0, c12, c0, 0\nbx lr\n", pa).code)
     m.core.select(0)
     m.core.set_reg(14, m.kernel.sentinel)
-    result = m.core.run(pa, 100)
+    result = m.core.run_guest(pa, 100)
     # Taken to PL1, whose vectors hypemu does not model: no HSR.
     assert result.stop == "fault" and (result.fault.kind, result.fault.pc, result.fault.hsr) == (
         "undefined", pa, None)
@@ -142,7 +142,8 @@ def test_translate_uses_the_tlb_model_first(booted):
     va = booted.layout.kva(booted.layout.hyp_data)
     booted.call(0, "hyp_probe")
     cached = booted.core.cpus[0].tlb.lookup(va)
-    assert cached is not None and booted.translate(0, va) is cached
+    got = booted.translate(0, va)
+    assert cached is not None and got == cached and got.source == "tlb"   # the entry, marked
     assert isinstance(booted.translate(0, 0xD0000000), Fault)
 
 

@@ -13,7 +13,7 @@ import pytest
 import hypemu
 from hypemu import errors
 from hypemu.asm import AsmError
-from hypemu.machine import INPUT_ERRORS
+from hypemu.result import INPUT_ERRORS
 from hypemu.scenario import from_mapping, load_file
 
 ROOT = Path(__file__).resolve().parent.parent

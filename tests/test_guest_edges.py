@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import hypemu
-from hypemu.cpu import NotModelled
 from hypemu.scenario import ScenarioError, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +51,14 @@ def test_a_wfe_loop_spins_to_the_budget(tmp_path):
     assert result.outcome == "timeout"
 
 
-def test_a_trapped_instruction_in_thumb_state_is_not_modelled(tmp_path):
-    """A Thumb MRC of HSCTLR (halfwords EE91 0F10) is valid in HYP; hypemu decodes ARM only, so it
-    must say so instead of reporting an ARM-decoded 'undefined instruction' fault."""
-    body = "\tadr\tr4, tcode\n\torr\tr4, r4, #1\n\tbx\tr4\ntcode:\n\t.word\t0x0F10EE91\n"
-    with pytest.raises(NotModelled, match="Thumb"):
-        hypemu.run(scenario_with(tmp_path, VECTORS + body + END))
+def test_trapped_instructions_in_thumb_state_are_decoded_as_t32(tmp_path):
+    """A Thumb MRC of HSCTLR (halfwords EE91 0F10) and a Thumb ERET (SUBS PC, LR, #0: F3DE 8F00)
+    after a BX to Thumb code in HYP: hypemu used to stop with 'not modelled'; decoded as A32 the
+    first word would be an undefined instruction."""
+    body = ("\tadr\tr4, tcode\n\torr\tr4, r4, #1\n\tbx\tr4\ntcode:\n"
+            "\t.word\t0x0F10EE91\n\t.word\t0x8F00F3DE\n")
+    result = hypemu.run(scenario_with(tmp_path, VECTORS + body + END))
+    assert result.outcome == "ok", result.reason
 
 
 @pytest.mark.parametrize("source, message", [

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from hypemu.kvm import BudgetExhausted, GuestFault
-from hypemu.machine import Machine, run
+from hypemu.machine import Machine
+from hypemu.result import run
 from hypemu.scenario import DEFAULT_SCENARIO, from_mapping
 
 from test_hazards import data_page, hyp_code, other_page

@@ -13,7 +13,8 @@ import pytest
 from hypemu import lpae
 from hypemu.asm import assemble
 from hypemu.kvm import GuestFault
-from hypemu.machine import Machine, run
+from hypemu.machine import Machine
+from hypemu.result import run
 from hypemu.scenario import DEFAULT_SCENARIO, from_mapping
 
 from conftest import machine
@@ -89,7 +90,12 @@ def test_a_permission_change_left_in_the_tlb_is_stale_but_not_bbm(booted):
     assert m.call(0, "hyp_write", va, 6) == 6
     assert kinds(m) == ["stale_tlb"]
     assert m.hazards[0].pc == m.symbol("hyp_write")
-    assert "(rwx, normal); a fresh walk" in m.hazards[0].detail
+    pc, detail = m.symbol("hyp_write"), m.hazards[0].detail
+    assert f"(rwx, normal), filled from the runtime table (HTTBR {m.kernel.runtime_pgd:#x}) by " \
+           f"the access at pc {pc:#x} (instruction " in detail   # where the stale entry came from
+    calls = [e.icount for e in m.events if e.kind == "hvc"][-2:]   # the two hyp_write calls
+    assert calls[0] < int(detail.split("(instruction ")[1].split(")")[0]) < calls[1]
+    assert "; a fresh walk of the runtime table" in detail
     assert m.hazards[0].detail.endswith("a permission fault at level 3")
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from hypemu.inject import InjectError
 from hypemu.kvm import GuestFault
-from hypemu.machine import run
+from hypemu.result import run
 from hypemu.scenario import ScenarioError, load_file
 
 from conftest import machine

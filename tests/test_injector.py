@@ -87,15 +87,15 @@ def test_the_phases_apply_each_injection_at_its_time():
                          Remap("runtime", VA, 0x9100_0000, bbm=False, at=0)])
     steps: list[str] = []
     injector.after_tables(editor)
-    assert editor.log == [("write", leaf, LEAF | 1 << 54), ("event", "corrupt", 0)]
+    assert editor.log == [("write", leaf, LEAF | 1 << 54), ("event", "corrupt", None)]
     editor.log.clear()
     injector.before_step(0, editor, lambda: steps.append("new step"))
     xn_leaf = LEAF | 1 << 54
-    assert editor.log == [("event", "remap", 0), ("write", leaf, xn_leaf - PA + 0x9100_0000),
+    assert editor.log == [("event", "remap", None), ("write", leaf, xn_leaf - PA + 0x9100_0000),
                           ("tlbi", VA)]                           # no break: make, then invalidate
     editor.log.clear()
     injector.before_step(1, editor, lambda: steps.append("new step"))
-    assert editor.log == [("event", "remap", 0), ("write", leaf, 0), ("tlbi", VA),
+    assert editor.log == [("event", "remap", None), ("write", leaf, 0), ("tlbi", VA),
                           ("write", leaf, xn_leaf - PA + 0x9000_0000)]   # break, invalidate, make
     assert steps == ["new step", "new step"]
     assert [r["kind"] for r in injector.records] == ["corrupt", "remap", "remap"]

@@ -42,8 +42,8 @@ class RecordingTarget:
     def __init__(self) -> None:
         self.writes: list[tuple[str, int, bytes]] = []
 
-    def load_code(self, pa: int, code: bytes) -> None:
-        self.writes.append(("code", pa, code))
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
+        self.writes.append(("code", pa, code) if not thumb else ("thumb code", pa, code))
 
     def write_ram(self, pa: int, data: bytes) -> None:
         self.writes.append(("ram", pa, data))
@@ -76,7 +76,7 @@ def test_the_builtin_image_is_linked_where_the_plan_placed_it():
     plan = kvm.plan_board(kvm.from_scenario(s))
     lay, img = plan.layout, plan.image
     assert (img.pl1.base, img.stub.base) == (lay.pl1_text, lay.pl1_text + 0x100)
-    assert (img.init.base, img.init.load_pa, len(img.init.code)) == (lay.idmap_start, lay.idmap_start,
+    assert (img.init.base, img.init.load_pa, len(img.init.code)) == (lay.init_start, lay.init_start,
                                                                      lay.init_size)
     assert (img.runtime.base, img.runtime.load_pa) == (lay.kva(lay.hyp_text), lay.hyp_text)
     assert img.runtime.address("__kvm_hyp_vector") >= img.runtime.base
@@ -140,12 +140,12 @@ def test_the_board_holds_the_tables_that_were_planned(init):
 
 # --- the step runner ------------------------------------------------------------------------------
 class ScriptedCore:
-    """A CPU whose runs end as scripted (the runner needs run() and reg() only)."""
+    """A CPU whose runs end as scripted (the runner needs run_guest() and reg() only)."""
 
     def __init__(self, *results: RunResult):
         self.results, self.asked = list(results), []
 
-    def run(self, pc: int, budget: int | None) -> RunResult:
+    def run_guest(self, pc: int, budget: int | None) -> RunResult:
         self.asked.append(budget)
         return self.results.pop(0)
 

@@ -15,7 +15,7 @@ from hypemu.scenario import DEFAULT_SCENARIO, from_mapping, load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
-REFUSED = {"idmap-collides-trampoline": ("boot", "idmap", "trampoline"),
+REFUSED = {"idmap-crosses-trampoline": ("boot", "idmap", "trampoline"),
            "trampoline-in-lowmem": ("boot", "trampoline", "lowmem"),
            "ram-above-4g": ("boot", "idmap", "32-bit VA space")}
 

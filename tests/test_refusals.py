@@ -10,9 +10,11 @@ from conftest import machine, scenario
 from hypemu.walker import Translation
 
 REFUSALS = [
-    ("idmap_collides_with_trampoline",
-     {"machine": {"ram": {"base": 0xFFF00000, "size": "1MiB"}}, "kernel": {"text_offset": 0xEF000}},
-     "overlaps the trampoline page at 0xffff0000"),
+    ("idmap_maps_the_trampoline_va_elsewhere",
+     {"hyp": {"trampoline_va": 0x8000A000, "bounce_page": "never"},
+      "kernel": {"hyp_idmap_offset": 0x1F80}},
+     "the HYP idmap [0x80009000, 0x8000b000) maps the trampoline VA 0x8000a000 to itself, the "
+     "trampoline maps it to 0x80009000"),
     ("trampoline_in_lowmem", {"hyp": {"trampoline_va": 0xC0100000}},
      "trampoline VA 0xc0100000 lies inside the kernel's lowmem"),
     ("trampoline_unaligned", {"hyp": {"trampoline_va": 0xFFFF0800}}, "is not a page-aligned"),
@@ -20,7 +22,7 @@ REFUSALS = [
      "above 4 GiB: a 32-bit HYP VA cannot identity-map it"),
     ("ram_too_small", {"machine": {"ram": {"base": 0x80000000, "size": "16KiB"}}}, "RAM too small"),
     ("no_room_for_tables", {"machine": {"ram": {"base": 0x80000000, "size": "52KiB"}}},
-     "RAM too small: no free page left"),
+     "RAM too small: no free lowmem page left"),
 ]
 
 
@@ -48,7 +50,7 @@ def test_init_code_across_a_page_uses_a_bounce_page_and_boots():
     lay = m.layout
     assert lay.crosses_page() and lay.bounce_page is not None
     assert lay.init_pa == lay.bounce_page == lay.trampoline_pa   # copied to the page's start
-    assert m.read_phys(lay.bounce_page, lay.init_size) == m.read_phys(lay.idmap_start, lay.init_size)
+    assert m.read_phys(lay.bounce_page, lay.init_size) == m.read_phys(lay.init_start, lay.init_size)
     m.boot()
     assert m.call(0, "hyp_probe") == m.read32(lay.hyp_data)
     for table in ("boot", "runtime"):
@@ -63,7 +65,7 @@ def test_without_bounce_page_the_trampoline_jump_lands_in_the_wrong_page():
     sections = dict(kernel={"hyp_idmap_offset": 0x1F80}, hyp={"bounce_page": "never"})
     m = machine(**sections)
     target = m.kernel.image.init.address("trampoline_target")
-    assert target & ~0xFFF != m.layout.idmap_start & ~0xFFF    # the label is in the second page
+    assert target & ~0xFFF != m.layout.init_start & ~0xFFF    # the label is in the second page
     result = hypemu.run(scenario(name="no-bounce", **sections))
     assert result.outcome == "fault"
     assert result.fault == {"cpu": 0, "kind": "undefined", "pc": 0xFFFF0000 | (target & 0xFFF),

@@ -286,7 +286,8 @@ def test_odd_keys_are_quoted_in_the_path(tmp_path):
 
 
 def test_yaml_booleans_are_named(tmp_path):
-    with pytest.raises(ScenarioError, match=r":1: name: expected a string, got false \(YAML reads yes/no"):
+    with pytest.raises(ScenarioError, match=r":1: name: expected a string, got off \(YAML 1.1 reads yes/no/on/off/true/false as "
+                       r"booleans; quote it to mean the word\)"):
         load_file(_write(tmp_path, "name: off\n"))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hypemu.layout import ConfigError
-from hypemu.machine import run
+from hypemu.result import run
 from hypemu.kvm import GuestFault
 from hypemu.scenario import ScenarioError, load_file
 from hypemu.walker import Fault

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hypemu import regdecode, syndrome, timeline
-from hypemu.machine import run
+from hypemu.result import run
 from hypemu.report import summary
 from hypemu.scenario import DEFAULT_SCENARIO, from_mapping, load_file
 from hypemu.walker import Fault

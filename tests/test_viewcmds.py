@@ -84,7 +84,7 @@ def test_a_bad_scenario_file_is_one_line(capsys, tmp_path):
 
 
 def test_map_prints_the_text_form(capsys):
-    code, out, _ = cli(capsys, "map", str(ROOT / "scenarios/idmap-collides-trampoline.yaml"))
+    code, out, _ = cli(capsys, "map", str(ROOT / "scenarios/idmap-crosses-trampoline.yaml"))
     assert code == 0 and "refused (config_error)" in out
     assert "collision in the boot table: idmap and trampoline both need VA" in out
 

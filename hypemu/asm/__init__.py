@@ -1,4 +1,5 @@
-"""Assemble hypemu's guest code: GNU-as style ARM (A32) sources, on keystone-engine 0.9.2.
+"""Assemble hypemu's guest code: GNU-as style ARM (A32) sources, or Thumb-2 (`thumb=True`: a
+CONFIG_THUMB2_KERNEL build), on keystone-engine 0.9.2.
 
 `assemble(source, base)` turns a source into a `Program` (bytes at `base`, label addresses, globals).
 Keystone only encodes instructions; everything around them is done here, because keystone 0.9.2 was
@@ -23,6 +24,11 @@ measured (tests/test_asm.py, TestKeystoneQuirks, in child processes) to:
   instruction being 4 bytes) and reaches keystone as a plain number; the output must end with a
   sentinel word; and each `ldr rX, =expr` and each B/BL/ADR/load naming a label is decoded afterwards
   and checked against what the source says.
+- in Thumb mode: accept a conditional instruction only inside an explicit IT block, and drop
+  `.inst.w`. So the preprocessor makes the IT blocks as GNU as's `-mimplicit-it=always` does
+  (`implicit_it`), turns `.inst*` into halfwords, encodes ERET/HVC/SMC/banked MSR/MRS as T32
+  halfwords; label passes repeat until the addresses settle (a value can change an instruction's
+  size), and the PC-relative checks decode Thumb encodings.
 - read expressions with C-like precedence where GNU as does not (`1 + 2 << 3`: GNU as 17, keystone
   24): an expression the two would group differently is refused until parenthesised.
 
@@ -37,7 +43,7 @@ Deviations from GNU as (written down here, once):
 
 The package, one concept a module: `api` (the entry points), `program` (Program, AsmError),
 `cache`, `source` (comments, statements, strings), `preprocess` (statements, labels) with its
-mixins `directives`, `conditionals`, `macros` and `instructions`, `encode` (what keystone cannot
+mixins `directives`, `conditionals`, `macros`, `instructions` and `implicit_it`, `encode` (what keystone cannot
 encode), `expr` (expressions), `unit` (the statements handed to the builder), `build` (keystone
 passes, failures located), `check` (keystone's output checked) and `worker` (keystone itself, the
 only module that imports it).

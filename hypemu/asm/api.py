@@ -16,23 +16,24 @@ from .unit import _GENERATED
 
 
 def assemble(source: str, base: int, *, constants: Mapping[str, int] | None = None,
-             filename: str = "<string>") -> Program:
+             filename: str = "<string>", thumb: bool = False) -> Program:
     """Assemble `source` (GNU-as ARM syntax) so that its first byte lies at `base`.
 
-    `constants` are predefined as `.equ NAME, value`. Raises AsmError for any problem in the source,
-    ValueError for a bad `base` or constant."""
+    `constants` are predefined as `.equ NAME, value`. `thumb`: assemble as Thumb-2, as a kernel
+    built with CONFIG_THUMB2_KERNEL (W(x) is x.w, THUMB() lines kept, ARM() lines dropped). Raises
+    AsmError for any problem in the source, ValueError for a bad `base` or constant."""
     _check_base(base)
     consts = _check_constants(constants or {})
-    key = _cache_key(source, base, consts)
+    key = _cache_key(source, base, consts, thumb)
     program = _CACHE.get(key)
     if program is None:
-        program = _build(source, base, consts, filename)
+        program = _build(source, base, consts, filename, thumb)
         _CACHE.put(key, program)
     return dataclasses.replace(program, filename=filename)
 
 
-def assemble_file(path: str | os.PathLike, base: int, *,
-                  constants: Mapping[str, int] | None = None) -> Program:
+def assemble_file(path: str | os.PathLike[str], base: int, *,
+                  constants: Mapping[str, int] | None = None, thumb: bool = False) -> Program:
     """Assemble the UTF-8 source file at `path` (see `assemble`)."""
     name = os.fspath(path)
     raw = Path(name).read_bytes()
@@ -40,10 +41,10 @@ def assemble_file(path: str | os.PathLike, base: int, *,
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise AsmError(name, raw.count(b"\n", 0, e.start) + 1, "source is not valid UTF-8") from None
-    return assemble(text, base, constants=constants, filename=name)
+    return assemble(text, base, constants=constants, filename=name, thumb=thumb)
 
 
-def cache_info() -> dict:
+def cache_info() -> dict[str, int]:
     """Counters since the last `clear_memory_cache()`: hits (memory_hits + disk_hits), misses, entries."""
     return _CACHE.info()
 

@@ -11,7 +11,7 @@ from .directives import _DATA_SIZES
 from .expr import _IDENT, _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate, _reason
 from .preprocess import _Preprocessor
 from .program import AsmError, Program, _FrozenMap
-from .source import _WORD_RE
+from .source import _split_word
 from .unit import _GENERATED, _MARK, _Imm, _Stmt, _Unit
 from .worker import _WORKER, _KsResult
 
@@ -19,8 +19,12 @@ _SENTINEL = 0x4B534E44            # last word of every keystone request; missing
 _PLACEHOLDER = 4                  # pass-1 stand-in for an immediate that needs label addresses
 
 
-def _build(source: str, base: int, constants: dict[str, int], filename: str) -> Program:
-    unit = _Preprocessor(filename, constants).run(source)
+_MAX_PASSES = 4                   # Thumb: passes until the label addresses settle
+
+
+def _build(source: str, base: int, constants: dict[str, int], filename: str,
+           thumb: bool = False) -> Program:
+    unit = _Preprocessor(filename, constants, thumb).process(source)
     return _Builder(unit, base, filename).build()
 
 
@@ -30,7 +34,8 @@ class _Builder(_Checks):
     After the user's statements come `.ltorg` (where keystone would put a pending pool anyway: at the
     end), one `.word label` per label and a sentinel word; the code is what precedes them. When some
     immediate needs label addresses, a first pass with placeholders finds them and a second pass
-    (same sizes: every ARM instruction is 4 bytes) encodes the real values."""
+    (same sizes: every ARM instruction is 4 bytes) encodes the real values. In Thumb the real value
+    can change an instruction's size (16- or 32-bit): passes repeat until the addresses settle."""
 
     def __init__(self, unit: _Unit, base: int, filename: str):
         self.unit, self.base, self.filename = unit, base, filename
@@ -39,19 +44,23 @@ class _Builder(_Checks):
     def build(self) -> Program:
         texts, needs_addresses = self._render(None)
         first = self._run(texts) if needs_addresses else None
-        if first is not None:
+        passes = _MAX_PASSES if self.unit.thumb else 1
+        while first is not None:
             texts, _ = self._render(first[1])
-        code, addresses = self._run(texts)
-        if first is not None and first[1] != addresses:
-            raise AsmError(self.filename, self.unit.stmts[-1].line,
-                           "internal error: label addresses moved between passes")
+            code, addresses = self._run(texts)
+            if first[1] == addresses:
+                break
+            passes -= 1
+            if passes == 0:
+                raise AsmError(self.filename, self.unit.stmts[-1].line,
+                               "internal error: label addresses moved between passes")
+            first = (code, addresses)
+        else:
+            code, addresses = self._run(texts)
         self._check(code, addresses)
         symbols = {name: addresses[name] for name in self.labels if not name.startswith(_GENERATED)}
         return Program(code, self.base, _FrozenMap(symbols), frozenset(self.unit.globals),
-                       self.filename)
-
-    def _error(self, stmt: _Stmt, message: str) -> AsmError:
-        return AsmError(self.filename, stmt.line, f"{message}{stmt.where}")
+                       self.filename, self.unit.thumb)
 
     def _render(self, addresses: Mapping[str, int] | None) -> tuple[list[str], bool]:
         """Keystone text of every statement; placeholders where label addresses are still unknown."""
@@ -96,7 +105,7 @@ class _Builder(_Checks):
         return "\n".join([*head, *tail, *words])
 
     def _run(self, texts: list[str]) -> tuple[bytes, dict[str, int]]:
-        result = _WORKER.assemble(self._request(texts), self.base)
+        result = _WORKER.assemble(self._request(texts), self.base, self.unit.thumb)
         trailer = 4 * (len(self.labels) + 1)
         if result.code is None or len(result.code) < trailer or not result.code.endswith(
                 _SENTINEL.to_bytes(4, "little")):
@@ -112,7 +121,7 @@ class _Builder(_Checks):
     def _locate(self, texts: list[str], failure: _KsResult) -> AsmError:
         """Bisect for the shortest failing prefix; later labels and .set lines stay defined."""
         def attempt(k: int) -> _KsResult | None:
-            result = _WORKER.assemble(self._request(texts, k), self.base)
+            result = _WORKER.assemble(self._request(texts, k), self.base, self.unit.thumb)
             ok = result.code is not None and result.code.endswith(_SENTINEL.to_bytes(4, "little"))
             return None if ok else result
 
@@ -146,7 +155,7 @@ class _Builder(_Checks):
 
     def _unknown_names(self, stmt: _Stmt) -> list[str]:
         """Names in a statement that are neither defined nor operand keywords (for messages only)."""
-        body = _WORD_RE.match(stmt.text).group(2) if stmt.kind != "label" else ""
+        body = _split_word(stmt.text)[1] if stmt.kind != "label" else ""
         names = re.findall(rf"(?<![\w.$#'])({_IDENT})", re.sub(r'"(?:\\.|[^"\\])*"', "", body))
         return [n for n in names if n not in self.unit.equs and n not in self.unit.labels
                 and not _OPERAND_KEYWORD_RE.fullmatch(n.lower())]

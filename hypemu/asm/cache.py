@@ -15,8 +15,9 @@ from pathlib import Path
 from .program import Program, _FrozenMap
 
 
-def _cache_key(source: str, base: int, constants: dict[str, int]) -> str:
-    blob = json.dumps([_module_version(), source, base, sorted(constants.items())])
+def _cache_key(source: str, base: int, constants: dict[str, int], thumb: bool = False) -> str:
+    blob = json.dumps([_module_version(), source, base, sorted(constants.items())]
+                      + (["thumb"] if thumb else []))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -48,7 +49,7 @@ class _Cache:
         self._lock = threading.Lock()
         self._counts = {"memory_hits": 0, "disk_hits": 0, "misses": 0}
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, int]:
         with self._lock:
             hits = self._counts["memory_hits"] + self._counts["disk_hits"]
             return {"hits": hits, **self._counts, "entries": len(self._memory)}
@@ -89,13 +90,14 @@ class _Cache:
                 return None
             symbols = {str(k): int(v) for k, v in entry["symbols"].items()}
             return Program(bytes.fromhex(entry["code"]), int(entry["base"]), _FrozenMap(symbols),
-                           frozenset(str(g) for g in entry["globals"]), "")
+                           frozenset(str(g) for g in entry["globals"]), "",
+                           entry.get("thumb") is True)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _write_disk(self, key: str, program: Program) -> None:
         entry = {"key": key, "code": program.code.hex(), "base": program.base,
-                 "symbols": dict(program.symbols), "globals": sorted(program.globals)}
+                 "symbols": dict(program.symbols), "globals": sorted(program.globals), "thumb": program.thumb}
         directory = self._directory()
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from .expr import _OPERATIONS
+from .parts import _Cond
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 
-@dataclass
-class _Cond:
-    """One open .if: whether its enclosing code is assembled, its current branch, any branch taken."""
-
-    line: int
-    outer: bool
-    active: bool
-    taken: bool
-    seen_else: bool = False
 
 
 _IF_ZERO_TESTS = {".if": "!=", ".ifne": "!=", ".ifeq": "==", ".ifgt": ">", ".ifge": ">=",
@@ -24,7 +23,7 @@ _IF_OPENERS = {*_IF_ZERO_TESTS, ".ifdef", ".ifndef", ".ifc", ".ifnc", ".ifb", ".
 _CONDITIONALS = {*_IF_OPENERS, ".elseif", ".else", ".endif"}
 
 
-class _Conditionals:
+class _Conditionals(_Mixin):
     """The conditional assembly of `_Preprocessor` (a mixin: the state lives there)."""
 
     def _conditional(self, line: int, name: str, args: str, where: str) -> None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import re
 
+from typing import TYPE_CHECKING
+
 from .expr import _IDENT_RE, _ExprError, _parse_expr, _symbols_of
-from .macros import _BLOCK_END, _Block, _ExitMacro
+from .macros import _BLOCK_END, _ExitMacro
+from .parts import _Block
 from .source import _split_outside_strings, _unescape
 from .unit import _MARK, _MAX_BYTES, _Imm, _Stmt
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 _MAX_ALIGN_POWER = 16
 
@@ -22,14 +30,21 @@ _DATA_SIZES = {".word": 4, ".long": 4, ".int": 4, ".4byte": 4, ".quad": 8, ".8by
 _STRINGS = {".ascii", ".asciz", ".string"}
 
 
-class _Directives:
+class _Directives(_Mixin):
     """The directives of `_Preprocessor` (a mixin: the state lives there)."""
 
+    unaligned: bool      # shared with _Instructions (declared here too: mypy infers mixin state late)
+
     def _directive(self, line: int, name: str, args: str, text: str, where: str) -> None:
-        if name in _DROPPED:
+        if name in _DROPPED and not (self.thumb and name == ".arm"):
             return
-        if name in _THUMB or (name == ".code" and args == "16"):
-            raise self._error(line, "Thumb is not supported (hypemu runs ARM state only)", where)
+        thumb = name in _THUMB or (name == ".code" and args == "16")
+        if thumb != self.thumb and (thumb or name == ".arm" or (name, args) == (".code", "32")):
+            wanted = "Thumb" if self.thumb else "ARM"
+            raise self._error(line, f"{name}: this program is assembled as {wanted} (kernel.isa); "
+                                    "one instruction set per program", where)
+        if thumb:
+            return
         if name in (".code", ".syntax"):
             if args.lower() not in ("32", "unified"):
                 raise self._error(line, f"{name} {args}: only .code 32 and .syntax unified", where)
@@ -47,6 +62,8 @@ class _Directives:
             self._space(line, name, args, text, where)
         elif name in _DATA_SIZES or name in _STRINGS:
             self._data(line, name, args, text, where)
+        elif name in (".inst", ".inst.n", ".inst.w"):
+            self._inst(line, name, args, text, where)
         elif name in (".ltorg", ".pool"):
             self._emit(_Stmt(line, text, ".ltorg", where, "other", directive=name))
         elif name in _BLOCK_END:
@@ -59,6 +76,27 @@ class _Directives:
             raise self._error(line, f"{name} outside a .macro/.rept block", where)
         else:
             raise self._error(line, f"unsupported directive {name}", where)
+
+    def _inst(self, line: int, name: str, args: str, text: str, where: str) -> None:
+        """`.inst` (the kernel's opcodes.h writes HVC/ERET with it): an instruction given by its
+        encoding. ARM: a word. Thumb: `.inst.n` a halfword, `.inst.w` a 32-bit instruction
+        (hw1 = the value's high halfword, stored first), `.inst` either by the value's size.
+        Emitted as data keystone stores reliably (it drops `.inst.w`)."""
+        if not args:
+            raise self._error(line, f"{name} needs a value", where)
+        self._end_implicit_it()       # an implicit IT block does not run across it
+        for expr in _split_outside_strings(args, ","):
+            value = self._constant(line, expr, name, where) & 0xFFFFFFFF
+            wide = name == ".inst.w" or (name == ".inst" and value > 0xFFFF)
+            if not self.thumb:
+                encoded = f".word {value:#010x}"
+            elif name == ".inst.n" and value > 0xFFFF:
+                raise self._error(line, f".inst.n {value:#x} does not fit in 16 bits", where)
+            elif wide:
+                encoded = f".short {value >> 16:#06x}, {value & 0xFFFF:#06x}"
+            else:
+                encoded = f".short {value:#06x}"
+            self._emit(_Stmt(line, text, encoded, where))
 
     def _section(self, line: int, name: str, args: str, where: str) -> None:
         parts = [p.strip().strip('"') for p in _split_outside_strings(args, ",")]

@@ -54,3 +54,30 @@ def _encode_mrs_banked(cond: int, rd: int, r: int, sysm: int) -> int:
 def _encode_msr_banked(cond: int, r: int, sysm: int, rn: int) -> int:
     """MSR (banked register) A1 (B9.3.10): cond 0001 0R10 M1 1111 001M 0000 Rn, SYSm = M:M1."""
     return cond << 28 | 0x0120F200 | r << 22 | (sysm & 0xF) << 16 | (sysm >> 4) << 8 | rn
+
+
+# The T32 encodings of the same instructions, as hw1 << 16 | hw2 (no condition field: inside an
+# IT block the IT instruction gives it).
+def _encode_eret_t32() -> int:
+    """ERET T1 (B9.3.3), which is SUBS PC, LR, #0: 1111 0011 1101 1110 1000 1111 0000 0000."""
+    return 0xF3DE8F00
+
+
+def _encode_hvc_t32(imm16: int) -> int:
+    """HVC T1 (B9.3.4): 1111 0111 1110 imm4 1000 imm12; imm16 = imm4:imm12."""
+    return 0xF7E08000 | (imm16 >> 12) << 16 | imm16 & 0xFFF
+
+
+def _encode_smc_t32(imm4: int) -> int:
+    """SMC T1 (B9.3.14): 1111 0111 1111 imm4 1000 0000 0000 0000."""
+    return 0xF7F08000 | imm4 << 16
+
+
+def _encode_mrs_banked_t32(rd: int, r: int, sysm: int) -> int:
+    """MRS (banked register) T1 (B9.3.9): 1111 0011 111R M1 1000 Rd 001M 0000."""
+    return 0xF3E08020 | r << 20 | (sysm & 0xF) << 16 | rd << 8 | (sysm >> 4) << 4
+
+
+def _encode_msr_banked_t32(r: int, sysm: int, rn: int) -> int:
+    """MSR (banked register) T1 (B9.3.10): 1111 0011 100R Rn 1000 M1 001M 0000."""
+    return 0xF3808020 | r << 20 | rn << 16 | (sysm & 0xF) << 8 | (sysm >> 4) << 4

@@ -4,7 +4,9 @@ and `_Lookup`, the symbol values they read (.set/.equ definitions, then labels).
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
+
+from .unit import Tree
 
 _MAX_EXPRESSION_TOKENS = 200
 
@@ -71,12 +73,13 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN_RE.match(text, pos)
         if not m or m.end() == pos:
             raise _ExprError(f"cannot parse expression {text.strip()!r}")
-        out.append((m.lastgroup, m.group(m.lastgroup)))
+        kind = m.lastgroup or ""
+        out.append((kind, m.group(kind)))
         pos = m.end()
     return out
 
 
-def _parse_expr(text: str, condition: bool = False):
+def _parse_expr(text: str, condition: bool = False) -> Tree:
     """Parse to a tree: ('num', n) | ('sym', name) | (op, a) | (op, a, b), with GNU as precedence.
 
     Raises _Ambiguous when keystone's precedence would group the operators differently."""
@@ -96,7 +99,8 @@ def _parse_expr(text: str, condition: bool = False):
     return gnu
 
 
-def _parse_binary(toks, pos, level, ranks):
+def _parse_binary(toks: list[tuple[str, str]], pos: int, level: int,
+                  ranks: dict[str, int]) -> tuple[Tree, int]:
     left, pos = _parse_unary(toks, pos, ranks)
     while pos < len(toks) and toks[pos][0] == "op" and ranks.get(toks[pos][1], 0) >= level:
         op = toks[pos][1]
@@ -105,7 +109,8 @@ def _parse_binary(toks, pos, level, ranks):
     return left, pos
 
 
-def _parse_unary(toks, pos, ranks):
+def _parse_unary(toks: list[tuple[str, str]], pos: int,
+                 ranks: dict[str, int]) -> tuple[Tree, int]:
     if pos >= len(toks):
         raise _ExprError("expression ends too early")
     kind, text = toks[pos]
@@ -130,7 +135,7 @@ def _reason(error: Exception) -> str:
     return "constants nested too deeply" if isinstance(error, RecursionError) else str(error)
 
 
-def _symbols_of(tree) -> set[str]:
+def _symbols_of(tree: Tree) -> set[str]:
     if tree[0] == "sym":
         return {tree[1]}
     if tree[0] == "num":
@@ -138,10 +143,10 @@ def _symbols_of(tree) -> set[str]:
     return set().union(*(_symbols_of(t) for t in tree[1:]))
 
 
-def _evaluate(tree, lookup: Callable[[str], int]) -> int:
+def _evaluate(tree: Tree, lookup: Callable[[str], int]) -> int:
     op = tree[0]
     if op == "num":
-        return tree[1]
+        return int(tree[1])
     if op == "sym":
         return lookup(tree[1])
     if len(tree) == 2:
@@ -159,7 +164,7 @@ def _evaluate(tree, lookup: Callable[[str], int]) -> int:
     return _OPERATIONS[op](a, b)
 
 
-_OPERATIONS = {"*": lambda a, b: a * b, "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
+_OPERATIONS: dict[str, Callable[[int, int], int]] = {"*": lambda a, b: a * b, "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
                "|": lambda a, b: a | b, "&": lambda a, b: a & b, "^": lambda a, b: a ^ b,
                "+": lambda a, b: a + b, "-": lambda a, b: a - b,
                "==": lambda a, b: -(a == b), "!=": lambda a, b: -(a != b), "<>": lambda a, b: -(a != b),
@@ -173,7 +178,8 @@ class _Lookup:
 
     Labels have values only once `addresses` (from a keystone pass) are known."""
 
-    def __init__(self, equs, labels, addresses: Mapping[str, int] | None, pos: int,
+    def __init__(self, equs: Mapping[str, list[tuple[int, Tree, int]]], labels: Mapping[str, int],
+                 addresses: Mapping[str, int] | None, pos: int,
                  dot: str | None = None, offset: int = 0):
         self.equs, self.labels, self.addresses = equs, labels, addresses
         self.pos, self.dot, self.offset = pos, dot, offset

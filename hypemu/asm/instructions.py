@@ -4,17 +4,27 @@ and ERET/HVC/SMC/banked MSR/MRS turned into `.word`s."""
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .encode import (_BANKED, _COND_AL, _CONDITIONS, _REGISTERS, _SPECIAL_RE, _encode_eret,
-                     _encode_hvc, _encode_mrs_banked, _encode_msr_banked, _encode_smc)
+                     _encode_eret_t32, _encode_hvc, _encode_hvc_t32, _encode_mrs_banked,
+                     _encode_mrs_banked_t32, _encode_msr_banked, _encode_msr_banked_t32,
+                     _encode_smc, _encode_smc_t32)
 from .expr import _ExprError, _parse_expr
-from .source import _WORD_RE, _split_outside_strings
+from .source import _split_outside_strings, _split_word
 from .unit import _MARK, _Imm, _Stmt
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 
 _PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|ldrb|str|strb|ldrh|ldrsh|ldrsb|ldrd|strh|strd)"
                              r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?")
+# Thumb: the PC-relative forms the checks decode (B, BL, CBZ/CBNZ, ADR, LDR literal), with .w/.n
+_THUMB_PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|cbz|cbnz)"
+                                   r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?(?:\.[wn])?")
 _MNEMONIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z0-9]+)*")
 _IMM_START_RE = re.compile(r"#\s*(?::(lower16|upper16):)?|:(lower16|upper16):")
 
@@ -39,22 +49,28 @@ def _find_immediates(operands: str) -> Iterator[tuple[int, int, str, str]]:
         pos = max(end, m.end() + 1)
 
 
-class _Instructions:
+class _Instructions(_Mixin):
     """The instructions of `_Preprocessor` (a mixin: the state lives there)."""
 
+    unaligned: bool      # shared with _Directives (declared here too: mypy infers mixin state late)
+
     def _instruction(self, line: int, text: str, where: str) -> None:
-        mnemonic, operands = _WORD_RE.match(text).groups()
+        mnemonic, operands = _split_word(text)
         if not _MNEMONIC_RE.fullmatch(mnemonic):   # keystone hangs on statements like '>> ~' or '*/'
             raise self._error(line, f"expected an instruction or a directive, not {text!r}", where)
         operands = self._rename_local_refs(line, operands.strip(), where)
-        checks: list[tuple] = []
+        if self.thumb:
+            self._implicit_it(line, mnemonic, operands, text, where)
+        checks: list[tuple[Any, ...]] = []
         if self.unaligned:   # data of odd size came before: check that this instruction is aligned
             checks.append(("aligned",))
             self.unaligned = False
         word = self._special(line, mnemonic.lower(), operands, where)
         if word is not None:
             self._anchor(line, text, where, tuple(checks), [])
-            self._emit(_Stmt(line, text, f".word {word:#010x}", where))
+            encoded = (f".short {word >> 16:#06x}, {word & 0xFFFF:#06x}" if self.thumb
+                       else f".word {word:#010x}")
+            self._emit(_Stmt(line, text, encoded, where))
             return
         checks += self._pc_relative_checks(line, mnemonic.lower(), operands, where)
         template, found = operands, []
@@ -73,10 +89,10 @@ class _Instructions:
         imms = tuple(_Imm(tree, form, len(self.stmts), anchor) for tree, form in found)
         self._emit(_Stmt(line, text, f"{mnemonic} {template}".strip(), where, imms=imms))
 
-    def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list:
+    def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list[tuple[Any, ...]]:
         """What to verify in keystone's encoding of a PC-relative instruction: it encodes an
         out-of-range branch or an unencodable ADR offset as garbage, without an error."""
-        m = _PC_RELATIVE_RE.fullmatch(mnemonic)
+        m = (_THUMB_PC_RELATIVE_RE if self.thumb else _PC_RELATIVE_RE).fullmatch(mnemonic)
         if not m or not operands:
             return []
         last = _split_outside_strings(operands, ",")[-1].strip()
@@ -85,6 +101,8 @@ class _Instructions:
             kind = "literal" if m.group(1) == "ldr" else None
         else:
             kind = "target" if not last.startswith(("[", "#", "{")) else None
+        if self.thumb and kind == "literal" and m.group(1) != "ldr":
+            kind = None
         if kind is None or last.lower() in _REGISTERS:
             return []
         try:
@@ -104,7 +122,7 @@ class _Instructions:
         if op == "eret":
             if args:
                 raise self._error(line, "eret takes no operands", where)
-            return _encode_eret(cond)
+            return _encode_eret_t32() if self.thumb else _encode_eret(cond)
         if op == "hvc" and m.group(2):
             raise self._error(line, f"{mnemonic}: HVC cannot be conditional (ARM ARM B9.3.4)", where)
         if len(args) != 1:
@@ -113,6 +131,8 @@ class _Instructions:
         limit = 0xFFFF if op == "hvc" else 0xF
         if not 0 <= imm <= limit:
             raise self._error(line, f"{op} immediate {imm:#x} is out of range 0..{limit:#x}", where)
+        if self.thumb:
+            return _encode_hvc_t32(imm) if op == "hvc" else _encode_smc_t32(imm)
         return _encode_hvc(imm) if op == "hvc" else _encode_smc(cond, imm)
 
     def _banked(self, line: int, op: str, cond: int, args: list[str], where: str) -> int | None:
@@ -127,6 +147,9 @@ class _Instructions:
         if number == 15:
             raise self._error(line, f"{op} {banked} with the PC is UNPREDICTABLE", where)
         r, sysm = _BANKED[banked.lower()]
+        if self.thumb:
+            return (_encode_mrs_banked_t32(number, r, sysm) if op == "mrs"
+                    else _encode_msr_banked_t32(r, sysm, number))
         if op == "mrs":
             return _encode_mrs_banked(cond, number, r, sysm)
         return _encode_msr_banked(cond, r, sysm, number)

@@ -7,38 +7,31 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from .expr import _IDENT_RE
-from .source import _LABEL_RE, _WORD_RE, _split_outside_strings
+from .parts import _Block, _Macro
+from .source import _LABEL_RE, _split_outside_strings, _split_word
 from .unit import _MAX_STATEMENTS
+
+if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
+    from .parts import PreprocessorParts as _Mixin
+else:
+    _Mixin = object
 
 _MAX_MACRO_DEPTH = 64
 _BLOCK_END = {".macro": ".endm", ".rept": ".endr", ".irp": ".endr", ".irpc": ".endr"}
 
 
-@dataclass
-class _Block:
-    """A .macro / .rept / .irp / .irpc being collected up to its .endm / .endr."""
-
-    kind: str
-    line: int
-    header: str
-    where: str
-    body: list[tuple[int, str]] = dataclasses.field(default_factory=list)   # (line, text)
-    depth: int = 0
 
 
 class _ExitMacro(Exception):
     """.exitm: stop expanding the current macro."""
 
 
-@dataclass
-class _Macro:
-    name: str
-    params: list[tuple[str, str | None, str]]      # (name, default, qualifier: "", "req", "vararg")
-    body: list[tuple[int, str]]                     # (line, text)
 
 
-class _Macros:
+class _Macros(_Mixin):
     """The blocks of `_Preprocessor` (a mixin: the state lives there)."""
 
     def _collect(self, line: int, text: str) -> None:
@@ -89,7 +82,7 @@ class _Macros:
         self.macros[words[0].lower()] = _Macro(words[0], params, block.body)
 
     def _expand_macro(self, line: int, text: str, where: str) -> None:
-        word, rest = _WORD_RE.match(text).groups()
+        word, rest = _split_word(text)
         macro = self.macros[word.lower()]
         if self.depth >= _MAX_MACRO_DEPTH:
             raise self._error(line, f"macros nested more than {_MAX_MACRO_DEPTH} deep", where)
@@ -131,7 +124,7 @@ class _Macros:
                 macro: tuple[int, str] | None = None) -> None:
         """Feed a block body again, with \\name, \\@ and \\() substituted. Statements of a .rept or
         .irp keep their own lines; those of a macro get the line of the (outermost) invocation."""
-        def substitute(m: re.Match) -> str:
+        def substitute(m: re.Match[str]) -> str:
             return "" if m.group(1) == "()" else values.get(m.group(1), m.group(0))
         self.depth += 1
         conds = len(self.conds)

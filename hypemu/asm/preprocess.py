@@ -7,32 +7,39 @@ one module each."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from .conditionals import _CONDITIONALS, _Cond, _Conditionals
+from .conditionals import _CONDITIONALS, _Conditionals
 from .directives import _Directives
 from .encode import _BANKED, _REGISTERS
 from .expr import (_Ambiguous, _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate,
                    _parse_expr, _reason, _symbols_of)
+from .implicit_it import _ImplicitIt, _OpenBlock
 from .instructions import _Instructions
-from .macros import _BLOCK_END, _Block, _Macro, _Macros
+from .macros import _BLOCK_END, _Macros
+from .parts import _Block, _Cond, _Macro
 from .program import AsmError
-from .source import (_ASSIGN_RE, _DIRECTIVE_RE, _LABEL_RE, _LOCAL_REF_RE, _WORD_RE,
-                     _outside_strings, _split_outside_strings, _strip_comments, _take_call)
-from .unit import _GENERATED, _MAX_STATEMENTS, _Stmt, _Unit
+from .source import (_ASSIGN_RE, _DIRECTIVE_RE, _LABEL_RE, _LOCAL_REF_RE,
+                     _outside_strings, _split_outside_strings, _split_word, _strip_comments,
+                     _take_call)
+from .unit import _GENERATED, _MAX_STATEMENTS, Tree, _Stmt, _Unit
 
 
 _KERNEL_MACROS = ("ENTRY", "ENDPROC", "END", "W", "ARM", "THUMB", "ARM_BE8")
 
 
-class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
+class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _ImplicitIt):
     """Turns a user's source into `_Stmt`s: comments, directives, macros, local labels, encodings."""
 
-    def __init__(self, filename: str, constants: dict[str, int]):
+    def __init__(self, filename: str, constants: dict[str, int], thumb: bool = False):
         self.filename = filename
+        self.thumb = thumb          # Thumb-2 (the kernel's CONFIG_THUMB2_KERNEL build)
+        self.it_block: _OpenBlock | None = None   # the implicit IT block open (implicit_it)
+        self.it_explicit = 0        # instructions an explicit IT instruction still covers
         self.stmts: list[_Stmt] = []
         self.labels: dict[str, int] = {}
         self.globals: dict[str, int] = {}
-        self.equs: dict[str, list[tuple[int, tuple, int]]] = {}
+        self.equs: dict[str, list[tuple[int, Tree, int]]] = {}
         self.predefined = frozenset(constants)
         self.macros: dict[str, _Macro] = {}
         self.blocks: list[_Block] = []
@@ -41,14 +48,14 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
         self.forward_refs: dict[str, tuple[int, str]] = {}    # generated name -> (line, "1f")
         self.expansions = 0
         self.depth = 0
-        self.unaligned = False      # data of a size that is not a multiple of 4 since the last insn
+        self.unaligned: bool = False   # data of a size that is not a multiple of 4 since the last insn
         for name, value in constants.items():
             text = f"-{-value:#x}" if value < 0 else f"{value:#x}"
             self._define_equ(name, ("num", value))
             self._emit(_Stmt(0, f".equ {name}, {text}", f".set {name}, {text}", " (predefined)",
                              kind="equ"))
 
-    def run(self, source: str) -> _Unit:
+    def process(self, source: str) -> _Unit:
         if "\x00" in source:
             raise self._error(source.count("\n", 0, source.index("\x00")) + 1, "NUL character")
         for line, text in _strip_comments(source):
@@ -69,7 +76,7 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
             if name not in self.labels:
                 raise self._error(line, f"{name!r} is declared .global but is not a label of this "
                                         "source (hypemu has no linker)")
-        return _Unit(self.stmts, self.labels, self.globals, self.equs)
+        return _Unit(self.stmts, self.labels, self.globals, self.equs, self.thumb)
 
     def _error(self, line: int, message: str, where: str = "") -> AsmError:
         return AsmError(self.filename, line, message + where)
@@ -102,19 +109,23 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
             self._directive(line, m.group(1).lower(), m.group(2).strip(), text, where)
         elif (m := _ASSIGN_RE.match(text)) is not None:
             self._equ(line, "=", f"{m.group(1)}, {m.group(2)}", text, where)
-        elif _WORD_RE.match(text).group(1).lower() in self.macros:
+        elif _split_word(text)[0].lower() in self.macros:
             self._expand_macro(line, text, where)
         else:
             self._instruction(line, text, where)
 
     def _kernel_macro(self, line: int, text: str, where: str) -> bool:
-        """The Linux <asm/...> macros hyp code uses: ENTRY, ENDPROC, END, W, ARM, THUMB, ARM_BE8."""
+        """The Linux <asm/...> macros hyp code uses: ENTRY, ENDPROC, END, W, ARM, THUMB, ARM_BE8.
+        As <asm/unified.h> defines them: in a Thumb-2 build W(x) is x.w, THUMB(x) is x and ARM(x)
+        nothing; in an ARM build W(x) is x, ARM(x) is x and THUMB(x) nothing."""
         for name in _KERNEL_MACROS:
             call = _take_call(text, name)
             if call is not None:
                 arg, rest = call
-                replacement = {"ENTRY": f".globl {arg}; {arg}: {rest}", "W": f"{arg} {rest}",
-                               "ARM": f"{arg}; {rest}"}.get(name, rest)
+                kept = "THUMB" if self.thumb else "ARM"
+                replacement = {"ENTRY": f".globl {arg}; {arg}: {rest}",
+                               "W": f"{arg}{'.w' if self.thumb else ''} {rest}",
+                               kept: f"{arg}; {rest}"}.get(name, rest)
                 for statement in _split_outside_strings(replacement, ";"):
                     self.statement(line, statement, where)
                 return True
@@ -149,7 +160,7 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
             raise self._error(line, f"{name!r} is a register name", where)
 
     def _rename_local_refs(self, line: int, text: str, where: str) -> str:
-        def rename(m: re.Match) -> str:
+        def rename(m: re.Match[str]) -> str:
             number, direction = m.group(1), m.group(2)
             count = self.local_counts.get(number, 0)
             if direction == "b":
@@ -164,7 +175,7 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
 
     # -- what the mixins share
 
-    def _define_equ(self, name: str, tree: tuple, line: int = 0) -> None:
+    def _define_equ(self, name: str, tree: Tree, line: int = 0) -> None:
         self.equs.setdefault(name, []).append((len(self.stmts), tree, line))
 
     def _check_expr(self, line: int, expr: str, where: str) -> None:
@@ -189,7 +200,8 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions):
         except (_ExprError, RecursionError) as e:
             raise self._error(line, f"{what}: {_reason(e)}", where) from None
 
-    def _anchor(self, line: int, text: str, where: str, checks: tuple, trees: list) -> str | None:
+    def _anchor(self, line: int, text: str, where: str, checks: tuple[tuple[Any, ...], ...],
+                trees: list[Tree]) -> str | None:
         """Put a label before the next statement when it has checks or an expression uses '.'."""
         if not checks and not any("." in _symbols_of(t) for t in trees):
             return None

@@ -19,7 +19,7 @@ class AsmError(InputError):
         self.message = message
 
 
-class _FrozenMap(Mapping):
+class _FrozenMap(Mapping[str, int]):
     """A read-only, picklable name -> address mapping."""
 
     def __init__(self, items: Mapping[str, int]):
@@ -57,6 +57,7 @@ class Program:
     symbols: Mapping[str, int]
     globals: frozenset[str]
     filename: str
+    thumb: bool = False       # Thumb-2 code: enter it with an odd (interworking) address
 
     def address(self, name: str) -> int:
         return label_address(self.symbols, name, self.filename)

@@ -16,6 +16,12 @@ _ASSIGN_RE = re.compile(rf"({_IDENT})\s*=(?!=)\s*(.*)$", re.S)
 _WORD_RE = re.compile(r"(\S+)\s*(.*)$", re.S)
 
 
+def _split_word(text: str) -> tuple[str, str]:
+    """The first word of a statement and the rest (both empty for a blank one)."""
+    m = _WORD_RE.match(text)
+    return (m.group(1), m.group(2)) if m else ("", "")
+
+
 def _split_outside_strings(text: str, separators: str) -> list[str]:
     """Split at `separators` that are not inside "strings" or parentheses."""
     parts, depth, start, quoted, i = [], 0, 0, False, 0

@@ -5,6 +5,9 @@ limits both sides share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+Tree = tuple[Any, ...]   # a parsed expression (expr._parse_expr): ("num", n), ("sym", name), (op, a[, b])
 
 _MAX_BYTES = 16 << 20             # largest program, and largest single .space/.fill
 _MAX_STATEMENTS = 500_000         # after macro and .rept expansion
@@ -16,7 +19,7 @@ _MARK = "\x00"                    # brackets the index of an immediate inside a 
 class _Imm:
     """An expression evaluated here rather than by keystone, and how to write its value back."""
 
-    tree: tuple
+    tree: Tree
     form: str            # "#" immediate, "lower16"/"upper16" (#:lower16:), "1"/"2"/"4"/"8" data bytes,
                          # "set" for a .set/.equ value
     pos: int             # index of its statement: decides which .set definition applies
@@ -34,7 +37,7 @@ class _Stmt:
     label: str | None = None
     imms: tuple[_Imm, ...] = ()
     directive: str = ""
-    checks: tuple[tuple, ...] = ()   # on an anchor label: what to verify in the instruction after it
+    checks: tuple[tuple[Any, ...], ...] = ()   # on an anchor label: what to verify in the instruction after it
 
 
 @dataclass
@@ -44,4 +47,5 @@ class _Unit:
     stmts: list[_Stmt]
     labels: dict[str, int]                           # every label (generated ones too) -> line
     globals: dict[str, int]                          # name -> line of its .global
-    equs: dict[str, list[tuple[int, tuple, int]]]    # name -> [(stmt index, tree, line)]
+    equs: dict[str, list[tuple[int, Tree, int]]]    # name -> [(stmt index, tree, line)]
+    thumb: bool = False                              # assembled as Thumb-2

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import IO, Any
 from dataclasses import dataclass
 
 _KS_TIMEOUT = 5.0                 # seconds one keystone request may take before it counts as a hang
@@ -38,15 +39,17 @@ class _KeystoneWorker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._owner = 0
         self._buffer = b""
 
-    def assemble(self, source: str, base: int) -> _KsResult:
-        request = (json.dumps({"source": source, "base": base, "timeout": _KS_TIMEOUT}) + "\n").encode()
+    def assemble(self, source: str, base: int, thumb: bool = False) -> _KsResult:
+        request = (json.dumps({"source": source, "base": base, "timeout": _KS_TIMEOUT,
+                               "thumb": thumb}) + "\n").encode()
         with self._lock:
             for retry in (False, True):
                 proc = self._ensure()
+                assert proc.stdin is not None        # Popen(stdin=PIPE)
                 try:
                     proc.stdin.write(request)
                     proc.stdin.flush()
@@ -58,7 +61,7 @@ class _KeystoneWorker:
                 return self._reply(proc)
         raise AssertionError("unreachable")
 
-    def _ensure(self) -> subprocess.Popen:
+    def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._owner == os.getpid() and self._proc.poll() is None:
             return self._proc
         self._proc, self._owner, self._buffer = None, os.getpid(), b""   # a forked parent: anew
@@ -73,7 +76,7 @@ class _KeystoneWorker:
             raise RuntimeError(f"hypemu.asm: cannot start keystone: {hello.get('fatal')}")
         return proc
 
-    def _reply(self, proc: subprocess.Popen) -> _KsResult:
+    def _reply(self, proc: subprocess.Popen[bytes]) -> _KsResult:
         line = self._read_line(proc, _KS_TIMEOUT)
         if line is None:
             self.stop()
@@ -88,9 +91,10 @@ class _KeystoneWorker:
             return _KsResult(None, f"keystone crashed ({reply['crash']})")
         return _KsResult(None, f"keystone: {reply['error']}")
 
-    def _read_line(self, proc: subprocess.Popen, timeout: float) -> bytes | None:
+    def _read_line(self, proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:
         """One line from the child: b"" at end of file, None after `timeout` seconds."""
         deadline = time.monotonic() + timeout
+        assert proc.stdout is not None           # Popen(stdout=PIPE)
         fd = proc.stdout.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
@@ -114,7 +118,8 @@ class _KeystoneWorker:
         proc.wait()
         for stream in (proc.stdin, proc.stdout):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
 
@@ -130,7 +135,7 @@ def _worker_main() -> None:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     try:
-        import keystone
+        import keystone  # type: ignore[import-untyped]   # keystone-engine ships no type hints
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises
         print(json.dumps({"fatal": f"{type(e).__name__}: {e}"}), file=replies, flush=True)
         return
@@ -148,13 +153,14 @@ def _worker_main() -> None:
                   flush=True)
 
 
-def _assemble_and_exit(keystone, request: dict, replies) -> None:
+def _assemble_and_exit(keystone: Any, request: dict[str, Any], replies: IO[str]) -> None:
     """In a fork of the server: one keystone run, one reply, exit. No symbol resolver: installing
     one makes keystone drop literal-pool words (after `.set X, 4294901760`, `ldr r1, =X`)."""
     status = 1
     try:   # should the parent die while keystone hangs, nobody would kill this fork: it does itself
         signal.alarm(int(request.get("timeout", 60)) + 2)
-        ks = keystone.Ks(keystone.KS_ARCH_ARM, keystone.KS_MODE_ARM)
+        mode = keystone.KS_MODE_THUMB if request.get("thumb") else keystone.KS_MODE_ARM
+        ks = keystone.Ks(keystone.KS_ARCH_ARM, mode)
         try:
             code, _ = ks.asm(request["source"], request["base"], True)
             reply = {"code": (code or b"").hex()}

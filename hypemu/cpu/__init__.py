@@ -18,13 +18,13 @@ Unicorn whose register context is swapped. The CPU imports only ``observer``'s i
 the hazard checks.
 """
 
-from .complex import Core, CpuComplex, CpuComplexView
+from .complex import CpuComplex, CpuComplexView
 from .context import ExecContext, FaultRecord, Stats
 from .runner import PATCH_MARKER, SENTINEL_WORD, RunResult
 from .state import (CPSR_A, CPSR_E, CPSR_F, CPSR_I, CPSR_T, MODE_HYP, MODE_NAMES, MODE_SVC,
                     MODE_USR, CpuState, DictRegisters, NotModelled, regime_of)
 
 __all__ = ["CPSR_A", "CPSR_E", "CPSR_F", "CPSR_I", "CPSR_T", "MODE_HYP", "MODE_NAMES", "MODE_SVC",
-           "MODE_USR", "PATCH_MARKER", "SENTINEL_WORD", "Core", "CpuComplex", "CpuComplexView",
+           "MODE_USR", "PATCH_MARKER", "SENTINEL_WORD", "CpuComplex", "CpuComplexView",
            "CpuState", "DictRegisters", "ExecContext", "FaultRecord", "NotModelled", "RunResult",
            "Stats", "regime_of"]

@@ -12,15 +12,15 @@ from dataclasses import replace
 from typing import Mapping, Optional
 
 from .. import events
-from ..decode import barrier_kind, needs_patch
+from ..decode import barrier_kind, needs_patch, needs_patch_thumb, thumb_size
 from ..engine import Engine
 from ..observer import CpuObserver, NullObserver, Outcome
-from ..tlb import TLB
+from ..tlb import TLB, Origin
 from ..walker import Fault, Regime, Translation, walk
 from .context import ExecContext, Stats
 from .fill import Filler, translate, translate_with
-from .runner import PATCH_MARKER, SENTINEL_WORD, Runner, RunResult
-from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_SVC, MODE_USR, REG_CPSR,
+from .runner import PATCH_MARKER, SENTINEL_WORD, THUMB_PATCH_MARKERS, Runner, RunResult
+from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR,
                     REG_PC, REG_SP, CpuState, NotModelled)
 
 
@@ -31,8 +31,8 @@ class CpuComplex:
     """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks."""
 
     def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0,
-                 log: Optional[events.EventLog] = None) -> None:
-        self.engine = Engine(banks)
+                 log: Optional[events.EventLog] = None, thumb: bool = False) -> None:
+        self.engine = Engine(banks, thumb=thumb)   # thumb: Thumb code may run on it
         self.regs = self.engine.regs
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.log = log if log is not None else events.EventLog()
@@ -42,6 +42,7 @@ class CpuComplex:
         self.filler = Filler(self.ctx, self.engine.read64, self.engine.read, self.engine.is_ram,
                              self.engine.scratch)
         self.runner = Runner(self.engine, self.ctx, self.filler)
+        self.log.mode = lambda: MODE_NAMES.get(self.ctx.st.mode)
         for cpu in self.cpus:
             self._init_context(cpu)
         self.engine.context_restore(self.cpus[0].context)
@@ -58,6 +59,12 @@ class CpuComplex:
         observer the loader patches the barriers to trap)."""
         self.ctx.observer = observer
         self.filler.observing = observer.enabled
+
+    def record_detail(self, on: bool = True) -> None:
+        """With ``on``, the log also gets every HYP walk and fill (``cpu.mmulog``), what each TLBI
+        removed, and the registers of calls and exceptions (the trace asks for it)."""
+        self.log.detailed = on
+        self.filler.tracing = on
 
     @property
     def observer(self) -> CpuObserver:
@@ -76,14 +83,22 @@ class CpuComplex:
         return self.log.events
 
     # --- loading code ---------------------------------------------------------------------------
-    def load_code(self, pa: int, code: bytes) -> None:
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
         """Write guest code at ``pa``. Privileged instructions that would not trap in Unicorn's User
         mode (MRS CPSR, MSR CPSR, CPS) are replaced by a trap marker and remembered by address, so the
         model emulates them where they stand. With an observer, so are the barriers (ISB, DSB,
         DMB): it sees each one execute, at no cost to the code between them (a code hook would
         cost every instruction once Unicorn counts them). Reads of such a word by the guest return
         the marker. Deviation: the scan cannot tell code from data, so a literal that happens to
-        encode one of these instructions is patched too (and still reads back as the marker)."""
+        encode one of these instructions is patched too (and still reads back as the marker).
+
+        ``thumb``: the code is Thumb code, scanned instruction by instruction from its start (a
+        16-bit instruction gets a 16-bit marker); the same deviation applies, and data inside the
+        code can also put the scan out of step with the instructions after it. The engine is told
+        that Thumb code may run (``Engine.thumb_code``)."""
+        if thumb:
+            self._load_thumb(pa, code)
+            return
         data = bytearray(code)
         barriers = self.observer.enabled
         patched = self.runner.patched
@@ -93,6 +108,30 @@ class CpuComplex:
             if needs_patch(word) or (barriers and barrier_kind(word) is not None):
                 patched[pa + off] = word
                 data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
+        self.engine.write(pa, bytes(data))
+        self.engine.flush_code_cache()
+
+    def _load_thumb(self, pa: int, code: bytes) -> None:
+        data = bytearray(code)
+        barriers = self.observer.enabled
+        patched = self.runner.patched_thumb
+        off = 0
+        while off + 2 <= len(data):
+            first = int.from_bytes(data[off:off + 2], "little")
+            size = thumb_size(first)
+            if off + size > len(data):
+                break
+            value = first if size == 2 else first << 16 | int.from_bytes(data[off + 2:off + 4],
+                                                                         "little")
+            patched.pop(pa + off, None)
+            if needs_patch_thumb(value, size) or (barriers and size == 4
+                                                  and barrier_kind(value, thumb=True)):
+                patched[pa + off] = (value, size)
+                marker = THUMB_PATCH_MARKERS[size]
+                halves = (marker,) if size == 2 else (marker >> 16, marker & 0xFFFF)
+                data[off:off + size] = b"".join(h.to_bytes(2, "little") for h in halves)
+            off += size
+        self.engine.thumb_code = True
         self.engine.write(pa, bytes(data))
         self.engine.flush_code_cache()
 
@@ -153,7 +192,7 @@ class CpuComplex:
         """A CPU powered off: its HYP registers go back to their reset values (HYP MMU off, HVBAR
         and HTTBR at reset), its TLB is empty and it runs nothing until ``power_on``."""
         st = self.select(cpu_id)
-        self.record(events.KERNEL, "cpu off", pc=0, detail="HYP registers at reset, TLB empty")
+        self.record(events.KERNEL, "cpu off", detail="HYP registers at reset, TLB empty")
         if self.observer.enabled:   # a power-down sequence ends its maintenance with a DSB
             self.observer.barrier(st.id, "dsb")
         self._reset_hyp_state(st)
@@ -169,13 +208,14 @@ class CpuComplex:
     # --- events ---------------------------------------------------------------------------------
     def record(self, kind: str, name: str, value: Optional[int] = None, pc: Optional[int] = None,
                detail: str = "") -> None:
-        """An event of the current CPU at ``pc`` (default: its PC now)."""
-        self.log.record(kind, name, value, self.regs.read(REG_PC) if pc is None else pc, detail)
+        """An event of the current CPU from outside the guest: at ``pc`` where a guest address
+        belongs to it (the code a step enters), else with no PC (the kernel side runs none)."""
+        self.log.record(kind, name, value, pc, detail)
 
     # --- running and translating -----------------------------------------------------------------
-    def run(self, pc: int, budget: Optional[int]) -> RunResult:
+    def run_guest(self, pc: int, budget: Optional[int]) -> RunResult:
         """See ``runner.Runner.run``."""
-        return self.runner.run(pc, budget)
+        return self.runner.run_guest(pc, budget)
 
     def translate(self, va: int, access: str = "read", cpu: Optional[CpuState] = None,
                   ttbr: Optional[int] = None, hyp: bool = False) -> Translation | Fault | int:
@@ -189,6 +229,8 @@ class CpuComplex:
     def code_word(self, pc: int) -> Optional[int]:
         """The instruction word at ``pc`` for the current CPU, or None when it cannot be fetched."""
         try:
+            if self.ctx.in_thumb():
+                return self.runner.read_thumb(pc)[0]
             return self.runner.read_code_word(pc)
         except (NotModelled, LookupError):   # not mapped, or no RAM there
             return None
@@ -239,9 +281,21 @@ class CpuComplexView:
         return self._cpus.code_word(pc)
 
     def code_word_at(self, pa: int) -> Optional[int]:
-        engine = self._cpus.engine
-        return self._cpus.runner.patched.get(pa) or (engine.read32(pa) if engine.is_ram(pa)
-                                                     else None)
+        engine, runner = self._cpus.engine, self._cpus.runner
+        if not engine.is_ram(pa):
+            return None
+        if self.thumb():
+            patched = runner.patched_thumb.get(pa)
+            if patched is not None:
+                return patched[0]
+            hw1 = int.from_bytes(engine.read(pa, 2), "little")
+            if thumb_size(hw1) == 2 or not engine.is_ram(pa + 2):
+                return hw1
+            return hw1 << 16 | int.from_bytes(engine.read(pa + 2, 2), "little")
+        return runner.patched.get(pa) or engine.read32(pa)
+
+    def thumb(self) -> bool:
+        return self._cpus.ctx.in_thumb()
 
     def sysregs(self, cpu: int) -> Mapping[str, int]:
         return self._cpus.cpus[cpu].sysregs
@@ -252,8 +306,10 @@ class CpuComplexView:
     def tlb_entries(self, cpu: int) -> list[Translation]:
         return self._cpus.cpus[cpu].tlb.entries()
 
+    def tlb_origin(self, cpu: int, t: Translation) -> Optional[Origin]:
+        return self._cpus.cpus[cpu].tlb.origin(t)
+
     def translate_with(self, cpu: int, regs: Mapping[str, int], va: int, access: str) -> Outcome:
         return translate_with(self._cpus.cpus[cpu], self.read64, regs, va, access)
 
 
-Core = CpuComplex   # the old name, for the kernel-side and machine branches; remove after merge

@@ -8,12 +8,15 @@ over a ``state.DictRegisters``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from .. import events
+from ..hexrepr import hex_repr
 from ..observer import CpuObserver, NullObserver
+from ..tlb import entry_data
 from ..walker import Translation
-from .state import REG_PC, CpuState, RegisterFile
+from ..decode import it_advance
+from .state import CPSR_T, REG_CPSR, REG_PC, CpuState, RegisterFile, itstate, with_itstate
 
 
 @dataclass
@@ -38,6 +41,9 @@ class FaultRecord:
     hsr: Optional[int] = None  # None when the exception is taken to PL1 (not modelled)
     detail: str = ""
 
+    def __repr__(self) -> str:
+        return hex_repr(self, decimal=("cpu", "level"))
+
     def to_dict(self) -> dict[str, Optional[int | str]]:
         """The result's ``fault`` object."""
         return {"cpu": self.cpu, "kind": self.kind, "pc": self.pc, "va": self.va, "fsc": self.fsc,
@@ -58,6 +64,9 @@ class ExecContext:
     st: CpuState = field(init=False)
     fault: Optional[FaultRecord] = None
     returned: bool = False
+    # the trapped instruction being emulated: Thumb state or not, and its size in bytes
+    thumb: bool = False
+    size: int = 4
     # record(kind, name, value, pc, detail=""): an event of this CPU; the log's own method
     record: Callable[..., None] = field(init=False)
 
@@ -73,8 +82,24 @@ class ExecContext:
         self.regs.write(n, value & 0xFFFFFFFF)
 
     def next(self, pc: int) -> None:
-        """Continue after the instruction at ``pc``."""
-        self.regs.write(REG_PC, pc + 4)
+        """Continue after the instruction at ``pc``. In Thumb state ITSTATE advances (ITAdvance(),
+        ARM ARM A2.5.2) and the PC keeps the state (Unicorn's PC write takes it from bit 0)."""
+        if not self.thumb:
+            self.regs.write(REG_PC, pc + 4)
+            return
+        cpsr = self.regs.read(REG_CPSR)
+        it = itstate(cpsr)
+        if it:
+            self.regs.write(REG_CPSR, with_itstate(cpsr, it_advance(it)))
+        self.regs.write(REG_PC, pc + self.size | 1)
+
+    def branch(self, target: int, thumb: bool) -> None:
+        """Continue at ``target`` in Thumb (``thumb``) or ARM state."""
+        self.regs.write(REG_PC, target | 1 if thumb else target)
+
+    def in_thumb(self) -> bool:
+        """CPSR.T of the register file: the state the CPU executes in."""
+        return bool(self.regs.read(REG_CPSR) & CPSR_T)
 
     def cpsr(self) -> int:
         return self.st.read_cpsr(self.regs)
@@ -112,6 +137,12 @@ class ExecContext:
             dropped = cpu.tlb.invalidate_all() if va is None else cpu.tlb.invalidate_va(va)
             if dropped:
                 removed[cpu.id] = dropped
+        data: Optional[dict[str, Any]] = None
+        if self.log.detailed:   # what it removed, per CPU (the trace's "what TLBIALLH dropped")
+            data = {"cpus": [c.id for c in targets], "removed": [
+                {"cpu": c.id, **entry_data(t, c.tlb.origin(t))}
+                for c in targets for t in removed.get(c.id, ())]}
+        self.log.record(events.TLBI, op, va, pc, "", data)
         if removed:
             if self.observer.enabled:
                 self.observer.tlbi(self.st.id, removed, op, pc)

@@ -16,19 +16,23 @@ from ..engine import PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, Map
 from ..lpae import PAGE_SIZE
 from ..observer import LocateVA
 from ..syndrome import Abort, ExternalAbort
+from ..tlb import Origin
 from ..walker import Fault, Translation, check_access, walk
+from . import mmulog
 from .context import ExecContext
-from .state import MODE_HYP, CpuState, regime_of
+from .state import MODE_HYP, REG_PC, CpuState, regime_of
 
 PAGE_MASK = ~(PAGE_SIZE - 1)
 
 
 @dataclass(frozen=True)
 class Refuse:
-    """The access aborts (the exact VA of a data access is found by the runner's replay)."""
+    """The access aborts (the exact VA of a data access is found by the runner's replay, and
+    handed to ``located`` when a check reported the access)."""
 
     abort: Abort
     page_va: int
+    located: Optional[LocateVA] = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Filler:
         self.lent_va: Optional[int] = None       # replaying one instruction with this page lent
         self.stepping: Optional[dict[int, bytes]] = None  # table page -> bytes, while stepping
         self.observing = False                   # observer enabled and not replaying
+        self.tracing = False                     # the log wants walks and fills (not replaying)
 
     def decide(self, va: int, access: str) -> Decision:
         ctx = self.ctx
@@ -100,19 +105,32 @@ class Filler:
                 fault = t
             else:
                 trans, fault = t, check_access(t, va, access)
+        if self.tracing and walked is not None:
+            mmulog.walked(ctx, va, access, walked, self.read64)
         locate = None
         if self.observing:
             outcome: Union[int, Translation, Fault] = va if not mmu_on else fault or t
             locate = ctx.observer.fill(st.id, va, access, hit, walked, outcome,
                                        mmu_on or st.mode == MODE_HYP)   # MMU on: in HYP
+        if self.tracing and trans is not None and locate is None:   # (a paused fill is
+            mmulog.filled(ctx, va, access, hit, trans, fault, self.read64)   # served later)
         if walked is not None and walked is trans:   # into the TLB model only now: the
-            if st.tlb.fill(trans) is not None:        # observer asked it what it held
+            origin = None                             # observer asked it what it held
+            if self.observing or self.tracing:        # someone may ask where it came from
+                count = ctx.log.clock()   # (mmulog.access_count, inline: on every cold fill)
+                if count is not None and access == "fetch":
+                    count += 1
+                origin = Origin(st.sysregs["HTTBR"], ctx.regs.read(REG_PC), count)
+            evicted = st.tlb.fill(trans, origin)
+            if evicted is not None:
                 ctx.flush_soft_tlb()   # the evicted entry may sit in Unicorn's TLB
+                if self.tracing:
+                    mmulog.evicted(ctx, evicted)
         if fault is not None:
-            return Refuse(fault, va)
+            return Refuse(fault, va, locate)
         pa = va if trans is None else trans.pa_of(va)
         if not self.is_ram(pa):
-            return Refuse(ExternalAbort(va, access), va)
+            return Refuse(ExternalAbort(va, access), va, locate)
         perms = PROT_ALL
         if trans is not None:
             perms = (PROT_READ | (PROT_WRITE if trans.writable else 0)

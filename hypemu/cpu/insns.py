@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from .. import cp15, events, syndrome
-from ..decode import BARRIER_MASK, BARRIERS, Insn, condition_passed, decode_insn
+from ..decode import (BARRIER_MASK, BARRIERS, T32_BARRIERS, Insn, condition_passed, decode_insn,
+                      decode_thumb, it_advance, thumb_condition)
 from .context import ExecContext
-from .exceptions import VEC_HVC, VEC_TRAP, enter_hyp, eret, undefined
+from .exceptions import (VEC_HVC, VEC_TRAP, call_registers, enter_hyp, eret, hvc_target,
+                         undefined)
 from .state import (MODE_HYP, MODE_NAMES, MODE_SVC, MODE_USR, REG_CPSR, REG_LR, REG_SP,
-                    NotModelled, bank_of_lr)
+                    NotModelled, bank_of_lr, itstate, with_itstate)
 
 # CPSRWriteByInstr (ARM ARM B1.3.3 pseudocode), not an exception return: per MSR field byte, the
 # bits an instruction may write. f: N Z C V Q (not IT[1:0], J); s: GE (bits[23:20] reserved);
@@ -26,6 +28,8 @@ MRS_CPSR_MASK = 0xF8FF03DF
 # Non-secure PL1 reads of MIDR / MPIDR return VPIDR / VMPIDR (ARM ARM B4.1.105, B4.1.106)
 VIRTUALIZED_ID = {"MIDR": "VPIDR", "MPIDR": "VMPIDR"}
 HCR_TSC = 1 << 19
+HCR_TWE = 1 << 14
+EC_WFI_WFE = 0x01
 
 # Banked registers (ARM ARM B9.2.3, Table B9-2): (R, SYSm) -> (kind, mode)
 BANKED = {
@@ -43,7 +47,8 @@ def execute(ctx: ExecContext, word: int, pc: int) -> None:
     """Emulate the trapped instruction ``word`` at ``pc``: it sets PC, enters an exception, or
     ends the run with ``ctx.fault``. The events it records carry its word."""
     log = ctx.log
-    log.trap_pc, log.trap_word = pc, word   # EventLog.trapped, inlined: once per trap
+    log.trap_pc, log.trap_word, log.trap_thumb = pc, word, False   # EventLog.trapped, inlined
+    ctx.thumb, ctx.size = False, 4
     kind = BARRIERS.get(word & BARRIER_MASK)   # barrier_kind(word), without a call per trap
     if kind is not None:
         return barrier(ctx, kind, pc)
@@ -54,6 +59,29 @@ def execute(ctx: ExecContext, word: int, pc: int) -> None:
         return None
     if insn.cond != 0xE and not condition_passed(insn.cond, ctx.cpsr()):
         return ctx.next(pc)
+    return handler(ctx, insn, pc)
+
+
+def execute_thumb(ctx: ExecContext, value: int, size: int, pc: int) -> None:
+    """``execute`` for Thumb state: ``value`` is a halfword (``size`` 2) or ``hw1 << 16 | hw2``.
+    Inside an IT block the instruction's condition is ITSTATE's; one that fails it is not
+    executed (it only advances ITSTATE). Unicorn skips a failing trapped instruction itself, so
+    this check matters for the model's own callers (and costs one comparison otherwise)."""
+    log = ctx.log
+    log.trap_pc, log.trap_word, log.trap_thumb = pc, value, True
+    ctx.thumb, ctx.size = True, size
+    kind = T32_BARRIERS.get(value & BARRIER_MASK) if size == 4 else None
+    insn = decode_thumb(value, size) if kind is None else None
+    handler = SEMANTICS.get(insn.op) if insn is not None else None
+    if kind is None and (insn is None or handler is None):
+        ctx.fault = undefined(ctx, pc, f"undefined instruction {value:#0{2 + 2 * size}x} (Thumb)")
+        return None
+    cond = thumb_condition(itstate(ctx.cpsr()))
+    if cond != 0xE and not condition_passed(cond, ctx.cpsr()):
+        return ctx.next(pc)
+    if kind is not None:
+        return barrier(ctx, kind, pc)
+    assert insn is not None and handler is not None
     return handler(ctx, insn, pc)
 
 
@@ -127,7 +155,14 @@ def hint(ctx: ExecContext, insn: Insn, pc: int) -> None:
     """YIELD and WFE. No other CPU runs while this one does, so no event can arrive: WFE
     completes at once (the architecture allows a spurious wake-up; a WFE loop then spins until
     its condition holds or the budget runs out), as YIELD does. Not logged: a WFE loop would
-    fill the event log."""
+    fill the event log. A WFE from PL1 with HCR.TWE set traps to HYP instead (ARM ARM B1.14.9):
+    HSR EC 0x01, IL the instruction's size (0 for the 16-bit WFE), ISS CV = 1, COND, TI = 1
+    (B3.13.6); the return address is the WFE itself."""
+    if insn.imm == 2 and ctx.st.mode != MODE_HYP and ctx.st.sysregs["HCR"] & HCR_TWE:
+        cond = insn.cond if not ctx.thumb else thumb_condition(itstate(ctx.cpsr()))
+        iss = 1 << 24 | cond << 20 | 1
+        enter_hyp(ctx, VEC_TRAP, pc, syndrome.encode_hsr(EC_WFI_WFE, iss, il=ctx.size == 4))
+        return
     ctx.next(pc)
 
 
@@ -138,8 +173,23 @@ def hvc(ctx: ExecContext, insn: Insn, pc: int) -> None:
     that is ARMv8's): no Security Extensions are modelled, and a boot loader that enters the
     kernel in HYP has set SCR.HCE, so HVC is always enabled here."""
     ctx.stats.hvcs += 1
-    ctx.record(events.HVC, "hvc", insn.imm, pc)
+    data = None
+    if ctx.log.detailed:
+        data = {**call_registers(ctx), "target": hvc_target(ctx)}
+    ctx.record(events.HVC, "hvc", insn.imm, pc, "", data)
+    if ctx.thumb and itstate(ctx.cpsr()):
+        _hvc_in_it_block(ctx, pc)
     enter_hyp(ctx, VEC_HVC, pc + 4, syndrome.hsr_for_hvc(insn.imm), pc)
+
+
+def _hvc_in_it_block(ctx: ExecContext, pc: int) -> None:
+    """HVC inside an IT block is UNPREDICTABLE (B9.3.4). hypemu executes it (its condition
+    passed) and saves the ITSTATE of the next instruction, which its return address is, as for
+    SVC; and records the UNPREDICTABLE event."""
+    cpsr = ctx.regs.read(REG_CPSR)
+    ctx.record(events.UNPREDICTABLE, "HVC in an IT block", itstate(cpsr), pc,
+               "executed; SPSR_hyp holds the advanced ITSTATE")
+    ctx.regs.write(REG_CPSR, with_itstate(cpsr, it_advance(itstate(cpsr))))
 
 
 def smc(ctx: ExecContext, insn: Insn, pc: int) -> None:
@@ -158,7 +208,8 @@ def eret_insn(ctx: ExecContext, insn: Insn, pc: int) -> None:
 
 
 def exception_return(ctx: ExecContext, insn: Insn, pc: int) -> None:
-    if ctx.st.mode == MODE_HYP:   # SUBS PC, LR and friends are UNDEFINED in HYP (B9.3.19)
+    if ctx.st.mode == MODE_HYP:   # SUBS PC, LR and friends are UNDEFINED in HYP (B9.3.19;
+        # in Thumb state SUBS PC, LR, #0 is ERET itself, decoded as such)
         ctx.fault = undefined(ctx, pc, "exception return other than ERET in HYP mode")
         return
     raise NotModelled(f"cpu{ctx.st.id}: exception return to PL1 at {pc:#x}")

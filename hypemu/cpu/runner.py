@@ -12,16 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from ..decode import is_wfi
+from ..decode import is_thumb_wfi, is_wfi, thumb_size
 from ..engine import Engine
 from ..walker import Fault
 from . import exceptions, insns
 from .context import ExecContext, FaultRecord
 from .fill import Filler, LocateHazard, Pause, Refuse, TableStore, translate
-from .state import CPSR_T, MODE_SVC, REG_PC, NotModelled
+from .state import CPSR_T, MODE_SVC, REG_CPSR, REG_PC, NotModelled
 
-SENTINEL_WORD = 0xE7FDEAFD   # UDF #0xDEAD: where the PL1 caller returns; stops the run
+# Where the PL1 caller returns; stops the run. UDF in both states: ARM UDF #0xDDED (A1), and its
+# first halfword 0xDEFD is Thumb UDF #0xFD (T1), so a BX LR from Thumb code traps on it too.
+SENTINEL_WORD = 0xE7FDDEFD
 PATCH_MARKER = 0xE7FA5AF5    # UDF #0xA5A5: stands for an instruction that would not trap
+# The same in Thumb state: UDF #0xA5 (T1) for a 16-bit instruction, UDF.W #0xA5A5 (T2) for a 32-bit
+# one (as hw1 << 16 | hw2)
+THUMB_PATCH_MARKERS = {2: 0xDEA5, 4: 0xF7FAA5A5}
 PAGE = 4096
 
 
@@ -41,8 +46,12 @@ class Runner:
     def __init__(self, engine: Engine, ctx: ExecContext, filler: Filler) -> None:
         self.engine, self.ctx, self.filler = engine, ctx, filler
         self.patched: dict[int, int] = {}     # PA -> original word of a non-trapping instruction
+        self.patched_thumb: dict[int, tuple[int, int]] = {}   # PA -> (value, size), Thumb code
         self.sentinels: set[int] = set()      # PAs where a PL1 call returns
         self._pending: Union[Refuse, Pause, None] = None
+        self._base = 0                # instructions begun before the running segment
+        self._live = False            # a counted segment runs: Unicorn's counter adds to _base
+        ctx.log.clock = self.icount
         engine.on_fill(filler.decide, self._refused)
         engine.on_trap(self._trap)
         engine.on_interrupt(self._interrupt)
@@ -50,29 +59,50 @@ class Runner:
     def _refused(self, decision: Any) -> None:
         self._pending = decision
 
+    def icount(self) -> Optional[int]:
+        """The board's instruction count for an event now: the guest instructions begun so far,
+        the one executing included (Unicorn counts an instruction as it starts; a fetch fill that
+        translates a new block comes before its first instruction). An uncounted run (budget None,
+        benchmarks only) does not advance it."""
+        if self._live:
+            return self._base + self.engine.executed()
+        return self._base
+
     # --- the run loop ---------------------------------------------------------------------------
-    def run(self, pc: int, budget: Optional[int]) -> RunResult:
+    def _here(self) -> int:
+        """The PC with the state in bit 0 (1: Thumb), as ``Engine.start`` takes it: Unicorn's
+        emu_start chooses the state from the start address's bit 0, not from CPSR.T (probed)."""
+        regs = self.engine.regs
+        return regs.read(REG_PC) | (regs.read(REG_CPSR) >> 5 & 1)
+
+    def run_guest(self, pc: int, budget: Optional[int]) -> RunResult:
         """Run the current CPU from ``pc`` until it returns to a sentinel, faults, waits in WFI or
-        has executed ``budget`` instructions (counted exactly by Unicorn). ``budget`` None: uncounted
+        has executed ``budget`` instructions (counted exactly by Unicorn). ``pc`` is an
+        interworking address: bit 0 set starts in Thumb state (a BX). ``budget`` None: uncounted
         (benchmark decomposition only; the run's instructions are reported as 0)."""
         ctx, engine = self.ctx, self.engine
         self._pending, ctx.fault, ctx.returned = None, None, False
         done = 0      # instructions of earlier segments: a run pauses once at each new hazard
+        start = ctx.stats.instructions
         while True:
             left = None if budget is None else budget - done
+            self._base, self._live = start + done, left is not None
             err = engine.start(pc, left) if left is None or left > 0 else None
+            self._live = False
             executed = 0 if left is None else (engine.executed() if left > 0 else 1)
+            self._base = start + done + executed   # the count stays there between segments
             stop_pc = engine.regs.read(REG_PC)
             pause = self._pending
             if not isinstance(pause, Pause):
                 break
             # Unicorn counted the instruction whose fill was refused; it runs again on resume
             done += executed - 1 if budget is not None else 0
+            here = self._here()   # stop_pc with the state in bit 0
             if isinstance(pause.reason, LocateHazard):
-                self._locate(pause.reason, stop_pc)   # then resume at the same instruction
-                pc = stop_pc
+                self._locate(pause.reason, here)   # then resume at the same instruction
+                pc = here
             elif isinstance(pause.reason, TableStore):
-                pc = self._step_table_store(stop_pc, pause.reason)
+                pc = self._step_table_store(here, pause.reason)
                 after = self._pending
                 if after is None:
                     done += 1          # the store completed
@@ -88,6 +118,7 @@ class Runner:
         executed += done
         counted = executed if budget is None else min(executed, budget)
         ctx.stats.instructions += counted
+        self._base = ctx.stats.instructions
         if ctx.fault is not None:
             return RunResult("fault", counted, stop_pc, ctx.fault)
         if ctx.returned:
@@ -96,8 +127,9 @@ class Runner:
             raise NotModelled(f"cpu{ctx.st.id}: Unicorn stopped at {stop_pc:#x}: {err}")
         if budget is not None and executed > budget:
             return RunResult("timeout", counted, stop_pc)
-        if is_wfi(self.read_code_word(stop_pc - 4)):
-            return RunResult("wfi", counted, stop_pc - 4)   # the WFI itself, not the next word
+        wfi = self._wfi_before(stop_pc)
+        if wfi is not None:
+            return RunResult("wfi", counted, wfi)   # the WFI itself, not the next instruction
         raise NotModelled(f"cpu{ctx.st.id}: run stopped at {stop_pc:#x} for no modelled reason")
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -116,33 +148,74 @@ class Runner:
             ctx.returned = True
             engine.stop()
             return
-        if cpsr & CPSR_T:   # e.g. after a BX to an odd address
-            raise NotModelled(f"cpu{ctx.st.id}: a trapped instruction in Thumb state at {pc:#x} "
-                              f"(hypemu decodes ARM state only)")
-        word = self.patched.get(pa) or engine.read32(pa)
-        insns.execute(ctx, word, pc)
+        if cpsr & CPSR_T:
+            value, size = self.read_thumb(pc, pa)
+            insns.execute_thumb(ctx, value, size, pc)
+        else:
+            insns.execute(ctx, self.patched.get(pa) or engine.read32(pa), pc)
         if ctx.fault is not None:
             engine.stop()
+
+    def _wfi_before(self, stop_pc: int) -> Optional[int]:
+        """The address of the WFI a quiet stop at ``stop_pc`` followed (Unicorn stops past it),
+        or None. In Thumb state WFI.W (4 bytes back) or WFI (2 bytes back)."""
+        if not self.engine.regs.read(REG_CPSR) & CPSR_T:
+            return stop_pc - 4 if is_wfi(self.read_code_word(stop_pc - 4)) else None
+        for size in (4, 2):
+            try:
+                value, found = self.read_thumb(stop_pc - size)
+            except NotModelled:
+                continue
+            if found == size and is_thumb_wfi(value, size):
+                return stop_pc - size
+        return None
 
     def _interrupt(self, intno: int, pc: int) -> None:
         what = {2: "SVC (supervisor call)", 7: "BKPT"}.get(intno, f"exception {intno}")
         raise NotModelled(f"cpu{self.ctx.st.id}: {what} near {pc:#x} is not modelled")
 
     # --- code words -----------------------------------------------------------------------------
-    def read_code_word(self, va: int) -> int:
-        """The instruction word at ``va`` of the current CPU (translated through the model)."""
+    def read_thumb(self, va: int, pa: Optional[int] = None) -> tuple[int, int]:
+        """The Thumb instruction at ``va`` (its first halfword at ``pa`` when known): (value,
+        size), a 32-bit one as ``hw1 << 16 | hw2`` (its second halfword may lie on the next
+        page)."""
+        if pa is None:
+            pa = self._code_pa(va)
+        patched = self.patched_thumb.get(pa)
+        if patched is not None:
+            return patched
+        hw1 = self.engine.read(pa, 2)
+        first = int.from_bytes(hw1, "little")
+        if thumb_size(first) == 2:
+            return first, 2
+        second_pa = pa + 2 if (va + 2) & 0xFFF else self._code_pa(va + 2)
+        return first << 16 | int.from_bytes(self.engine.read(second_pa, 2), "little"), 4
+
+    def _code_pa(self, va: int) -> int:
         t = translate(self.ctx.st, self.engine.read64, va, "fetch")
         if isinstance(t, Fault):
-            raise NotModelled(f"cpu{self.ctx.st.id}: trapped instruction at {va:#x} is not mapped")
-        pa = t if isinstance(t, int) else t.pa_of(va)
+            raise NotModelled(f"cpu{self.ctx.st.id}: instruction at {va:#x} is not mapped")
+        return t if isinstance(t, int) else t.pa_of(va)
+
+    def read_code_word(self, va: int) -> int:
+        """The instruction word at ``va`` of the current CPU (translated through the model)."""
+        pa = self._code_pa(va)
         return self.patched.get(pa) or self.engine.read32(pa)
 
     # --- aborts and the one-instruction services ------------------------------------------------
     def _deliver_abort(self, refused: Refuse, pc: int) -> None:
-        """A fill the model refused: work out the exact VA, take the abort, record the fault."""
+        """A fill the model refused: work out the exact VA, take the abort, record the fault. A
+        fetch faults at the instruction, or, for a 32-bit Thumb instruction whose second halfword
+        lies on the refused page, at that halfword: HIFAR holds the VA whose fetch faulted, ELR_hyp
+        the instruction (the preferred return address)."""
         self._pending = None
         access = refused.abort.access
-        va = pc if access == "fetch" else self.exact_data_va(pc, refused.page_va)
+        if access == "fetch":
+            va = max(pc, refused.page_va)
+        else:
+            va = self.exact_data_va(pc, refused.page_va)
+        if refused.located is not None:   # a check reported this access: its VA is HDFAR's
+            refused.located(va)
         self.ctx.fault = exceptions.abort(self.ctx, refused.abort, va, pc)
 
     def _locate(self, reason: LocateHazard, pc: int) -> None:
@@ -174,13 +247,14 @@ class Runner:
 
         handle = engine.watch_memory(on_access)
         observing, filler.observing = filler.observing, False
+        tracing, filler.tracing = filler.tracing, False
         filler.lent_va = page_va
         engine.flush_soft_tlb()
         try:
-            engine.start(pc, 1)
+            engine.start(pc | self.ctx.in_thumb(), 1)
         finally:
             filler.lent_va = None
-            filler.observing = observing
+            filler.observing, filler.tracing = observing, tracing
             engine.unwatch(handle)
             engine.context_restore(saved_regs)
             engine.write(scratch, saved_frame)
@@ -196,13 +270,15 @@ class Runner:
         self._pending = None
         written = {store.page: engine.read(store.page, PAGE)}   # table page -> its bytes before
         self.filler.stepping = written
+        self._base, self._live = self._base - 1, True   # the paused segment counted the store
         try:
-            err = engine.start(pc, 1)
+            err = engine.start(pc | self.ctx.in_thumb(), 1)
         finally:
             self.filler.stepping = None
+            self._base, self._live = self._base + 1, False
         if err is not None and self._pending is None:
             raise NotModelled(f"cpu{self.ctx.st.id}: the store to a HYP table page at {pc:#x} "
                               f"stopped Unicorn: {err}")
-        self.ctx.observer.table_stored(written, self.ctx.st.id, pc)
+        self.ctx.observer.table_stored(written, self.ctx.st.id, pc & ~1)
         engine.flush_soft_tlb()
-        return engine.regs.read(REG_PC)
+        return self._here()

@@ -26,7 +26,11 @@ REG_SP, REG_LR, REG_PC, REG_CPSR = 13, 14, 15, 16
 
 CPSR_FLAGS = 0xF80F0000           # N Z C V Q and GE: live in Unicorn
 CPSR_T, CPSR_F, CPSR_I, CPSR_A, CPSR_E = 1 << 5, 1 << 6, 1 << 7, 1 << 8, 1 << 9
-CPSR_IT_J = 0x0600FC00 | 1 << 24  # IT[7:0] and J: cleared on exception entry
+CPSR_IT = 0x0600FC00              # IT[1:0] in bits[26:25], IT[7:2] in bits[15:10]
+CPSR_IT_J = CPSR_IT | 1 << 24     # IT[7:0] and J: cleared on exception entry
+# The bits Unicorn's own execution changes (flags, GE; T by BX/BLX; IT by IT instructions): the
+# model reads them from the register file and writes them back with every CPSR write.
+CPSR_LIVE = CPSR_FLAGS | CPSR_IT | CPSR_T
 RESET_CPSR = MODE_SVC | CPSR_A | CPSR_I | CPSR_F
 
 
@@ -43,7 +47,8 @@ class RegisterFile(Protocol):
 
 
 class DictRegisters:
-    """A register file in a dict: the CPU state's rules without an engine (unit tests)."""
+    """A register file in a dict: the CPU state's rules without an engine (unit tests). A PC
+    write behaves as Unicorn's does (probed): bit 0 selects the state (CPSR.T) and is dropped."""
 
     def __init__(self) -> None:
         self.values: dict[int, int] = {n: 0 for n in range(17)}
@@ -53,12 +58,26 @@ class DictRegisters:
         return self.values[reg]
 
     def write(self, reg: int, value: int) -> None:
+        if reg == REG_PC:
+            cpsr = self.values[REG_CPSR]
+            self.values[REG_CPSR] = (cpsr | CPSR_T) if value & 1 else (cpsr & ~CPSR_T)
+            value &= ~1
         self.values[reg] = value & 0xFFFFFFFF
 
     def exchange_sp_lr(self, sp: int, lr: int) -> tuple[int, int]:
         old = self.values[REG_SP], self.values[REG_LR]
         self.values[REG_SP], self.values[REG_LR] = sp & 0xFFFFFFFF, lr & 0xFFFFFFFF
         return old
+
+
+def itstate(cpsr: int) -> int:
+    """ITSTATE (IT[7:0]) from the CPSR: IT[7:2] = CPSR[15:10], IT[1:0] = CPSR[26:25]."""
+    return (cpsr >> 8) & 0xFC | (cpsr >> 25) & 0b11
+
+
+def with_itstate(cpsr: int, it: int) -> int:
+    """``cpsr`` with ITSTATE replaced by ``it``."""
+    return (cpsr & ~CPSR_IT) | (it & 0xFC) << 8 | (it & 0b11) << 25
 
 
 def bank_of_lr(mode: int) -> int:
@@ -80,7 +99,7 @@ class CpuState:
     id: int
     tlb: TLB
     mode: int = MODE_SVC
-    cpsr: int = RESET_CPSR                 # non-flag CPSR bits (mode, masks, E, T)
+    cpsr: int = RESET_CPSR                 # the CPSR bits Unicorn does not hold (mode, masks, E)
     sysregs: dict[str, int] = field(default_factory=dict)
     sp: dict[int, int] = field(default_factory=lambda: {MODE_SVC: 0, MODE_HYP: 0, MODE_USR: 0})
     lr: dict[int, int] = field(default_factory=lambda: {MODE_SVC: 0, MODE_USR: 0})
@@ -105,15 +124,16 @@ class CpuState:
 
     # --- CPSR and mode, against the live register file ---------------------------------------
     def read_cpsr(self, regs: RegisterFile) -> int:
-        """The architectural CPSR: flags from the register file, the rest from the model."""
-        return (regs.read(REG_CPSR) & CPSR_FLAGS) | (self.cpsr & ~CPSR_FLAGS)
+        """The architectural CPSR: flags, T and IT from the register file, the rest from the model."""
+        return (regs.read(REG_CPSR) & CPSR_LIVE) | (self.cpsr & ~CPSR_LIVE)
 
     def write_cpsr(self, regs: RegisterFile, value: int) -> bool:
-        """Write the whole CPSR: bank switch for the mode, flags and E into the register file
-        (kept in User mode). True when the mode changed (the caller flushes what depends on it)."""
+        """Write the whole CPSR: bank switch for the mode; flags, T, IT and E into the register
+        file (kept in User mode; T there is the instruction set Unicorn executes). True when the
+        mode changed (the caller flushes what depends on it)."""
         changed = self.switch_mode(regs, value & 0x1F)
-        self.cpsr = value & ~CPSR_FLAGS
-        regs.write(REG_CPSR, (value & (CPSR_FLAGS | CPSR_E)) | MODE_USR)
+        self.cpsr = value & ~CPSR_LIVE
+        regs.write(REG_CPSR, (value & (CPSR_LIVE | CPSR_E)) | MODE_USR)
         return changed
 
     def switch_mode(self, regs: RegisterFile, mode: int) -> bool:

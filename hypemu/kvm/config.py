@@ -49,14 +49,17 @@ class KernelConfig:
     bounce_page: str                    # "auto" or "never"
     call_abi: str                       # a CALL_CONVENTIONS key
     source: GuestSource                 # the guest code
+    isa: str                            # "arm" or "thumb2" (CONFIG_THUMB2_KERNEL); the image's
+                                        # regions say what each one is (loader.Region.thumb)
     instructions: int                   # the step budget
     injections: tuple[Injection, ...]
 
 
-def builtin_source(init_source: Optional[Path] = None) -> AsmSource:
-    """The guest code of asm/, with ``init_source`` as the init code."""
+def builtin_source(init_source: Optional[Path] = None, isa: str = "arm") -> AsmSource:
+    """The guest code of asm/, with ``init_source`` as the init code, built for ``isa``."""
     files = {name: ASM_DIR / file for name, file in KERNEL_SOURCES.items()}
-    return AsmSource({**files, "init": init_source or ASM_DIR / BUILTIN_INIT["dual-step"]})
+    return AsmSource({**files, "init": init_source or ASM_DIR / BUILTIN_INIT["dual-step"]},
+                     thumb=isa == "thumb2")
 
 
 def _injection(item: Any) -> Injection:
@@ -79,5 +82,6 @@ def from_scenario(s: "Scenario") -> KernelConfig:
     return KernelConfig(
         banks=tuple(s.banks), cpus=s.cpus, page_offset=s.page_offset, text_offset=s.text_offset,
         hyp_idmap_offset=s.hyp_idmap_offset, design=s.init, trampoline_va=s.trampoline_va,
-        bounce_page=s.bounce_page, call_abi=s.call_abi, source=builtin_source(init),
+        bounce_page=s.bounce_page, call_abi=s.call_abi, source=builtin_source(init, s.isa),
+        isa=s.isa,
         instructions=s.instructions, injections=tuple(_injection(item) for item in s.inject))

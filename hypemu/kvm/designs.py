@@ -144,7 +144,7 @@ class SingleStep(InitDesign):
             kernel.write64(pgd + 8 * slot, 0)
         first, end = idmap_range(kernel.layout)
         self.idmap_removed = True
-        kernel.record(events.KERNEL, "remove the HYP idmap", pc=0,
+        kernel.record(events.KERNEL, "remove the HYP idmap",
                       detail=f"[{first:#x}, {end:#x}) cleared from the HYP pgd {pgd:#x}")
 
 

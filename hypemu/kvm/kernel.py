@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import events
-from ..cpu import MODE_HYP, MODE_SVC, CpuComplex
+from ..cpu import MODE_HYP, MODE_SVC, SENTINEL_WORD, CpuComplex
 from ..layout import Layout
 from ..lpae import PAGE_SIZE
 from ..loader import INIT_START, load_image
@@ -25,20 +25,24 @@ from ..guest_abi import CALL_CONVENTIONS
 from ..guest_abi import PROBE_VALUE
 from .designs import HypTables
 from .plan import BoardPlan
+from .actions import ActionLog
 from .runner import Budget, StepRunner
 from .tables import TableBuilder, TableMemory
 
 
 class _BoardRam:
-    """The loader's ``CodeTarget`` on the board: code through the CPU model, bytes to RAM."""
+    """The loader's ``CodeTarget`` on the board: code through the CPU model, bytes to RAM; each
+    write is kept in the action log's load (the original code, before the CPU patches it)."""
 
-    def __init__(self, core: CpuComplex):
-        self.core = core
+    def __init__(self, core: CpuComplex, log: ActionLog):
+        self.core, self.log = core, log
 
-    def load_code(self, pa: int, code: bytes) -> None:
-        self.core.load_code(pa, code)
+    def load_code(self, pa: int, code: bytes, thumb: bool = False) -> None:
+        self.log.load(pa, code)
+        self.core.load_code(pa, code, thumb)
 
     def write_ram(self, pa: int, data: bytes) -> None:
+        self.log.load(pa, data)
         self.core.engine.write(pa, data)
 
 
@@ -52,7 +56,8 @@ class Kernel:
         self.image = plan.image
         self.tables: HypTables = plan.tables
         self.sentinel = plan.sentinel
-        self.mem = TableMemory(core)
+        self.log = ActionLog()                # what the kernel side did (``Machine.export``)
+        self.mem = TableMemory(core, self.log)
         self.builder = TableBuilder(self.mem, self.layout, self.design.trampoline)
         self.convention = CALL_CONVENTIONS[self.config.call_abi]
         self.ready: set[int] = set()          # CPUs whose HYP init completed (runtime vectors set)
@@ -60,12 +65,16 @@ class Kernel:
 
     def _load(self, plan: BoardPlan) -> None:
         lay, core = self.layout, self.core
-        load_image(_BoardRam(core), self.image, (lay.image_base, lay.image_end))
+        ram = _BoardRam(core, self.log)
+        load_image(ram, self.image, (lay.image_base, lay.image_end))
         core.add_sentinel(self.sentinel)
+        self.log.load(self.sentinel, SENTINEL_WORD.to_bytes(4, "little"))
         if lay.bounce_page is not None:
-            core.load_code(lay.init_pa, self.image.init.code)   # the kernel's memcpy to the bounce page
-        core.engine.write32(lay.hyp_data, PROBE_VALUE)
+            ram.load_code(lay.init_pa, self.image.init.code,   # the kernel's memcpy to the bounce page
+                          self.image.init.thumb)
+        ram.write_ram(lay.hyp_data, PROBE_VALUE.to_bytes(4, "little"))
         for pa, page in plan.table_pages.items():
+            self.log.load(pa, bytes(page))
             self.mem.install(pa, page)
 
     # --- the tables, as the injector and map_hyp edit them (``inject.TableEditor``) --------------
@@ -103,15 +112,35 @@ class Kernel:
         """PL1 cannot invalidate the HYP TLB: ask HYP (TLBIMVAHIS, then DSB and ISB) through an HVC
         on the first online CPU that has finished its HYP init. With none, no TLB can hold ``va``."""
         if not self.ready:
-            self.record(events.KERNEL, "no HYP TLB to invalidate", va, pc=0,
+            self.record(events.KERNEL, "no HYP TLB to invalidate", va,
                         detail="no CPU is in HYP: every HYP TLB is empty")
             return
-        self.hvc(min(self.ready), self.symbol("hyp_tlbi_va_is"), va,
+        self.hvc(min(self.ready), self.function("hyp_tlbi_va_is"), va,
                  during=f"the HYP TLB invalidation of {va:#x}")
 
     def symbol(self, name: str) -> int:
-        """The HYP VA of a runtime HYP function (``fn:`` of a call step)."""
+        """The HYP VA of a label of the runtime HYP code (``fn:`` of a call step names one of
+        ``functions()``); KeyError if there is none."""
         return self.image.runtime.address(name)
+
+    def functions(self) -> list[str]:
+        """The runtime HYP functions, as an unknown ``fn:`` lists them: the globals of the runtime
+        code except the vector table (HVBAR's target, entered by exceptions) and the markers past
+        its last word (labels a call could name, but no function)."""
+        rt = self.image.runtime
+        vectors = rt.address("__kvm_hyp_vector")
+        return sorted(n for n in rt.globals if rt.symbols[n] != vectors and rt.symbols[n] < rt.end)
+
+    def function(self, name: str) -> int:
+        """A pointer to runtime HYP function ``name`` as the kernel passes it to kvm_call_hyp:
+        its HYP VA, with bit 0 set when the runtime code is Thumb (the dispatcher's BLX
+        interworks)."""
+        return self.image.runtime.entry(name)
+
+    @property
+    def isa(self) -> str:
+        """The instruction set of the kernel's code: ``thumb2`` when its HYP code is Thumb."""
+        return "thumb2" if self.image.init.thumb else "arm"
 
     @property
     def budget(self) -> Budget:
@@ -127,15 +156,20 @@ class Kernel:
         if st.mode != MODE_SVC:
             raise RuntimeError(f"cpu{cpu} is not in SVC (mode {st.mode:#x}): cannot make an HVC")
         core.set_call_regs((r0, r1, r2, r3), self.sentinel)
-        return self.runner.run_to_pl1(cpu, self.image.pl1.address("kvm_call_hyp"), during)
+        pc = self.image.pl1.entry("kvm_call_hyp")
+        index = self.log.hvc(cpu, pc, self.sentinel, (r0, r1, r2, r3))
+        r0 = self.runner.run_to_pl1(cpu, pc, during)
+        self.log.returned(index, r0)
+        return r0
 
     def install_stub(self, cpu: int) -> None:
         """The CPU enters the kernel in HYP (MMU off): __hyp_stub_install points HVBAR at the stub
         and drops to SVC."""
         core = self.core
-        entry = self.image.stub.address("__hyp_stub_install")
+        entry = self.image.stub.entry("__hyp_stub_install")   # a BX: Thumb when bit 0 is set
         core.power_on(cpu, MODE_HYP)
-        core.record(events.KERNEL, "enter kernel in HYP", pc=entry)
+        self.log.enter_hyp(cpu, entry, self.sentinel)
+        core.record(events.KERNEL, "enter kernel in HYP", pc=entry & ~1)
         core.set_reg(14, self.sentinel)
         self.runner.run_to_pl1(cpu, entry, "the HYP stub install")
 
@@ -143,7 +177,7 @@ class Kernel:
         """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then the design's
         init HVCs in the scenario's call convention."""
         lay = self.layout
-        vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.idmap_start)
+        vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.init_start)
         self.hvc(cpu, vectors_pa, during="the HVC to the stub (set HVBAR)")
         stack_top = lay.kva(lay.stacks[cpu]) + PAGE_SIZE
         vectors = self.image.runtime.address("__kvm_hyp_vector")
@@ -165,4 +199,5 @@ class Kernel:
     def power_off(self, cpu: int) -> None:
         """CPU hotplug off: the CPU loses its HYP state (registers and TLB) with its power."""
         self.ready.discard(cpu)
+        self.log.power_off(cpu)
         self.core.power_off(cpu)

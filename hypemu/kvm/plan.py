@@ -42,7 +42,7 @@ def placement(layout: Layout) -> Placement:
     """Where the regions go: the PL1 code and the stub in the image's first page, the init code at
     the idmap start, the runtime text linked at its kernel VA (== its HYP VA)."""
     base = {"pl1": layout.pl1_text, "stub": layout.pl1_text + STUB_OFFSET,
-            "init": layout.idmap_start, "runtime": layout.kva(layout.hyp_text)}
+            "init": layout.init_start, "runtime": layout.kva(layout.hyp_text)}
     return Placement(base=base, load_pa={**base, "runtime": layout.hyp_text})
 
 
@@ -73,5 +73,7 @@ def plan_board(config: KernelConfig,
     image = patch_code(_link(config, layout))
     mem = PlanMemory()
     tables = design.build_tables(TableBuilder(mem, layout, design.trampoline))
+    layout.boot_pgd, layout.runtime_pgd = tables.boot, tables.runtime
+    layout.has_trampoline = design.trampoline
     pages = {pa: bytes(page) for pa, page in mem.pages.items()}
     return BoardPlan(config, design, layout, image, tables, pages)

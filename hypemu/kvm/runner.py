@@ -62,7 +62,7 @@ class StepRunner:
         budget = self.budget
         if budget.left is not None and budget.left < 1:
             raise BudgetExhausted(cpu, pc, during, budget.limit)
-        result = self.core.run(pc, budget.left)
+        result = self.core.run_guest(pc, budget.left)
         budget.used += result.instructions
         if result.stop == "fault":
             assert result.fault is not None

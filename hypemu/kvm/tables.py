@@ -15,6 +15,7 @@ from .. import lpae
 from ..cpu import CpuComplex
 from ..layout import PAGE_MASK, ConfigError, Layout, page_align_up
 from ..lpae import PAGE_SIZE
+from .actions import ActionLog
 
 
 class TableStore(Protocol):
@@ -59,8 +60,9 @@ class TableMemory:
     write is shown to the hazard checks (a change to a descriptor some TLB may cache is how ``bbm``
     is found)."""
 
-    def __init__(self, core: CpuComplex):
+    def __init__(self, core: CpuComplex, log: Optional[ActionLog] = None):
         self.engine, self.core = core.engine, core
+        self.log = log if log is not None else ActionLog()
 
     def read64(self, pa: int) -> int:
         return self.engine.read64(pa)
@@ -68,11 +70,13 @@ class TableMemory:
     def write64(self, pa: int, value: int) -> None:
         old = self.engine.read64(pa)
         self.engine.write64(pa, value)
+        self.log.write(pa, value.to_bytes(8, "little"))
         if old != value:
             self.core.descriptor_stored(pa, old, value)
 
     def new_table(self, pa: int) -> None:
         """A page becomes a HYP table page (zeroed; watched for guest stores)."""
+        self.log.write(pa, bytes(PAGE_SIZE))
         self.install(pa, bytes(PAGE_SIZE))
 
     def install(self, pa: int, page: bytes) -> None:

@@ -9,6 +9,8 @@ and fixtures for step-by-step use of ``hypemu.Machine`` in another project's tes
 - When pytest runs without path arguments (testpaths or the rootdir), the matched files are added to
   what it collects even if they lie outside testpaths; with explicit paths, only matched files
   under those paths run. A glob that matches no file is a usage error.
+- ``--hypemu-crosscheck``: each scenario file also gives an item ``NAME[crosscheck]`` that runs
+  it on QEMU and compares (``hypemu.qemu``; skipped without qemu-system-arm).
 - Fixtures: ``hypemu_machine`` (a factory of ``Machine`` objects, released after the test) and
   ``hypemu_scenario_dir`` (where relative scenario paths are looked up).
 
@@ -43,6 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="GLOB", default=None,
                     help="scenario files to collect as tests: globs relative to the rootdir "
                          "(repeatable; replaces the ini option hypemu_scenarios)")
+    group.addoption("--hypemu-crosscheck", dest="hypemu_crosscheck", action="store_true",
+                    help="also run each collected scenario on QEMU and compare (hypemu.qemu; "
+                         "skipped without qemu-system-arm)")
+    group.addoption("--hypemu-qemu", dest="hypemu_qemu", metavar="PATH", default=None,
+                    help="the qemu-system-arm for --hypemu-crosscheck (default: PATH's)")
     parser.addini(OPTION, type="args", default=[],
                   help="scenario files to collect as tests: globs relative to the rootdir")
     parser.addini("hypemu_scenario_dir", type="string", default="",

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from ..errors import BUG_REPORT, ScenarioError
-from ..machine import INPUT_ERRORS, Result, input_error_message, run
+from ..result import INPUT_ERRORS, Result, input_error_message, run
 from ..scenario import Scenario, load_file
 from .failure import failure_text
 
@@ -32,12 +32,16 @@ def shown_path(path: "os.PathLike[str]", config: pytest.Config) -> str:
 class ScenarioFile(pytest.File):
     """A scenario file; loading it validates every key (and assembles user init code)."""
 
-    def collect(self) -> Iterator["ScenarioItem"]:
+    def collect(self) -> Iterator[pytest.Item]:
         try:
             scenario = load_file(shown_path(self.path, self.config))
         except ScenarioError as err:
             raise self.CollectError(f"hypemu: {err}") from None
         yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+        if self.config.getoption("hypemu_crosscheck", False):
+            from .crosscheck import CrosscheckItem
+            yield CrosscheckItem.from_parent(self, name=f"{scenario.name}[crosscheck]",
+                                             scenario=scenario)
 
 
 class InternalError(Exception):

@@ -4,10 +4,10 @@ events of the trace."""
 
 from __future__ import annotations
 
-from ..machine import Result
+from ..result import Result
 from ..report import summary
 from ..scenario import Scenario
-from ..trace import lines as trace_lines
+from ..tracer import table_names, text as trace_text
 
 LAST_EVENTS = 12
 
@@ -29,5 +29,5 @@ def failure_text(result: Result, scenario: Scenario, last: int = LAST_EVENTS) ->
     if events:
         shown = events[-last:]
         text.append(f"  last {len(shown)} of {len(events)} events:")
-        text += [f"    {line}" for line in trace_lines(shown)]
+        text += [f"    {line}" for line in trace_text(shown, table_names(result.layout))]
     return "\n".join(text)

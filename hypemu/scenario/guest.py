@@ -35,7 +35,7 @@ def code_path(value: Any, base_dir: Optional[str]) -> str:
     return str(path)
 
 
-def check_init_code(code: str, trampoline_va: int, call_abi: str) -> None:
+def check_init_code(code: str, trampoline_va: int, call_abi: str, isa: str = "arm") -> None:
     """User init code must assemble (an ``AsmError`` becomes a ``hyp.code`` error) and keep the
     contract; the built-in code does by construction."""
     if code == "builtin":
@@ -43,7 +43,8 @@ def check_init_code(code: str, trampoline_va: int, call_abi: str) -> None:
     from ..asm import AsmError, assemble_file
     from ..guest_abi import guest_constants     # the constants the kernel side predefines
     try:
-        program = assemble_file(code, 0x80000000, constants=guest_constants(trampoline_va, call_abi))
+        program = assemble_file(code, 0x80000000, constants=guest_constants(trampoline_va, call_abi),
+                                thumb=isa == "thumb2")
     except AsmError as err:
         raise ScenarioError(KEY, "; ".join(str(err).strip().splitlines())) from None
     except UnicodeError:

@@ -46,10 +46,10 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     kernel = sections.kernel(top)
     hyp = sections.hyp(top, lambda value: code_path(value, base_dir))
     step_list = steps.steps(top.get("steps", DEFAULTS["steps"]), machine.cpus)
-    inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list))
+    inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list), kernel.isa)
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi)     # last: the slowest check
+    check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi, kernel.isa)   # last: the slowest
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))
     return Scenario(name=name, description=description, machine=machine, kernel=kernel, hyp=hyp,

@@ -27,6 +27,7 @@ FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "align
 INIT_KINDS = ("dual-step", "single-step")
 BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
+ISAS = ("arm", "thumb2")
 HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
@@ -60,7 +61,8 @@ PA = v.int_kind("size", 0, PHYS_LIMIT - 1, size=True, hexa=True)        # a PA, 
 ARG = v.int_kind("int", 0, U32, hexa=True)
 IDENT_KIND = v.Kind("identifier", {"type": "string", "pattern": v.IDENT_PATTERN})
 CPU_ID = v.int_kind("int", 0, MAX_CPUS - 1)
-# YAML 1.1 reads a bare on/off as a boolean: the loader takes true/false as on/off.
+# YAML 1.1 reads a bare on/off as a boolean: the loader keeps the word (values.BoolWord), and the
+# schema allows true/false for the YAML 1.1 readers of editors (a file's true/false is refused).
 HOTPLUG_STATE = v.Choice("on|off", {"enum": [*HOTPLUG_STATES, True, False]}, HOTPLUG_STATES)
 LIST = v.other("list", {"type": "array"})
 MAPPING = v.other("mapping", {"type": "object"})
@@ -96,6 +98,9 @@ class KernelSection:
         v.other("auto or size", {"anyOf": [{"const": "auto"}, v.SIZE_SCHEMA]}),
         "offset of the HYP init code from the image start (auto, or an int >= 0x1000, 32-byte "
         "aligned)", "auto")
+    isa: str = key(v.one_of(ISAS), "the instruction set the kernel was built for: arm, or thumb2 "
+                   "(CONFIG_THUMB2_KERNEL: the guest code assembled as Thumb-2, HYP exceptions "
+                   "taken in Thumb state)", "arm")
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,10 @@ class BootStep:
         "all, or a list of distinct CPU ids: stub install, HYP init")
     cpus: Union[Literal["all"], tuple[int, ...]]
 
+    def label(self) -> str:
+        """The step in words, as the trace heads it: ``boot all``, ``boot cpu2, cpu0``."""
+        return "boot " + ("all" if self.cpus == "all" else ", ".join(f"cpu{c}" for c in self.cpus))
+
 
 @dataclass(frozen=True)
 class CallStep:
@@ -137,10 +146,17 @@ class CallStep:
     TAG: ClassVar[str] = "call"
     BODY: ClassVar[Optional[tuple[v.Kind, str]]] = None
     cpu: int = key(CPU_ID, "CPU that issues the HVC", 0)
-    fn: str = key(IDENT_KIND, "required: the runtime HYP function to call")
+    fn: Union[str, int] = key(
+        v.other("identifier or address", {"anyOf": [IDENT_KIND.schema, ADDRESS.schema]}),
+        "required: the runtime HYP function to call, by name or by HYP VA (as `Machine.call`)")
     args: tuple[int, ...] = key(
         v.other("list of int", {"type": "array", "maxItems": MAX_ARGS, "items": ARG.schema}),
         "up to 3 arguments (r1-r3), each 0..0xffffffff", [])
+
+    def label(self) -> str:
+        """``cpu0 call hyp_read(0xc000b000)``."""
+        args = "(" + ", ".join(f"{a:#x}" for a in self.args) + ")" if self.args else ""
+        return f"cpu{self.cpu} call {self.fn}{args}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,10 @@ class HotplugStep:
     cpu: int = key(CPU_ID, "required: the CPU")
     state: str = key(HOTPLUG_STATE, "required: power the CPU down, or up and re-run "
                                                 "HYP init")
+
+    def label(self) -> str:
+        """``hotplug cpu1 off``."""
+        return f"hotplug cpu{self.cpu} {self.state}"
 
 
 Step = Union[BootStep, CallStep, HotplugStep]
@@ -174,7 +194,8 @@ class Skip:
     symbol: Optional[str] = key(IDENT_KIND, "required: a global label of the init or runtime code",
                                 value=None)
     offset: int = key(v.int_kind("int", 0, 1 << 20, hexa=True), "byte offset from the symbol, a "
-                                                                "multiple of 4", 0, value=0)
+                      "multiple of 4 (kernel.isa thumb2: of 2, the start of an instruction)", 0,
+                      value=0)
 
     @property
     def what(self) -> str:
@@ -305,6 +326,11 @@ class Scenario:
     def hyp_idmap_offset(self) -> Optional[int]:
         """``kernel.hyp_idmap_offset``."""
         return self.kernel.hyp_idmap_offset
+
+    @property
+    def isa(self) -> str:
+        """``kernel.isa``."""
+        return self.kernel.isa
 
     @property
     def init(self) -> str:

@@ -110,7 +110,8 @@ def kernel(user: Mapping[str, Any]) -> KernelSection:
     key = "kernel.text_offset"
     text_offset = v.aligned(_parse(key, k["text_offset"]), key, PAGE_SIZE, "page-aligned (4 KiB)",
                             "hypemu loads the kernel image at a page boundary")
-    return KernelSection(page_offset, text_offset, _idmap_offset(k["hyp_idmap_offset"]))
+    return KernelSection(page_offset, text_offset, _idmap_offset(k["hyp_idmap_offset"]),
+                         _parse("kernel.isa", k["isa"]))
 
 
 def _idmap_offset(idmap: Any) -> Optional[int]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from ..errors import ScenarioError
 from . import values as v
 from .keys import INJECT_DEFAULTS, STEP_DEFAULTS, kind_of, required
-from .models import (ARG, CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
+from .models import (ADDRESS, ARG, CORRUPT_FIELDS, HOTPLUG_STATES, INJECTION_TYPES, MAX_ARGS, PHYS_LIMIT,
                      SKIP_BARRIERS, STEP_TYPES, BootStep, CallStep, Corrupt, HotplugStep, Injection,
                      Remap, Skip, Step)
 from .sections import cpu_id, mapping
@@ -51,9 +51,11 @@ def _boot(value: Any, key: str, cpus: int) -> BootStep:
 def _call(value: Any, key: str, cpus: int) -> CallStep:
     call = mapping(value, key, "steps[].call", required("steps[].call"))
     fn = call["fn"]
-    if not isinstance(fn, str) or not v.IDENT.fullmatch(fn):
+    if isinstance(fn, int) and not isinstance(fn, bool):   # a HYP VA, as Machine.call takes
+        fn = ADDRESS.parse(fn, f"{key}.fn")
+    elif not isinstance(fn, str) or not v.IDENT.fullmatch(fn):
         raise ScenarioError(f"{key}.fn", f"expected the name of a runtime HYP function (an identifier "
-                                         f"such as hyp_probe), got {v.describe(fn)}")
+                                         f"such as hyp_probe) or its HYP VA, got {v.describe(fn)}")
     call = {**STEP_DEFAULTS["call"], **call}
     args = v.as_list(call["args"], f"{key}.args")
     if len(args) > MAX_ARGS:
@@ -66,7 +68,9 @@ def _call(value: Any, key: str, cpus: int) -> CallStep:
 def _hotplug(value: Any, key: str, cpus: int) -> HotplugStep:
     plug = mapping(value, key, "steps[].hotplug", required("steps[].hotplug"))
     state = plug["state"]
-    if isinstance(state, bool):          # YAML 1.1 reads a bare on/off as a boolean
+    if isinstance(state, v.BoolWord) and state.lower() in ("on", "off"):
+        state = state.lower()            # the words this key documents, whatever YAML 1.1 makes of them
+    elif isinstance(state, bool):        # a Python mapping that a YAML 1.1 reader made: on/off
         state = "on" if state else "off"
     return HotplugStep(cpu_id(plug["cpu"], f"{key}.cpu", cpus),
                        v.choice(state, f"{key}.state", HOTPLUG_STATES))
@@ -112,14 +116,15 @@ def steps(value: Any, cpus: int) -> tuple[Step, ...]:
 
 # --- injections -------------------------------------------------------------------------------------
 
-def injections(value: Any, nsteps: int) -> tuple[Injection, ...]:
+def injections(value: Any, nsteps: int, isa: str = "arm") -> tuple[Injection, ...]:
+    """``isa``: kernel.isa, which says how a skip offset counts (ARM or Thumb-2 instructions)."""
     out: list[Injection] = []
     for index, item in enumerate(v.as_list(value, "inject")):
         key = f"inject[{index}]"
         kind, body = _one_of(item, key, "inject[]", INJECT_KINDS, "an injection")
         where = f"{key}.{kind}"
         if kind == "skip":
-            out.append(_skip(body, where))
+            out.append(_skip(body, where, isa == "thumb2"))
         elif kind == "corrupt":
             out.append(_corrupt(body, where))
         else:
@@ -161,7 +166,7 @@ def skip_names() -> list[str]:
     return list(SKIP_BARRIERS) + sorted(r.name.lower() for r in REGISTERS if r.writable)
 
 
-def _skip(value: Any, key: str) -> Skip:
+def _skip(value: Any, key: str, thumb: bool = False) -> Skip:
     if isinstance(value, Mapping):
         given = mapping(value, key, "inject[].skip", required("inject[].skip"))
         body = {**INJECT_DEFAULTS["skip"], **given}
@@ -170,9 +175,9 @@ def _skip(value: Any, key: str) -> Skip:
             raise ScenarioError(f"{key}.symbol", f"expected a label of the init or runtime code, "
                                                  f"got {v.describe(symbol)}")
         offset: int = kind_of("inject[].skip.offset").parse(body["offset"], f"{key}.offset")
-        if offset % 4:
-            raise ScenarioError(f"{key}.offset", f"must be a multiple of 4 (an ARM instruction), "
-                                                 f"got {offset}")
+        if offset % (2 if thumb else 4):
+            what = "2 (a Thumb-2 instruction)" if thumb else "4 (an ARM instruction)"
+            raise ScenarioError(f"{key}.offset", f"must be a multiple of {what}, got {offset}")
         return Skip(None, symbol, offset)
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*", value):
         raise ScenarioError(key, f"expected an instruction name such as tlbiallh or "

@@ -26,14 +26,37 @@ SIZE_PATTERN = (r"^\s*(0[xX]_?[0-9a-fA-F]{1,20}(_[0-9a-fA-F]+)*|[0-9]{1,20}\s*(K
 IDENT_PATTERN = "^" + IDENT.pattern + "$"
 
 
+class BoolWord(str):
+    """A YAML 1.1 boolean of a scenario file (``true``, ``no``, ``on``, ``off``... in the spellings
+    PyYAML resolves), as the loader reads it: the word as written, and ``truth``, what YAML 1.1
+    makes of it. The one rule: a bool key takes it as that boolean (``flag``), a key that
+    documents words among them takes those (``hotplug.state``: on/off); any other key refuses it
+    with the YAML 1.1 hint (``describe``). A Python mapping's own ``True``/``False`` are plain
+    booleans (``hotplug.state`` takes them as on/off: what a YAML 1.1 reader made of them)."""
+
+    truth: bool
+
+    def __new__(cls, word: str, truth: bool) -> "BoolWord":
+        made = super().__new__(cls, word)
+        made.truth = truth
+        return made
+
+
+YAML11_HINT = "YAML 1.1 reads yes/no/on/off/true/false as booleans"
+
+
 def describe(value: Any) -> str:
     """A value as the user wrote it in YAML, for messages."""
     if value is None:
         return "null (an empty value)"
     if isinstance(value, bool):
-        return f"{str(value).lower()} (YAML reads yes/no/on/off/true/false as booleans)"
-    if isinstance(value, int):
-        return "a number too large" if abs(value) > TOO_LARGE else repr(value)
+        return f"{str(value).lower()} ({YAML11_HINT})"
+    if isinstance(value, BoolWord):
+        return f"{value} ({YAML11_HINT}; quote it to mean the word)"
+    if isinstance(value, int):   # from 0x1000 on a number is an address or a size here: hex
+        if abs(value) > TOO_LARGE:
+            return "a number too large"
+        return f"{value:#x}" if abs(value) >= 0x1000 else repr(value)
     if isinstance(value, float):
         return f"{value!r} (a float)"
     if isinstance(value, str):
@@ -123,7 +146,7 @@ def choice(value: Any, key: str, choices: Sequence[str]) -> str:
 
 
 def string(value: Any, key: str) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, BoolWord):
         raise ScenarioError(key, f"expected a string, got {describe(value)}")
     return value
 
@@ -135,6 +158,8 @@ def as_list(value: Any, key: str) -> list[Any]:
 
 
 def flag(value: Any, key: str) -> bool:
+    if isinstance(value, BoolWord):   # a bool key takes every YAML 1.1 boolean
+        return value.truth
     if not isinstance(value, bool):
         raise ScenarioError(key, f"expected true or false, got {describe(value)}")
     return value

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional, Union
 import yaml
 
 from ..errors import ScenarioError
-from .values import describe, join
+from .values import BoolWord, describe, join
 
 FILE_KEY = "(file)"
 MAX_FILE_BYTES = 1 << 20
@@ -43,15 +43,24 @@ class _Marked:
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
+def _bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> BoolWord:
+    """A YAML 1.1 boolean keeps its spelling (``values.BoolWord``), so that each key can apply
+    the one rule to it, and a file's booleans are told from a Python mapping's."""
+    return BoolWord(node.value, loader.construct_yaml_bool(node))
+
+
 class _Loader(_Marked, yaml.SafeLoader):
     """The pure-Python safe loader: the reference for every error message."""
 
+
+_Loader.add_constructor(_STD_TAG + "bool", _bool)
 
 _FAST: Optional[type] = None
 if getattr(yaml, "__with_libyaml__", False):
     class _CLoader(_Marked, yaml.CSafeLoader):
         """libyaml's parser with PyYAML's safe constructor and resolver."""
 
+    _CLoader.add_constructor(_STD_TAG + "bool", _bool)
     _FAST = _CLoader
 
 
