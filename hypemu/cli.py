@@ -29,6 +29,9 @@ EXAMPLES = """examples:
   hypemu run --trace=walk,fill,tlbi   ... only the HYP table walks, TLB fills and TLBIs
   hypemu run scenarios/*.yaml         run scenario files; exit 1 if one misses its expectation
   hypemu validate scenarios/*.yaml    check scenario files without running them
+  hypemu run --kernel ~/linux scenarios/*.yaml
+                                      the scenario library on your kernel tree's own init code
+                                      and stub (its arch/arm/kvm/init.S, arch/arm/kernel/hyp-stub.S)
   hypemu tables --after-step 0        the HYP page tables after the first step (ptdump style)
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
@@ -69,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="every CPU's exception state, and HSCTLR, HTCR, HTTBR, HSR decoded")
     val_p = sub.add_parser("validate", help="check scenario files without running them")
     val_p.add_argument("files", nargs="+", metavar="FILE")
+    for p in (run_p, val_p):
+        p.add_argument("--kernel", metavar="PATH", help="a Linux kernel source tree whose own HYP "
+                       "init code and stub replace hyp.code in every scenario given")
     bench_p = sub.add_parser(
         "bench", help="run the benchmark suite (ratios against bare Unicorn)",
         description="Run the benchmark suite (benchmarks/ of the source tree): each figure is the "
@@ -85,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     viewcmds.add_parsers(sub)
     crosscheck.add_parser(sub)   # `hypemu crosscheck`: the QEMU bridge (hypemu.qemu)
     return parser
+
+
+def _kernel(args: argparse.Namespace) -> Optional[str]:
+    """``--kernel PATH``, checked once (a tree hypemu cannot use is one line, exit 2)."""
+    if args.kernel is None:
+        return None
+    from .kernel_tree import KernelTree
+    return str(KernelTree.open(args.kernel).root)
 
 
 def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
@@ -107,12 +121,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run every file, even after a bad one: a file that is invalid (when read, or when run: a
     ``fn:`` the runtime code lacks) is an error, one line on stderr; the rest still run. Exit 2 if
     any was an error, else 1 if any missed its expectation."""
+    kernel = _kernel(args)
     if not args.files:
-        return 0 if _run_one(from_mapping(DEFAULT_SCENARIO), args).passed else 1
+        return 0 if _run_one(from_mapping(DEFAULT_SCENARIO, kernel=kernel), args).passed else 1
     passed = failed = errors = 0
     for path in args.files:
         try:
-            ok = _run_one(load_file(path), args).passed
+            ok = _run_one(load_file(path, kernel=kernel), args).passed
         except (OneLine, InputError) as err:
             print(f"hypemu: {err}", file=sys.stderr)
             errors += 1
@@ -125,10 +140,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check every file (not only up to the first bad one): one line each, exit 2 if any is bad."""
-    bad = 0
+    bad, kernel = 0, _kernel(args)
     for path in args.files:
         try:
-            refused = check_buildable(load_file(path))
+            refused = check_buildable(load_file(path, kernel=kernel))
         except InputError as err:
             print(f"hypemu: {err}", file=sys.stderr)
             bad += 1

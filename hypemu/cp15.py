@@ -10,6 +10,11 @@ cache operations. The functions act through ``WriteContext``, which the CPU mode
 Encodings and reset values: ARM ARM (ARMv7-A/R, LPAE + Virtualization Extensions) B4.1 and the
 Cortex-A15 TRM. Where the architecture says UNKNOWN, hypemu resets to zero (documented in
 ``UNKNOWN_RESETS_TO_ZERO``).
+
+Reserved bits that read as one (a row's ``res1``: HSCTLR, HCPTR): ARMv7 calls them RAO/SBOP and
+leaves a write of 0 UNPREDICTABLE; hypemu does what ARMv8 AArch32 defines for RES1 bits that have
+no function: reads as one, writes ignored (RAO/WI). Linux's own stub relies on it: v3.10's
+``__hyp_stub_install_secondary`` writes 0 to HSCTLR and to HCPTR.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ HSCTLR_FI = 1 << 21
 HSCTLR_EE = 1 << 25
 HSCTLR_TE = 1 << 30
 HSCTLR_RES1 = 0x30C50818  # bits 3,4,11,16,18,22,23,28,29 (Cortex-A15 reset value)
+HCPTR_RES1 = 0x33FF       # bits [13:12] and [9:0]
 
 SCTLR_M = 1 << 0
 SCTLR_C = 1 << 2
@@ -52,6 +58,10 @@ KERNEL_TTBCR = 0xB5023500
 KERNEL_SCTLR = 0x00C5187C
 
 CORTEX_A15_MIDR = 0x412FC0F2
+# Cortex-A15 TRM: ID_PFR0 = ARM, Thumb, Jazelle, ThumbEE; ID_PFR1 = ProgMod 1, Security 3,
+# MProgMod 1, Virtualization 1, GenTimer 1 (bits [19:16]: the stub's test for CNTHCTL).
+CORTEX_A15_ID_PFR0 = 0x00001131
+CORTEX_A15_ID_PFR1 = 0x00011131
 
 HVBAR_RES0 = 0x1F                 # HVBAR bits [4:0] (B4.1.87)
 TLBI_VA_MASK = 0xFFFFF000         # TLBIMVAH(IS): the operand's VA bits [31:12]
@@ -83,8 +93,8 @@ WriteFn = Callable[[WriteContext, "SysReg", int, int], None]
 
 
 def write_plain(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
-    """A register with no side effect of its write."""
-    ctx.store(row.name, value, pc)
+    """A register with no side effect of its write (its RES1 bits stay one)."""
+    ctx.store(row.name, value | row.res1, pc)
 
 
 def write_hvbar(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
@@ -93,8 +103,8 @@ def write_hvbar(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
 
 
 def write_regime(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
-    """HSCTLR, HTCR, HTTBR, HMAIR0/1: the HYP walk's inputs."""
-    ctx.store(row.name, value, pc)
+    """HSCTLR, HTCR, HTTBR, HMAIR0/1: the HYP walk's inputs (RES1 bits stay one)."""
+    ctx.store(row.name, value | row.res1, pc)
     ctx.regime_changed()
 
 
@@ -141,7 +151,8 @@ def cp15dsb(ctx: WriteContext, row: "SysReg", value: int, pc: int) -> None:
 
 
 UNKNOWN_RESETS_TO_ZERO = ("HTTBR", "HMAIR0", "HMAIR1", "HVBAR", "HSR", "HDFAR", "HIFAR", "HPFAR",
-                          "HAMAIR0", "HAMAIR1", "HTPIDR", "VTTBR", "TTBR0", "TTBR1", "TPIDRPRW")
+                          "HAMAIR0", "HAMAIR1", "HTPIDR", "VTTBR", "TTBR0", "TTBR1", "TPIDRPRW",
+                          "CNTHCTL")
 
 
 Key = tuple[int | str, ...]
@@ -159,6 +170,7 @@ class SysReg:
     writable: bool = True
     reset: int = 0
     write: WriteFn = write_plain
+    res1: int = 0       # bits that read as one and ignore writes (RAO/WI, as ARMv8 AArch32)
 
     @property
     def is64(self) -> bool:
@@ -166,9 +178,9 @@ class SysReg:
 
 
 def _r(name: str, opc1: int, crn: int, crm: int, opc2: int, reset: int = 0,
-       writable: bool = True, write: WriteFn = write_plain) -> SysReg:
-    return SysReg(name, ("c", opc1, crn, crm, opc2), hyp_only=(opc1 == 4), reset=reset,
-                  writable=writable, write=write)
+       writable: bool = True, write: WriteFn = write_plain, res1: int = 0) -> SysReg:
+    return SysReg(name, ("c", opc1, crn, crm, opc2), hyp_only=(opc1 == 4), reset=reset | res1,
+                  writable=writable, write=write, res1=res1)
 
 
 def _q(name: str, opc1: int, crm: int, write: WriteFn = write_plain) -> SysReg:
@@ -185,11 +197,11 @@ REGISTERS: tuple[SysReg, ...] = (
     # HYP registers (opc1 = 4): accessible from HYP only.
     _r("VPIDR", 4, 0, 0, 0, reset=CORTEX_A15_MIDR),
     _r("VMPIDR", 4, 0, 0, 5, reset=0x80000000),
-    _r("HSCTLR", 4, 1, 0, 0, reset=HSCTLR_RES1, write=write_regime),
+    _r("HSCTLR", 4, 1, 0, 0, write=write_regime, res1=HSCTLR_RES1),
     _r("HACTLR", 4, 1, 0, 1),
     _r("HCR", 4, 1, 1, 0),
     _r("HDCR", 4, 1, 1, 1, reset=0x6),        # HPMN = 6 counters on Cortex-A15
-    _r("HCPTR", 4, 1, 1, 2, reset=0x33FF),    # RES1 bits [13:12], [9:0]
+    _r("HCPTR", 4, 1, 1, 2, res1=HCPTR_RES1),
     _r("HSTR", 4, 1, 1, 3),
     _r("HACR", 4, 1, 1, 7),
     _r("HTCR", 4, 2, 0, 2, reset=HTCR_RES1, write=write_regime),
@@ -206,6 +218,7 @@ REGISTERS: tuple[SysReg, ...] = (
     _r("HAMAIR1", 4, 10, 3, 1),
     _r("HVBAR", 4, 12, 0, 0, write=write_hvbar),
     _r("HTPIDR", 4, 13, 0, 2),
+    _r("CNTHCTL", 4, 14, 1, 0),     # PL1PCTEN [0], PL1PCEN [1], the event stream [7:2]
     _op("TLBIALLHIS", 4, 8, 3, 0, tlbiallhis),
     _op("TLBIMVAHIS", 4, 8, 3, 1, tlbimvahis),
     _op("TLBIALLNSNHIS", 4, 8, 3, 4, tlbi_unmodelled),
@@ -217,6 +230,8 @@ REGISTERS: tuple[SysReg, ...] = (
     # PL1 registers: accessible from PL1 and from HYP.
     _r("MIDR", 0, 0, 0, 0, writable=False, reset=CORTEX_A15_MIDR),
     _r("MPIDR", 0, 0, 0, 5, writable=False, reset=0x80000000),
+    _r("ID_PFR0", 0, 0, 1, 0, writable=False, reset=CORTEX_A15_ID_PFR0),
+    _r("ID_PFR1", 0, 0, 1, 1, writable=False, reset=CORTEX_A15_ID_PFR1),
     _r("SCTLR", 0, 1, 0, 0, reset=KERNEL_SCTLR),
     _r("TTBCR", 0, 2, 0, 2, reset=KERNEL_TTBCR),
     _r("DACR", 0, 3, 0, 0),

@@ -40,8 +40,8 @@ class Action:
     """One kernel-side action. ``kind``:
 
     - ``enter_hyp``: CPU ``cpu`` is powered on (HYP registers at reset, TLB empty) in HYP mode with
-      A/I/F masked and its MMU off, and runs from PA ``pc`` with LR = ``lr`` until it returns there
-      (in SVC);
+      A/I/F masked and its MMU off, and runs from PA ``pc`` with r0 = ``args[0]`` and LR = ``lr``
+      until it returns there (in SVC);
     - ``hvc``: CPU ``cpu``, in SVC with its PL1 MMU off, calls PA ``pc`` (kvm_call_hyp) with r0-r3 =
       ``args`` and LR = ``lr``; ``result`` is the r0 it returned with, None if it never returned (the
       run ended there: a fault or the instruction budget);
@@ -100,8 +100,8 @@ def export(kernel: "Kernel", banks: tuple[tuple[int, int], ...], ncpus: int) -> 
     actions = []
     for index, entry in enumerate(log.entries):
         match entry:
-            case ("enter_hyp", int(cpu), int(pc), int(lr)):
-                actions.append(Action("enter_hyp", cpu, pc, lr))
+            case ("enter_hyp", int(cpu), int(pc), int(lr), tuple(args)):
+                actions.append(Action("enter_hyp", cpu, pc, lr, tuple(int(a) for a in args)))
             case ("hvc", int(cpu), int(pc), int(lr), tuple(args)):
                 actions.append(Action("hvc", cpu, pc, lr, tuple(int(a) for a in args),
                                       log.results.get(index)))

@@ -149,9 +149,12 @@ class Layout:
 
 
 def place_image(banks: list[Bank], page_offset: int, text_offset: int, idmap_offset: Optional[int],
-                init_size: int, hyp_text_size: int, trampoline_va: int) -> Layout:
+                init_size: int, hyp_text_size: int, trampoline_va: int, *, reserved: int = 0,
+                hyp_text_offset: Optional[int] = None) -> Layout:
     """Place the image in the first bank: a page of PL1 code, the HYP init code (at
     ``idmap_offset`` from the image start, or on its own page), the runtime HYP text and a data page.
+    A prebuilt image (an ELF) fixes more: its code occupies ``reserved`` bytes from the image start
+    (hypemu's own pages go after them) and its runtime text may sit at ``hyp_text_offset``.
     Raises ConfigError for a layout the kernel could not even load (beyond its bank or lowmem)."""
     first = banks[0]
     image_base = first.base + text_offset
@@ -160,8 +163,16 @@ def place_image(banks: list[Bank], page_offset: int, text_offset: int, idmap_off
     if idmap_offset is not None and idmap_offset < PAGE_SIZE:
         raise ConfigError(f"kernel.hyp_idmap_offset {idmap_offset:#x} overlaps the kernel's first "
                           f"page of PL1 code (it must be at least {PAGE_SIZE:#x})")
-    hyp_text = page_align_up(init_end)
-    hyp_data = page_align_up(hyp_text + hyp_text_size)
+    occupied = image_base + reserved
+    if hyp_text_offset is None:
+        hyp_text = page_align_up(max(init_end, occupied))
+    else:
+        hyp_text = image_base + hyp_text_offset
+        if hyp_text < image_base + PAGE_SIZE or (hyp_text < init_end and init_start < hyp_text
+                                                 + hyp_text_size):
+            raise ConfigError(f"the runtime HYP text at {hyp_text:#x} overlaps the PL1 page or "
+                              f"the init code [{init_start:#x}, {init_end:#x})")
+    hyp_data = page_align_up(max(hyp_text + hyp_text_size, init_end, occupied))
     image_end = hyp_data + PAGE_SIZE
     if image_end > first.end:
         raise ConfigError(f"RAM too small: the kernel image needs {image_end - first.base:#x} bytes "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol
+from typing import Iterator, Mapping, Protocol, Union
 
 from .asm import Program, assemble_file
 from .asm.program import label_address
@@ -38,7 +38,8 @@ class GuestContractError(ValueError):
 @dataclass(frozen=True)
 class Region:
     """One region of guest code: ``code`` linked at ``base`` (the address it runs at: a PA, or a
-    HYP VA for the runtime text), loaded at ``load_pa``."""
+    HYP VA for the runtime text), loaded at ``load_pa``. Its first ``text_size`` bytes are code
+    (None: all of it); the data sections follow them, loaded as plain bytes."""
 
     name: str
     code: bytes
@@ -48,6 +49,17 @@ class Region:
     globals: frozenset[str]
     filename: str
     thumb: bool = False      # Thumb-2 code (a CONFIG_THUMB2_KERNEL build, or ELF symbols' bit 0)
+    text_size: int | None = None
+
+    @property
+    def text(self) -> bytes:
+        """The code part (what the CPU scans for instructions to emulate)."""
+        return self.code if self.text_size is None else self.code[:self.text_size]
+
+    @property
+    def data(self) -> bytes:
+        """The data sections after the code (.data, .bss...)."""
+        return b"" if self.text_size is None else self.code[self.text_size:]
 
     def address(self, name: str) -> int:
         """The link address of label ``name`` (KeyError, naming the labels, if there is none)."""
@@ -72,12 +84,14 @@ class Region:
 @dataclass(frozen=True)
 class GuestImage:
     """The guest code of the kernel image, one ``Region`` each. The init region holds exactly
-    [__kvm_hyp_init, __kvm_hyp_init_end): what the kernel side maps and bounces."""
+    [__kvm_hyp_init, __kvm_hyp_init_end): what the kernel side maps and bounces. ``kernel`` holds
+    the rest of a prebuilt kernel image (a vmlinux's sections), loaded before the regions."""
 
     pl1: Region        # kvm_call_hyp (the PL1 HVC caller)
     stub: Region       # __hyp_stub_install and the stub vectors
     init: Region       # the HYP init vectors and code
     runtime: Region    # the runtime HYP vectors, dispatcher and functions
+    kernel: tuple[Region, ...] = ()
 
     def regions(self) -> Iterator[Region]:
         return (getattr(self, name) for name in REGIONS)
@@ -89,7 +103,9 @@ class GuestImage:
 
     def replace(self, region: Region) -> GuestImage:
         """This image with ``region`` (same name) in place of its own."""
-        return dataclasses.replace(self, **{region.name: region})
+        regions = {name: region if name == region.name else getattr(self, name) for name in REGIONS}
+        return GuestImage(regions["pl1"], regions["stub"], regions["init"], regions["runtime"],
+                          self.kernel)
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,20 @@ class Placement:
 
     base: Mapping[str, int]
     load_pa: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class FixedPlace:
+    """What a prebuilt producer's code fixes about the layout (None: the scenario decides):
+    PAGE_OFFSET, the image's offset in RAM, the init code's offset from the image start, the bytes
+    its image occupies from there (hypemu's own pages go after them) and its runtime text's
+    offset."""
+
+    page_offset: int | None = None
+    text_offset: int | None = None
+    hyp_idmap_offset: int | None = None
+    reserved: int = 0
+    hyp_text_offset: int | None = None
 
 
 class GuestSource(Protocol):
@@ -110,6 +140,9 @@ class GuestSource(Protocol):
 
     def link(self, placement: Placement, constants: Mapping[str, int]) -> GuestImage:
         """The image with every region at its placed address."""
+
+    def fixed(self) -> FixedPlace:
+        """What this code fixes about the layout (``FixedPlace()``: nothing)."""
 
 
 def check_init_contract(program: Program) -> tuple[int, int]:
@@ -132,20 +165,36 @@ def check_init_contract(program: Program) -> tuple[int, int]:
 def region_of(name: str, program: Program, load_pa: int, size: int | None = None) -> Region:
     """A region from an assembled program (its first ``size`` bytes when given)."""
     code = program.code if size is None else program.code[:size]
+    text_size = min(program.text_size, len(code))
     return Region(name, code, program.base, load_pa, program.symbols, program.globals,
-                  program.filename, program.thumb)
+                  program.filename, program.thumb, None if text_size == len(code) else text_size)
+
+
+class RegionCode(Protocol):
+    """The source of one region's code that is not a plain file of ``asm/`` (a kernel tree's
+    preprocessed source): it assembles itself, and places its errors in its own files."""
+
+    def assemble(self, base: int, constants: Mapping[str, int]) -> Program:
+        """The code assembled to start at ``base``."""
 
 
 @dataclass(frozen=True)
 class AsmSource:
-    """Guest code assembled from GNU-as sources: one file per region (the assembler caches, so
-    assembling twice, to measure and to link, costs one assembly per address)."""
+    """Guest code assembled from GNU-as sources: one per region, a file or a ``RegionCode`` (the
+    assembler caches, so assembling twice, to measure and to link, costs one assembly per
+    address)."""
 
-    files: Mapping[str, Path]    # region name -> source file
+    files: Mapping[str, Union[Path, RegionCode]]    # region name -> its source
     thumb: bool = False          # assemble as Thumb-2 (kernel.isa: thumb2)
 
     def _assemble(self, name: str, base: int, constants: Mapping[str, int]) -> Program:
-        return assemble_file(self.files[name], base, constants=constants, thumb=self.thumb)
+        source = self.files[name]
+        if isinstance(source, Path):
+            return assemble_file(source, base, constants=constants, thumb=self.thumb)
+        return source.assemble(base, constants)
+
+    def fixed(self) -> FixedPlace:
+        return FixedPlace()
 
     def sizes(self, constants: Mapping[str, int]) -> tuple[int, int]:
         start, end = check_init_contract(self._assemble("init", 0, constants))
@@ -160,7 +209,7 @@ class AsmSource:
                 start, end = check_init_contract(program)
                 size = end - start
             regions[name] = region_of(name, program, placement.load_pa[name], size)
-        return GuestImage(**regions)
+        return GuestImage(regions["pl1"], regions["stub"], regions["init"], regions["runtime"])
 
 
 class CodeTarget(Protocol):
@@ -179,8 +228,11 @@ def poison(size: int, thumb: bool = False) -> bytes:
 
 
 def load_image(target: CodeTarget, image: GuestImage, span: tuple[int, int]) -> None:
-    """Fill the image span [start, end) with the poison, then load every region at its PA."""
+    """Fill the image span [start, end) with the poison, then load every region at its PA: its
+    code as code, its data as plain bytes (a data word is never taken for an instruction)."""
     start, end = span
     target.write_ram(start, poison(end - start, image.init.thumb))
-    for region in image.regions():
-        target.load_code(region.load_pa, region.code, region.thumb)
+    for region in (*image.kernel, *image.regions()):
+        target.load_code(region.load_pa, region.text, region.thumb)
+        if region.data:
+            target.write_ram(region.load_pa + len(region.text), region.data)

@@ -16,7 +16,7 @@ from .errors import StepInjectionWarning, UnknownFunction, UsageError
 from .events import Event
 from .export import Export, export
 from .hazards import Checks, Hazard
-from .cpu import MODE_HYP, MODE_NAMES, CpuComplex, regime_of
+from .cpu import MODE_HYP, MODE_NAMES, PATCH_MARKER, CpuComplex, regime_of
 from .kvm import Kernel, StepRunner, from_scenario, plan_board
 from .scenario import Scenario, load_scenario
 from .walker import Fault, Translation
@@ -219,12 +219,18 @@ class Machine:
         return ptdump.dump(self.core.engine.read64, replace(regime, ttbr=pa), name, namer, source)
 
     def read_phys(self, pa: int, size: int) -> bytes:
-        """``size`` bytes of simulated physical memory at ``pa``, as the kernel side sees it (no
-        translation, no TLB). UsageError (a ValueError) where the board has no RAM."""
+        """``size`` bytes of RAM at ``pa`` as loaded (no MMU, no TLB; the trap markers for barriers,
+        MRS/MSR CPSR and CPS are invisible). UsageError (a ValueError) where there is no RAM."""
         try:
-            return self.core.engine.read(pa, size)
+            data = bytearray(self.core.engine.read(pa, size))
         except LookupError:
             raise UsageError(f"no RAM at PA {pa:#x}..{pa + size - 1:#x}") from None
+        patched = self.core.runner.patched
+        for at in range(pa & ~3, pa + size, 4):      # the loader patches whole, aligned words
+            if at in patched and self.core.engine.read(at, 4) == PATCH_MARKER.to_bytes(4, "little"):
+                for i in range(max(at, pa), min(at + 4, pa + size)):
+                    data[i - pa] = patched[at].to_bytes(4, "little")[i - at]
+        return bytes(data)
 
     def write_phys(self, pa: int, data: bytes) -> None:
         """Write simulated RAM from outside the guest. A write that changes a HYP page-table

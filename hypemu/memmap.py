@@ -266,8 +266,11 @@ def _code_sizes(scenario: Scenario) -> tuple[int, int]:
 
 def _place(s: Scenario, banks: list[Bank], sizes: tuple[int, int]) -> Layout:
     """``layout.place_image`` and the page allocations ``kvm.plan_board`` makes before its checks."""
+    from .kvm import from_scenario
+    fixed = from_scenario(s).source.fixed()      # what a prebuilt image (an ELF) fixes
     lay = place_image(banks, s.page_offset, s.text_offset, s.hyp_idmap_offset, sizes[0], sizes[1],
-                      s.trampoline_va)
+                      s.trampoline_va, reserved=fixed.reserved,
+                      hyp_text_offset=fixed.hyp_text_offset)
     if s.init != "single-step" and lay.crosses_page() and s.bounce_page == "auto" \
             and lay.init_size <= PAGE_SIZE:
         lay.bounce_page = lay.alloc_page("the bounce page")

@@ -79,3 +79,47 @@ def test_smc_without_hcr_tsc_is_not_guessed(booted):
     va = _hyp_code(booted, "smc #0\nbx lr\n")
     with pytest.raises(NotModelled, match="Monitor mode"):
         booted.call(0, va)
+
+
+def test_hsctlr_and_hcptr_res1_bits_read_as_one_and_ignore_writes(booted):
+    """ARMv7 leaves a 0 written to HSCTLR's and HCPTR's RAO/SBOP bits UNPREDICTABLE; hypemu does
+    what ARMv8 AArch32 does with RES1 bits (RAO/WI). Linux v3.10's stub writes 0 to both."""
+    va = _hyp_code(booted, """
+        mov     r1, #0
+        mcr     p15, 4, r1, c1, c1, 2       @ HCPTR = 0
+        mrc     p15, 4, r0, c1, c1, 2
+        mrc     p15, 4, r2, c1, c0, 0
+        ldr     r3, =0x30C50818
+        bic     r1, r2, r3                  @ HSCTLR with its RES1 bits cleared (M stays on)
+        mcr     p15, 4, r1, c1, c0, 0
+        isb
+        mrc     p15, 4, r1, c1, c0, 0
+        eor     r1, r1, r2                  @ 0 if the RES1 bits read as one again
+        orr     r0, r0, r1
+        bx      lr
+        .ltorg
+    """)
+    assert booted.call(0, va) == 0x33FF
+
+
+def test_the_timer_and_feature_rows_the_kernel_stub_reads(booted):
+    """ID_PFR1 (Cortex-A15 TRM: GenTimer [19:16] = 1, Virtualization [15:12] = 1), ID_PFR0, and
+    CNTHCTL (HYP only; UNKNOWN at reset, hypemu: 0), written as the stub does."""
+    va = _hyp_code(booted, """
+        mrc     p15, 0, r0, c0, c1, 1       @ ID_PFR1
+        mrc     p15, 0, r1, c0, c1, 0       @ ID_PFR0
+        mrc     p15, 4, r2, c14, c1, 0      @ CNTHCTL
+        orr     r2, r2, #3
+        mcr     p15, 4, r2, c14, c1, 0
+        mrc     p15, 4, r3, c14, c1, 0
+        add     r0, r0, r1, lsl #4
+        add     r0, r0, r3, lsl #24
+        bx      lr
+    """)
+    assert booted.call(0, va) == 0x00011131 + (0x00001131 << 4) + (3 << 24)
+    pa = booted.layout.banks[0].base + SCRATCH_OFFSET + (1 << 20)     # CNTHCTL from SVC: undefined
+    booted.core.load_code(pa, assemble("mrc p15, 4, r0, c14, c1, 0\nbx lr\n", pa).code)
+    booted.core.select(0)
+    booted.core.set_reg(14, booted.kernel.sentinel)
+    result = booted.core.run_guest(pa, 100)
+    assert (result.stop, result.fault.kind, result.fault.pc) == ("fault", "undefined", pa)

@@ -98,7 +98,8 @@ def test_a_wrong_reset_value_in_the_model_is_a_disagreement(monkeypatch):
 
     def wrong(cpu_id: int) -> dict[str, int]:
         values = right(cpu_id)
-        values["HSCTLR"] &= ~(1 << 11)      # a RES1 bit the HYP init keeps, dropped by mistake
+        values["HSCTLR"] |= 1 << 9          # a reserved bit the HYP init keeps, set by mistake
+        # (not a RES1 bit dropped: those read as one whatever the reset value, cp15.HSCTLR_RES1)
         return values
 
     monkeypatch.setattr(cp15, "reset_values", wrong)
@@ -106,7 +107,7 @@ def test_a_wrong_reset_value_in_the_model_is_a_disagreement(monkeypatch):
     assert check.verdict == "disagree"
     rows = {r.what: r for r in check.comparison.rows}
     assert rows["cpu0 HSCTLR"].agree == "no"
-    assert (rows["cpu0 HSCTLR"].hypemu, rows["cpu0 HSCTLR"].qemu) == ("0x30c5101f", "0x30c5181f")
+    assert (rows["cpu0 HSCTLR"].hypemu, rows["cpu0 HSCTLR"].qemu) == ("0x30c51a1f", "0x30c5181f")
     assert rows["cpu0 HTTBR"].agree == "yes"
 
 

@@ -41,8 +41,8 @@ def test_memory_is_the_original_code_without_trap_markers():
     patched = m.core.runner.patched
     assert patched, "the loader patched nothing: the test proves nothing"
     for pa, word in patched.items():
-        assert m.read32(pa) == PATCH_MARKER            # the board holds the marker ...
-        assert _word(ex, pa) == word                   # ... the export the instruction
+        assert m.core.engine.read32(pa) == PATCH_MARKER    # the board holds the marker ...
+        assert _word(ex, pa) == word == m.read32(pa)       # ... the export (and read_phys) the insn
     assert _word(ex, m.kernel.sentinel) == SENTINEL_WORD
     for stack in m.layout.stacks:                      # stacks are zero pages of the image
         assert _word(ex, stack) == 0

@@ -10,12 +10,13 @@ from .check import _Checks
 from .directives import _DATA_SIZES
 from .expr import _IDENT, _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate, _reason
 from .preprocess import _Preprocessor
-from .program import AsmError, Program, _FrozenMap
+from .program import AsmError, Program, Section, _FrozenMap
 from .source import _split_word
 from .unit import _GENERATED, _MARK, _Imm, _Stmt, _Unit
 from .worker import _WORKER, _KsResult
 
 _SENTINEL = 0x4B534E44            # last word of every keystone request; missing = keystone failed quietly
+_NOP = 0xE320F000                 # NOP A1 (A8.8.119): GNU as's code padding for ARMv6K and later
 _PLACEHOLDER = 4                  # pass-1 stand-in for an immediate that needs label addresses
 
 
@@ -58,9 +59,26 @@ class _Builder(_Checks):
         else:
             code, addresses = self._run(texts)
         self._check(code, addresses)
+        code = self._fill(code, addresses)
         symbols = {name: addresses[name] for name in self.labels if not name.startswith(_GENERATED)}
+        sections = tuple(Section(s.name, s.kind, addresses[s.start],
+                                 addresses[s.end] - addresses[s.start]) for s in self.unit.sections)
         return Program(code, self.base, _FrozenMap(symbols), frozenset(self.unit.globals),
-                       self.filename, self.unit.thumb)
+                       self.filename, self.unit.thumb, sections)
+
+    def _fill(self, code: bytes, addresses: Mapping[str, int]) -> bytes:
+        """Padding as GNU as (and a linker, between sections) writes it: keystone fills an alignment
+        gap with NOP bytes from wherever it starts (`.byte 1; .balign 8` gives 01 00 f0 20 e3...)
+        and ignores a fill of 0. GNU as pads code with zeros up to a word, then NOPs; data with
+        zeros."""
+        out = bytearray(code)
+        gaps = [(a.end, b.start, "zero") for a, b in zip(self.unit.sections, self.unit.sections[1:])]
+        for first, second, mode in [*self.unit.fills, *gaps]:
+            start, end = addresses[first] - self.base, addresses[second] - self.base
+            word = min(end, -(-start // 4) * 4) if mode == "code" else end
+            out[start:word] = bytes(word - start)
+            out[word:end] = _NOP.to_bytes(4, "little") * ((end - word) // 4)
+        return bytes(out)
 
     def _render(self, addresses: Mapping[str, int] | None) -> tuple[list[str], bool]:
         """Keystone text of every statement; placeholders where label addresses are still unknown."""

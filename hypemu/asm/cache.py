@@ -12,7 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .program import Program, _FrozenMap
+from .program import Program, Section, _FrozenMap
 
 
 def _cache_key(source: str, base: int, constants: dict[str, int], thumb: bool = False) -> str:
@@ -89,15 +89,19 @@ class _Cache:
             if entry["key"] != key:
                 return None
             symbols = {str(k): int(v) for k, v in entry["symbols"].items()}
+            sections = tuple(Section(str(n), str(k), int(a), int(z)) for n, k, a, z in
+                             entry["sections"])
             return Program(bytes.fromhex(entry["code"]), int(entry["base"]), _FrozenMap(symbols),
                            frozenset(str(g) for g in entry["globals"]), "",
-                           entry.get("thumb") is True)
+                           entry.get("thumb") is True, sections)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _write_disk(self, key: str, program: Program) -> None:
         entry = {"key": key, "code": program.code.hex(), "base": program.base,
-                 "symbols": dict(program.symbols), "globals": sorted(program.globals), "thumb": program.thumb}
+                 "symbols": dict(program.symbols), "globals": sorted(program.globals),
+                 "thumb": program.thumb,
+                 "sections": [[s.name, s.kind, s.address, s.size] for s in program.sections]}
         directory = self._directory()
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -25,14 +25,14 @@ class _Checks:
         if len(code) > _MAX_BYTES or self.base + len(code) > 1 << 32:
             raise AsmError(self.filename, self.unit.stmts[-1].line if self.unit.stmts else 0,
                            f"program of {len(code)} bytes at {self.base:#x} is too large")
-        for index, stmt in enumerate(self.unit.stmts):
+        for stmt in self.unit.stmts:
             for check in stmt.checks:
                 address = addresses[stmt.label or ""]
                 if check[0] == "aligned" and address % (2 if self.unit.thumb else 4):
                     raise self._error(stmt, f"instruction at unaligned address {address:#x} (put "
                                             f".align 2 before {stmt.source!r})")
                 if check[0] != "aligned":
-                    self._check_pc_relative(stmt, index + 1, check, code, addresses)
+                    self._check_pc_relative(stmt, stmt.pos + 1, check, code, addresses)
 
     def _check_pc_relative(self, stmt: _Stmt, pos: int, check: tuple[Any, ...], code: bytes,
                            addresses: dict[str, int]) -> None:

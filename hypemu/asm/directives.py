@@ -11,7 +11,7 @@ from .expr import _IDENT_RE, _ExprError, _parse_expr, _symbols_of
 from .macros import _BLOCK_END, _ExitMacro
 from .parts import _Block
 from .source import _split_outside_strings, _unescape
-from .unit import _MARK, _MAX_BYTES, _Imm, _Stmt
+from .unit import _GENERATED, _MARK, _MAX_BYTES, _Imm, _Stmt
 
 if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
     from .parts import PreprocessorParts as _Mixin
@@ -21,10 +21,10 @@ else:
 _MAX_ALIGN_POWER = 16
 
 
-_DROPPED = {".text", ".arm", ".popsection", ".previous", ".type", ".size", ".arch",
-            ".arch_extension", ".cpu", ".fpu", ".ident", ".file"}
+_DROPPED = {".arm", ".type", ".size", ".arch", ".arch_extension", ".cpu", ".fpu", ".ident", ".file"}
+_SECTION_DIRECTIVES = {".text", ".data", ".bss", ".section", ".pushsection", ".popsection",
+                       ".previous"}
 _THUMB = {".thumb", ".thumb_func", ".force_thumb"}
-_NON_TEXT = {".data", ".bss", ".rodata"}
 _DATA_SIZES = {".word": 4, ".long": 4, ".int": 4, ".4byte": 4, ".quad": 8, ".8byte": 8,
                ".short": 2, ".hword": 2, ".2byte": 2, ".byte": 1}
 _STRINGS = {".ascii", ".asciz", ".string"}
@@ -48,10 +48,8 @@ class _Directives(_Mixin):
         if name in (".code", ".syntax"):
             if args.lower() not in ("32", "unified"):
                 raise self._error(line, f"{name} {args}: only .code 32 and .syntax unified", where)
-        elif name in (".section", ".pushsection"):
-            self._section(line, name, args, where)
-        elif name in _NON_TEXT:
-            raise self._error(line, f"{name}: sections other than text are not supported", where)
+        elif name in _SECTION_DIRECTIVES:
+            self._section_directive(line, name, args, where)
         elif name in (".global", ".globl"):
             self._global(line, name, args, where)
         elif name in (".equ", ".set", ".equiv"):
@@ -98,14 +96,6 @@ class _Directives(_Mixin):
                 encoded = f".short {value:#06x}"
             self._emit(_Stmt(line, text, encoded, where))
 
-    def _section(self, line: int, name: str, args: str, where: str) -> None:
-        parts = [p.strip().strip('"') for p in _split_outside_strings(args, ",")]
-        section, flags = parts[0], parts[1] if len(parts) > 1 else ""
-        if not (section == ".text" or section.endswith(".text") or section.startswith(".text.")
-                or "x" in flags):
-            raise self._error(line, f"{name} {section}: sections other than text are not supported",
-                              where)
-
     def _global(self, line: int, name: str, args: str, where: str) -> None:
         for symbol in (a.strip() for a in args.split(",")):
             if not _IDENT_RE.fullmatch(symbol):
@@ -146,12 +136,28 @@ class _Directives(_Mixin):
                                     f"{1 << _MAX_ALIGN_POWER} bytes", where)
         extra = [str(self._constant(line, p, name, where)) if p else "" for p in parts[1:3]]
         self.unaligned = self.unaligned and size < 4
+        self._record_align(size)
+        fill = "zero" if extra and extra[0] == "0" else "" if extra and extra[0] else (
+            "code" if self._section_kind() == "text" else "zero")
+        before = self._fill_label(line, where) if fill else ""
         self._emit(_Stmt(line, text, ", ".join([f".balign {size}", *extra]), where, "other",
                          directive=name))
+        if fill:       # keystone pads code wrongly (see _Builder._fill) and ignores a fill of 0
+            self.fills.append((before, self._fill_label(line, where), fill))
+
+    def _fill_label(self, line: int, where: str) -> str:
+        label = f"{_GENERATED}F{len(self.stmts)}"
+        self.labels[label] = line
+        self._emit(_Stmt(line, "", f"{label}:", where, "label", label))
+        return label
 
     def _space(self, line: int, name: str, args: str, text: str, where: str) -> None:
         values = [self._constant(line, p.strip(), name, where) for p in args.split(",")]
         count, size = values[0], values[1] if name == ".fill" and len(values) > 1 else 1
+        fill = values[-1] if len(values) > (2 if name == ".fill" else 1) else 0
+        if fill and self._section_kind() == "bss":
+            raise self._error(line, f"{name}: a non-zero fill in {self.section} (it holds no data)",
+                              where)
         if len(values) > (3 if name == ".fill" else 2):
             raise self._error(line, f"{name}: too many arguments", where)
         if count < 0 or not 0 <= size <= 8 or count * size > _MAX_BYTES:
@@ -165,6 +171,8 @@ class _Directives(_Mixin):
         0x10000`) and hangs on some (`.quad 0x10000000000000000`)."""
         if not args:
             raise self._error(line, f"{name} needs a value", where)
+        if self._section_kind() == "bss":
+            raise self._error(line, f"{name} in {self.section}: it holds no data (use .space)", where)
         if name in _STRINGS or _DATA_SIZES[name] % 4:
             self.unaligned = True
         if name in _STRINGS:    # keystone hangs on some malformed ones ('.ascii ,'): bytes from here

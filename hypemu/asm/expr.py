@@ -4,7 +4,7 @@ and `_Lookup`, the symbol values they read (.set/.equ definitions, then labels).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from .unit import Tree
 

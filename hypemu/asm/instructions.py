@@ -10,9 +10,9 @@ from .encode import (_BANKED, _COND_AL, _CONDITIONS, _REGISTERS, _SPECIAL_RE, _e
                      _encode_eret_t32, _encode_hvc, _encode_hvc_t32, _encode_mrs_banked,
                      _encode_mrs_banked_t32, _encode_msr_banked, _encode_msr_banked_t32,
                      _encode_smc, _encode_smc_t32)
-from .expr import _ExprError, _parse_expr
+from .expr import _ExprError, _Lookup, _NeedsAddresses, _Undefined, _evaluate, _parse_expr
 from .source import _split_outside_strings, _split_word
-from .unit import _MARK, _Imm, _Stmt
+from .unit import _MARK, Tree, _Imm, _Stmt
 
 if TYPE_CHECKING:               # the state lives in _Preprocessor; mypy checks against it
     from .parts import PreprocessorParts as _Mixin
@@ -27,6 +27,11 @@ _THUMB_PC_RELATIVE_RE = re.compile(r"(b|bl|adr|ldr|cbz|cbnz)"
                                    r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?(?:\.[wn])?")
 _MNEMONIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z0-9]+)*")
 _IMM_START_RE = re.compile(r"#\s*(?::(lower16|upper16):)?|:(lower16|upper16):")
+
+
+def _is_modified_immediate(value: int) -> bool:
+    """An ARM modified immediate (A5.2.4): an 8-bit value rotated right by an even amount."""
+    return any(((value << r | value >> (32 - r)) & 0xFFFFFFFF) < 256 for r in range(0, 32, 2))
 
 
 def _find_immediates(operands: str) -> Iterator[tuple[int, int, str, str]]:
@@ -59,6 +64,9 @@ class _Instructions(_Mixin):
         if not _MNEMONIC_RE.fullmatch(mnemonic):   # keystone hangs on statements like '>> ~' or '*/'
             raise self._error(line, f"expected an instruction or a directive, not {text!r}", where)
         operands = self._rename_local_refs(line, operands.strip(), where)
+        if self._section_kind() == "bss":
+            raise self._error(line, f"instruction in {self.section}: it holds no data", where)
+        mnemonic, operands = self._literal_as_move(line, mnemonic, operands, where)
         if self.thumb:
             self._implicit_it(line, mnemonic, operands, text, where)
         checks: list[tuple[Any, ...]] = []
@@ -88,6 +96,61 @@ class _Instructions(_Mixin):
         anchor = self._anchor(line, text, where, tuple(checks), [t for t, _ in found])
         imms = tuple(_Imm(tree, form, len(self.stmts), anchor) for tree, form in found)
         self._emit(_Stmt(line, text, f"{mnemonic} {template}".strip(), where, imms=imms))
+
+    def _literal_as_move(self, line: int, mnemonic: str, operands: str,
+                         where: str) -> tuple[str, str]:
+        """`ldr rX, =constant` as GNU as 2.40 assembles it in ARM state: `mov rX, #c` when c is an
+        ARM modified immediate, else `mvn rX, #~c` when ~c is one, else the literal load. A
+        constant is a value of numbers and .set/.equ symbols defined above the load (GNU as folds
+        those while it reads the line); anything else stays a literal. GNU as also folds a
+        difference of labels it has already placed in the same fragment: hypemu refuses an
+        expression naming more than one label rather than guess that. Thumb-2: the literal stays
+        (GNU as's Thumb choice, with its own immediates and MOVW, is not modelled)."""
+        m = re.fullmatch(r"ldr(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?", mnemonic.lower())
+        parts = _split_outside_strings(operands, ",")
+        if self.thumb or not m or len(parts) != 2 or not parts[1].strip().startswith("="):
+            return mnemonic, operands
+        expr = parts[1].strip()[1:]
+        try:
+            tree = _parse_expr(expr)
+        except _ExprError:
+            return mnemonic, operands
+        value = self._constant_above(line, tree, where)
+        if value is None:
+            return mnemonic, operands
+        value &= 0xFFFFFFFF
+        for op, imm in (("mov", value), ("mvn", ~value & 0xFFFFFFFF)):
+            if _is_modified_immediate(imm):
+                return f"{op}{m.group(1) or ''}", f"{parts[0].strip()}, #{imm:#x}"
+        return mnemonic, operands
+
+    def _constant_above(self, line: int, tree: Tree, where: str) -> int | None:
+        """The value of `tree` if it is a constant at this line; None if it names a label or a
+        symbol not yet defined; an error if it names several labels (GNU as may fold those)."""
+        lookup = _Lookup(self.equs, self.labels, None, len(self.stmts))
+        try:
+            return _evaluate(tree, lookup)
+        except (_ExprError, RecursionError):
+            return None
+        except (_NeedsAddresses, _Undefined):
+            if len(self._labels_in(tree, 0)) > 1:
+                raise self._error(line, "ldr =: an expression of several labels (GNU as turns it "
+                                        "into a MOV/MVN when it can fold it, hypemu cannot tell "
+                                        "when); use a .equ of the value or a single address",
+                                  where) from None
+            return None
+
+    def _labels_in(self, tree: Tree, depth: int) -> list[str]:
+        """Each reading of a label, '.' or a name not yet defined (a label to come, maybe) in an
+        expression, through the .set/.equ definitions."""
+        if tree[0] == "num":
+            return []
+        if tree[0] != "sym":
+            return [name for sub in tree[1:] for name in self._labels_in(sub, depth)]
+        name = tree[1]
+        if name in self.equs and depth < 100:
+            return self._labels_in(self.equs[name][-1][1], depth + 1)
+        return [] if name in self.equs else [name]
 
     def _pc_relative_checks(self, line: int, mnemonic: str, operands: str, where: str) -> list[tuple[Any, ...]]:
         """What to verify in keystone's encoding of a PC-relative instruction: it encodes an

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 

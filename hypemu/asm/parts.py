@@ -1,6 +1,6 @@
 """The preprocessor's state, as its mixins see it: the records of open conditionals, blocks and
 macros, and `PreprocessorParts`, the attributes and services that `_Preprocessor` provides and each
-mixin (directives, conditionals, macros, instructions) relies on. It exists so that mypy checks
+mixin (directives, conditionals, macros, instructions, sections) relies on. It exists so that mypy checks
 each mixin against what the preprocessor really has."""
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ class PreprocessorParts(Protocol):
     expansions: int
     depth: int
     unaligned: bool
+    section: str
+    fills: list[tuple[str, str, str]]
     thumb: bool                     # assembled as Thumb-2 (kernel.isa: thumb2)
     it_block: Any                   # implicit_it._OpenBlock | None
     it_explicit: int
@@ -71,6 +73,9 @@ class PreprocessorParts(Protocol):
     def _check_expr(self, line: int, expr: str, where: str) -> None: ...
     def _constant(self, line: int, expr: str, what: str, where: str,
                   condition: bool = False) -> int: ...
+    def _section_directive(self, line: int, name: str, args: str, where: str) -> None: ...
+    def _record_align(self, size: int) -> None: ...
+    def _section_kind(self) -> str: ...
     def _anchor(self, line: int, text: str, where: str, checks: tuple[tuple[Any, ...], ...],
                 trees: list[Tree]) -> str | None: ...
     def _implicit_it(self, line: int, mnemonic: str, operands: str, text: str,

@@ -19,6 +19,7 @@ from .instructions import _Instructions
 from .macros import _BLOCK_END, _Macros
 from .parts import _Block, _Cond, _Macro
 from .program import AsmError
+from .sections import _Sections
 from .source import (_ASSIGN_RE, _DIRECTIVE_RE, _LABEL_RE, _LOCAL_REF_RE,
                      _outside_strings, _split_outside_strings, _split_word, _strip_comments,
                      _take_call)
@@ -28,7 +29,7 @@ from .unit import _GENERATED, _MAX_STATEMENTS, Tree, _Stmt, _Unit
 _KERNEL_MACROS = ("ENTRY", "ENDPROC", "END", "W", "ARM", "THUMB", "ARM_BE8")
 
 
-class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _ImplicitIt):
+class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _ImplicitIt, _Sections):
     """Turns a user's source into `_Stmt`s: comments, directives, macros, local labels, encodings."""
 
     def __init__(self, filename: str, constants: dict[str, int], thumb: bool = False):
@@ -49,6 +50,8 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _Implici
         self.expansions = 0
         self.depth = 0
         self.unaligned: bool = False   # data of a size that is not a multiple of 4 since the last insn
+        self.fills: list[tuple[str, str, str]] = []    # padding to rewrite: (label, label, mode)
+        self._init_sections()
         for name, value in constants.items():
             text = f"-{-value:#x}" if value < 0 else f"{value:#x}"
             self._define_equ(name, ("num", value))
@@ -76,7 +79,9 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _Implici
             if name not in self.labels:
                 raise self._error(line, f"{name!r} is declared .global but is not a label of this "
                                         "source (hypemu has no linker)")
-        return _Unit(self.stmts, self.labels, self.globals, self.equs, self.thumb)
+        stmts, sections = self._placed(self.stmts)
+        return _Unit(stmts, self.labels, self.globals, self.equs, self.thumb, sections,
+                     tuple(self.fills))
 
     def _error(self, line: int, message: str, where: str = "") -> AsmError:
         return AsmError(self.filename, line, message + where)
@@ -84,6 +89,7 @@ class _Preprocessor(_Directives, _Conditionals, _Macros, _Instructions, _Implici
     def _emit(self, stmt: _Stmt) -> None:
         if len(self.stmts) >= _MAX_STATEMENTS:
             raise self._error(stmt.line, f"more than {_MAX_STATEMENTS} statements after expansion")
+        stmt.section, stmt.pos = self.section, len(self.stmts)
         self.stmts.append(stmt)
 
     def statement(self, line: int, text: str, where: str) -> None:

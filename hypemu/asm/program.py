@@ -49,8 +49,19 @@ def label_address(symbols: Mapping[str, int], name: str, filename: str) -> int:
 
 
 @dataclass(frozen=True)
+class Section:
+    """Where one section of the source was placed: ``kind`` is text, data or bss."""
+
+    name: str
+    kind: str
+    address: int
+    size: int
+
+
+@dataclass(frozen=True)
 class Program:
-    """Assembled code: `code` starts at `base`; `symbols` maps every user label to its address."""
+    """Assembled code: `code` starts at `base`; `symbols` maps every user label to its address.
+    `code` holds the sections one after another (`sections`: text, then data, then bss)."""
 
     code: bytes
     base: int
@@ -58,6 +69,14 @@ class Program:
     globals: frozenset[str]
     filename: str
     thumb: bool = False       # Thumb-2 code: enter it with an odd (interworking) address
+    sections: tuple[Section, ...] = ()
+
+    @property
+    def text_size(self) -> int:
+        """Bytes from `base` to the end of the last text section: what is code (the rest is data)."""
+        texts = [s.address + s.size for s in self.sections if s.kind == "text"]
+        return (max(texts) - self.base) if texts and len(texts) < len(self.sections) else len(
+            self.code)
 
     def address(self, name: str) -> int:
         return label_address(self.symbols, name, self.filename)

@@ -38,14 +38,30 @@ class _Stmt:
     imms: tuple[_Imm, ...] = ()
     directive: str = ""
     checks: tuple[tuple[Any, ...], ...] = ()   # on an anchor label: what to verify in the instruction after it
+    section: str = ".text"           # the section it was written in
+    pos: int = 0         # its index in source order (what `_Imm.pos` and .set definitions count in)
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A section as placed: its name, kind (text | data | bss), alignment and the generated labels
+    that mark where it starts and ends."""
+
+    name: str
+    kind: str
+    align: int
+    start: str
+    end: str
 
 
 @dataclass
 class _Unit:
-    """A preprocessed source."""
+    """A preprocessed source, its statements in placement order (section by section)."""
 
     stmts: list[_Stmt]
     labels: dict[str, int]                           # every label (generated ones too) -> line
     globals: dict[str, int]                          # name -> line of its .global
-    equs: dict[str, list[tuple[int, Tree, int]]]    # name -> [(stmt index, tree, line)]
+    equs: dict[str, list[tuple[int, Tree, int]]]    # name -> [(stmt pos, tree, line)]
     thumb: bool = False                              # assembled as Thumb-2
+    sections: tuple[_Section, ...] = ()
+    fills: tuple[tuple[str, str, str], ...] = ()     # (label, label, "zero" | "code"): padding to rewrite

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..inject import Corrupt, Injection, Remap, Skip
 from ..loader import AsmSource, GuestSource
+from ..scenario.models import ElfCode, KernelTreeCode
 from .designs import DESIGNS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +52,7 @@ class KernelConfig:
     source: GuestSource                 # the guest code
     isa: str                            # "arm" or "thumb2" (CONFIG_THUMB2_KERNEL); the image's
                                         # regions say what each one is (loader.Region.thumb)
+    stub: str                           # the stub's contract: "builtin" or "kernel" (kvm.stub)
     instructions: int                   # the step budget
     injections: tuple[Injection, ...]
 
@@ -76,12 +78,37 @@ def _injection(item: Any) -> Injection:
     raise RuntimeError(f"internal: unknown injection {item!r}")
 
 
+def guest_source(s: "Scenario") -> GuestSource:
+    """The producer of the guest code ``hyp.code``, ``hyp.stub`` and ``hyp.assembler`` ask for:
+    asm/ with the scenario's init code (and stub), what a kernel tree provides (its preprocessed
+    init.S and, unless ``hyp.stub`` says otherwise, its stub), or an ELF's regions."""
+    code = s.code
+    builtin = builtin_source(ASM_DIR / BUILTIN_INIT[s.init] if code == "builtin" or
+                             not isinstance(code, str) else Path(code), s.isa)
+    if s.stub not in ("builtin", "kernel"):
+        builtin = AsmSource({**builtin.files, "stub": Path(s.stub)}, thumb=builtin.thumb)
+    if isinstance(code, ElfCode):
+        from ..elf_source import ElfSource
+        return ElfSource(tuple(Path(p) for p in code.paths), builtin)
+    if isinstance(code, KernelTreeCode):
+        from ..kernel_tree import kernel_regions
+        regions = kernel_regions(code.path, code.preprocessor, s.stub, s.trampoline_va, s.cpus,
+                                 dict(s.kernel_config))
+        return AsmSource({**builtin.files, **regions}, thumb=builtin.thumb)
+    from ..toolchain import ToolchainSource, find_assembler
+    assembler = find_assembler(s.assembler)
+    if assembler is None:
+        return builtin
+    return ToolchainSource({name: path for name, path in builtin.files.items()
+                            if isinstance(path, Path)}, assembler, thumb=builtin.thumb)
+
+
 def from_scenario(s: "Scenario") -> KernelConfig:
     """The adapter: a validated Scenario as the kernel side's config."""
-    init = ASM_DIR / BUILTIN_INIT[s.init] if s.code == "builtin" else Path(s.code)
     return KernelConfig(
         banks=tuple(s.banks), cpus=s.cpus, page_offset=s.page_offset, text_offset=s.text_offset,
         hyp_idmap_offset=s.hyp_idmap_offset, design=s.init, trampoline_va=s.trampoline_va,
-        bounce_page=s.bounce_page, call_abi=s.call_abi, source=builtin_source(init, s.isa),
+        bounce_page=s.bounce_page, call_abi=s.call_abi, source=guest_source(s),
         isa=s.isa,
+        stub="builtin" if s.stub == "builtin" else "kernel",
         instructions=s.instructions, injections=tuple(_injection(item) for item in s.inject))

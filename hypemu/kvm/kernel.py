@@ -27,6 +27,7 @@ from .designs import HypTables
 from .plan import BoardPlan
 from .actions import ActionLog
 from .runner import Budget, StepRunner
+from .stub import STUBS
 from .tables import TableBuilder, TableMemory
 
 
@@ -61,6 +62,8 @@ class Kernel:
         self.builder = TableBuilder(self.mem, self.layout, self.design.trampoline)
         self.convention = CALL_CONVENTIONS[self.config.call_abi]
         self.ready: set[int] = set()          # CPUs whose HYP init completed (runtime vectors set)
+        self.stub = STUBS[self.config.stub]()
+        self.primary_done = False             # the board's boot CPU has been brought up
         self._load(plan)
 
     def _load(self, plan: BoardPlan) -> None:
@@ -148,37 +151,51 @@ class Kernel:
         return self.runner.budget
 
     # --- calls and the per-CPU init ----------------------------------------------------------------
-    def hvc(self, cpu: int, r0: int = 0, r1: int = 0, r2: int = 0, r3: int = 0,
-            during: str = "a HYP call") -> int:
-        """kvm_call_hyp(r0, r1, r2, r3) from SVC: the value HYP returns in r0."""
+    def call_pl1(self, cpu: int, entry: int, r0: int = 0, during: str = "a PL1 call",
+                 args: tuple[int, int, int] = (0, 0, 0)) -> int:
+        """From SVC, call the kernel's code at ``entry`` with r0 (and r1-r3 = ``args``), LR = the
+        sentinel; the r0 it returns."""
         core = self.core
         st = core.select(cpu)
         if st.mode != MODE_SVC:
-            raise RuntimeError(f"cpu{cpu} is not in SVC (mode {st.mode:#x}): cannot make an HVC")
-        core.set_call_regs((r0, r1, r2, r3), self.sentinel)
-        pc = self.image.pl1.entry("kvm_call_hyp")
-        index = self.log.hvc(cpu, pc, self.sentinel, (r0, r1, r2, r3))
-        r0 = self.runner.run_to_pl1(cpu, pc, during)
+            raise RuntimeError(f"cpu{cpu} is not in SVC (mode {st.mode:#x}): cannot call {during}")
+        core.set_call_regs((r0, *args), self.sentinel)
+        index = self.log.hvc(cpu, entry, self.sentinel, (r0, *args))
+        r0 = self.runner.run_to_pl1(cpu, entry, during)
         self.log.returned(index, r0)
         return r0
 
-    def install_stub(self, cpu: int) -> None:
-        """The CPU enters the kernel in HYP (MMU off): __hyp_stub_install points HVBAR at the stub
-        and drops to SVC."""
+    def hvc(self, cpu: int, r0: int = 0, r1: int = 0, r2: int = 0, r3: int = 0,
+            during: str = "a HYP call") -> int:
+        """kvm_call_hyp(r0, r1, r2, r3) from SVC: the value HYP returns in r0."""
+        return self.call_pl1(cpu, self.image.pl1.entry("kvm_call_hyp"), r0, during, (r1, r2, r3))
+
+    def enter_in_hyp(self, cpu: int, entry: int, r0: int, during: str, detail: str = "") -> None:
+        """The CPU enters the kernel in HYP (MMU off) at ``entry`` (a BX target: Thumb when bit 0
+        is set) with r0, LR = the sentinel; it must come back to the sentinel in SVC."""
         core = self.core
-        entry = self.image.stub.entry("__hyp_stub_install")   # a BX: Thumb when bit 0 is set
         core.power_on(cpu, MODE_HYP)
-        self.log.enter_hyp(cpu, entry, self.sentinel)
-        core.record(events.KERNEL, "enter kernel in HYP", pc=entry & ~1)
+        self.log.enter_hyp(cpu, entry, self.sentinel, r0)
+        core.record(events.KERNEL, "enter kernel in HYP", pc=entry & ~1, detail=detail)
+        core.set_reg(0, r0)
         core.set_reg(14, self.sentinel)
-        self.runner.run_to_pl1(cpu, entry, "the HYP stub install")
+        self.runner.run_to_pl1(cpu, entry, during)
+
+    def read32(self, pa: int) -> int:
+        return self.core.engine.read32(pa)
+
+    def install_stub(self, cpu: int) -> None:
+        """The CPU enters the kernel in HYP and installs the stub (under the stub's contract: the
+        board's first CPU as the boot CPU, every later bring-up as a secondary)."""
+        self.stub.install(self, cpu, primary=not self.primary_done)
+        self.primary_done = True
 
     def init_cpu(self, cpu: int) -> None:
         """cpu_init_hyp_mode(): point HVBAR at the init vectors through the stub, then the design's
         init HVCs in the scenario's call convention."""
         lay = self.layout
         vectors_pa = lay.init_pa + (self.image.init.address(INIT_START) - lay.init_start)
-        self.hvc(cpu, vectors_pa, during="the HVC to the stub (set HVBAR)")
+        self.stub.set_vectors(self, cpu, vectors_pa)
         stack_top = lay.kva(lay.stacks[cpu]) + PAGE_SIZE
         vectors = self.image.runtime.address("__kvm_hyp_vector")
         caller = self.image.pl1.address("kvm_call_hyp")

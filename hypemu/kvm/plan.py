@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import GuestContractError
 from ..layout import ConfigError, Layout, place_image
 from ..lpae import PAGE_SIZE
 from ..loader import INIT_START, GuestImage, Placement
@@ -49,10 +50,22 @@ def placement(layout: Layout) -> Placement:
 def _link(config: KernelConfig, layout: Layout) -> GuestImage:
     consts = guest_constants(config.trampoline_va, config.call_abi, layout.kva(layout.hyp_data))
     image = config.source.link(placement(layout), consts)
+    _check_pl1_page(image, layout.pl1_text + SENTINEL_OFFSET)
     start = image.init.address(INIT_START)   # the first thing in it: the loader checked
     if start & 0x1F:
         raise ConfigError(f"{INIT_START} at {start:#x} is not 32-byte aligned (HVBAR[4:0] are RES0)")
     return image
+
+
+def _check_pl1_page(image: GuestImage, sentinel: int) -> None:
+    """The PL1 code, then the stub (code and data), then the sentinel: one page, no overlap (a
+    stub that a vmlinux places elsewhere is not in that page)."""
+    in_page = sentinel - SENTINEL_OFFSET <= image.stub.base < sentinel
+    if in_page and (image.pl1.end > image.stub.base or image.stub.end > sentinel):
+        raise GuestContractError("hyp.stub", f"{image.stub.filename}: the stub is "
+                                 f"{len(image.stub.code):#x} bytes: with the PL1 code it must fit "
+                                 f"in [{image.stub.base:#x}, {sentinel:#x}) (the PL1 page before "
+                                 f"its return sentinel)")
 
 
 def _unpatched(image: GuestImage) -> GuestImage:
@@ -65,8 +78,10 @@ def plan_board(config: KernelConfig,
     built (the injector's first phase). Raises ConfigError for a layout the kernel refuses."""
     design = DESIGNS[config.design]()
     sizes = config.source.sizes(guest_constants(config.trampoline_va, config.call_abi))
+    fixed = config.source.fixed()
     layout = place_image(list(config.banks), config.page_offset, config.text_offset,
-                         config.hyp_idmap_offset, sizes[0], sizes[1], config.trampoline_va)
+                         config.hyp_idmap_offset, sizes[0], sizes[1], config.trampoline_va,
+                         reserved=fixed.reserved, hyp_text_offset=fixed.hyp_text_offset)
     design.place(layout, config.bounce_page)
     for cpu in range(config.cpus):
         layout.stacks.append(layout.alloc_page(f"cpu{cpu}'s HYP stack"))

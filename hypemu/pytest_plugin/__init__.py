@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Optional
 import pytest
 
 from .fixtures import MachineFactory, hypemu_machine, hypemu_scenario_dir
+from .kernel import KERNEL, checked_tree
 
 if TYPE_CHECKING:
     from .collect import ScenarioFile
@@ -50,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "skipped without qemu-system-arm)")
     group.addoption("--hypemu-qemu", dest="hypemu_qemu", metavar="PATH", default=None,
                     help="the qemu-system-arm for --hypemu-crosscheck (default: PATH's)")
+    group.addoption("--hypemu-kernel", dest="hypemu_kernel", metavar="PATH", default=None,
+                    help="a Linux kernel source tree whose own HYP init code and stub replace "
+                         "hyp.code in every scenario file collected")
     parser.addini(OPTION, type="args", default=[],
                   help="scenario files to collect as tests: globs relative to the rootdir")
     parser.addini("hypemu_scenario_dir", type="string", default="",
@@ -91,6 +95,7 @@ def _covered(path: Path, args: list[str]) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Expand the globs once; when pytest runs the whole suite, add the files it would not reach."""
+    config.stash[KERNEL] = checked_tree(config)
     patterns = scenario_globs(config)
     if not patterns:
         return

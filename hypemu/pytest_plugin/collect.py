@@ -20,6 +20,7 @@ from ..errors import BUG_REPORT, ScenarioError
 from ..result import INPUT_ERRORS, Result, input_error_message, run
 from ..scenario import Scenario, load_file
 from .failure import failure_text
+from .kernel import kernel_tree
 
 
 def shown_path(path: "os.PathLike[str]", config: pytest.Config) -> str:
@@ -34,7 +35,7 @@ class ScenarioFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            scenario = load_file(shown_path(self.path, self.config))
+            scenario = load_file(shown_path(self.path, self.config), kernel=kernel_tree(self.config))
         except ScenarioError as err:
             raise self.CollectError(f"hypemu: {err}") from None
         yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)

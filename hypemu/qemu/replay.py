@@ -109,7 +109,7 @@ class Replay:
         assert a.pc is not None and a.lr is not None
         if a.kind == "enter_hyp":
             self._power_on(a.cpu)
-            regs = {REG_CPSR: MODE_HYP | CPSR_AIF, REG_LR: a.lr}
+            regs = {REG_CPSR: MODE_HYP | CPSR_AIF, REG_LR: a.lr} | dict(enumerate(a.args))
         else:
             regs = {n: v for n, v in enumerate(a.args)} | {REG_LR: a.lr}
         if index in self.stepped:

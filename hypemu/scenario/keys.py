@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
 from . import values as v
-from .models import NO_DEFAULT, Scenario
+from .models import Scenario
+from .values import NO_DEFAULT
 
 SCHEMA_ID = "https://hypemu.invalid/scenario.schema.json"
 
@@ -146,6 +147,9 @@ def _object(model: type) -> dict[str, Any]:
             listed = dict(bank, required=["base", "size"])
             prop = {**prop, "anyOf": [bank, {"type": "array", "minItems": 1, "maxItems": 8,
                                              "items": listed}]}
+        elif meta.get("model") and meta.get("alternative"):    # a value, or a mapping of keys
+            own = {k: v for k, v in prop.items() if k in ("description", "default")}
+            prop = {**own, "anyOf": [dict(meta["kind"].schema), _object(meta["model"])]}
         elif meta.get("model"):
             prop = {**prop, **_object(meta["model"])}
         if meta.get("variants"):

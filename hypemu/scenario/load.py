@@ -9,7 +9,8 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_init_code, code_path
+from .guest import check_elf, check_init_code, check_kernel_code, check_stub_file
+from .models import ElfCode, KernelTreeCode
 from .keys import DEFAULTS
 from .models import Scenario
 from .values import describe, string
@@ -23,14 +24,26 @@ DEFAULT_SCENARIO: dict[str, Any] = {
 }
 
 
+def with_kernel(user: Mapping[str, Any], kernel: Optional[str]) -> Mapping[str, Any]:
+    """``user`` with ``hyp.code: {kernel: PATH}`` in place of its own code (``--kernel PATH``;
+    a relative PATH is taken from the working directory, as a command line's)."""
+    if kernel is None or not isinstance(user, Mapping):
+        return user
+    hyp = user.get("hyp")
+    hyp = dict(hyp) if isinstance(hyp, Mapping) else {}
+    hyp["code"] = {"kernel": os.path.abspath(os.path.expanduser(kernel))}
+    return {**user, "hyp": hyp}
+
+
 def from_mapping(user: Mapping[str, Any], file: Optional[str] = None, base_dir: Optional[str] = None,
-                 lines: Optional[Mapping[str, int]] = None) -> Scenario:
+                 lines: Optional[Mapping[str, int]] = None, kernel: Optional[str] = None) -> Scenario:
     """The typed scenario for a plain mapping. Raises ``ScenarioError`` (and nothing else) for a
     mapping that is not a valid scenario; with ``file`` and ``lines`` (key path -> YAML line, from
-    ``load_file``) the error cites the line."""
+    ``load_file``) the error cites the line. ``kernel``: a kernel tree that replaces ``hyp.code``
+    (``with_kernel``)."""
     line_map = dict(lines or {})
     try:
-        return _build(user, file, base_dir, line_map)
+        return _build(with_kernel(user, kernel), file, base_dir, line_map)
     except ScenarioError as err:
         if file is None or err.file:
             raise
@@ -44,12 +57,25 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     description = string(top.get("description", DEFAULTS["description"]), "description")
     machine = sections.machine(top)
     kernel = sections.kernel(top)
-    hyp = sections.hyp(top, lambda value: code_path(value, base_dir))
+    hyp = sections.hyp(top, base_dir)
     step_list = steps.steps(top.get("steps", DEFAULTS["steps"]), machine.cpus)
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list), kernel.isa)
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi, kernel.isa)   # last: the slowest
+    if isinstance(hyp.code, ElfCode):
+        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
+    if hyp.assembler in ("gnu", "llvm"):
+        _check_assembler(hyp.assembler)
+    if isinstance(hyp.code, KernelTreeCode) and (kernel.isa == "thumb2" or any(
+            name == "CONFIG_THUMB2_KERNEL" and value is not None for name, value in kernel.config)):
+        raise ScenarioError("kernel.isa", "a Thumb-2 build (thumb2, CONFIG_THUMB2_KERNEL) of a "
+                                          "kernel tree is not supported yet: use kernel.isa arm, or "
+                                          "hypemu's own code or an ELF for Thumb-2")
+    if isinstance(hyp.code, KernelTreeCode):                       # last: the slowest checks
+        check_kernel_code(hyp.code, hyp.stub, hyp.trampoline_va, machine.cpus, kernel.config)
+    elif hyp.assembler == "builtin":    # another assembler reports its own errors when it runs
+        check_init_code(hyp.code, hyp.trampoline_va, hyp.call_abi, kernel.isa)
+        check_stub_file(hyp.stub)
     step_lines = tuple(lines.get(f"steps[{i}]") if "steps" in top else None
                        for i in range(len(step_list)))
     return Scenario(name=name, description=description, machine=machine, kernel=kernel, hyp=hyp,
@@ -57,8 +83,18 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
                     base_dir=base_dir, raw=dict(top), lines=lines, step_lines=step_lines)
 
 
-def load_file(path: Union[str, "os.PathLike[str]"]) -> Scenario:
-    """Read, parse (YAML safe loading, one document) and validate a scenario file.
+def _check_assembler(choice: str) -> None:
+    """``hyp.assembler: gnu | llvm`` needs that tool on PATH."""
+    from ..toolchain import ToolchainError, find_assembler
+    try:
+        find_assembler(choice)
+    except ToolchainError as err:
+        raise ScenarioError("hyp.assembler", str(err).removeprefix("hyp.assembler: ")) from None
+
+
+def load_file(path: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None) -> Scenario:
+    """Read, parse (YAML safe loading, one document) and validate a scenario file; ``kernel``: a
+    kernel tree that replaces its ``hyp.code`` (``hypemu run --kernel PATH``).
 
     Raises ``ScenarioError`` whose text is ``FILE:LINE: key.path: what is wrong``."""
     name = os.fspath(path)
@@ -74,7 +110,7 @@ def load_file(path: Union[str, "os.PathLike[str]"]) -> Scenario:
         raise ScenarioError(FILE_KEY, f"expected a mapping of keys (name, machine, steps, ...) at the "
                                       f"top level, got {describe(data)}", name, first_line(text))
     base_dir = os.path.dirname(os.path.abspath(name))
-    return from_mapping(data, file=name, base_dir=base_dir, lines=lines)
+    return from_mapping(data, file=name, base_dir=base_dir, lines=lines, kernel=kernel)
 
 
 def load_scenario(source: Union[Scenario, Mapping[str, Any], str, "os.PathLike[str]"]) -> Scenario:

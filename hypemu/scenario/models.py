@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Iterator, Literal, Mapping, Optional, Union
 
 from ..layout import Bank
 from . import values as v
+from .values import key, section
 
 FORMAT = 1
-NO_DEFAULT: Any = object()
 
 OUTCOMES = ("ok", "fault", "hazard", "config_error", "timeout")
 HAZARD_KINDS = ("stale_tlb", "bbm", "missing_isb", "missing_dsb")   # hazards.KINDS (a test checks)
@@ -27,32 +27,20 @@ FAULT_FSCS = ("translation", "access_flag", "permission", "address_size", "align
 INIT_KINDS = ("dual-step", "single-step")
 BOUNCE_PAGE = ("auto", "never")
 CALL_ABIS = ("seed", "linux-3.10")
+ASSEMBLERS = ("builtin", "gnu", "llvm", "auto")     # toolchain.ASSEMBLERS (a test checks)
 ISAS = ("arm", "thumb2")
 HOTPLUG_STATES = ("on", "off")
 INJECT_TABLES = ("boot", "runtime")
 CORRUPT_FIELDS = ("valid", "af", "xn", "ap", "output")
 SKIP_BARRIERS = ("isb", "dsb", "dmb")
+PREPROCESSORS = ("auto", "external", "python")    # cpp.PREPROCESSORS (a test checks)
+STUB_KINDS = ("auto", "builtin", "kernel")
 
 MAX_CPUS = 8
 MAX_BANKS = 8
 MAX_ARGS = 3                  # r1-r3
 PHYS_LIMIT = 1 << 40          # LPAE: a 40-bit physical address space
 U32 = 0xFFFFFFFF
-
-
-def key(kind: v.Kind, meaning: str, default: Any = NO_DEFAULT, **more: Any) -> Any:
-    """A field that is a YAML key: its kind, meaning and (YAML) default; ``model=`` for a mapping
-    of further keys, ``variants=`` for the typed forms of a list's items, ``value=`` for the
-    field's own Python default (a partial match). A meaning that starts with ``required:`` makes
-    the key required in its mapping (the README says so in the same words)."""
-    value = more.pop("value", NO_DEFAULT)
-    meta = {"kind": kind, "meaning": meaning, "default": default, **more}
-    return field(metadata=meta) if value is NO_DEFAULT else field(default=value, metadata=meta)
-
-
-def section(model: type) -> Any:
-    """A field that is a mapping of keys (a top-level section: no row of its own)."""
-    return field(metadata={"model": model})
 
 
 ADDRESS = v.int_kind("address", 0, U32, size=True, hexa=True)
@@ -69,7 +57,6 @@ MAPPING = v.other("mapping", {"type": "object"})
 
 
 # --- machine, kernel, hyp, limits -------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class RamKeys:
     """The keys of one RAM bank (its typed value is a ``layout.Bank``)."""
@@ -101,6 +88,39 @@ class KernelSection:
     isa: str = key(v.one_of(ISAS), "the instruction set the kernel was built for: arm, or thumb2 "
                    "(CONFIG_THUMB2_KERNEL: the guest code assembled as Thumb-2, HYP exceptions "
                    "taken in Thumb state)", "arm")
+    config: tuple[tuple[str, Optional[str]], ...] = key(
+        v.other("mapping", {"type": "object", "propertyNames": {"pattern": "^CONFIG_[A-Za-z0-9_]+$"},
+                            "additionalProperties": {"type": ["integer", "string", "boolean"]}}),
+        "with a kernel tree: CONFIG_ values that add to or override the board's (an int, a "
+        "string, true/y, m, or false/n to unset one)", {}, value=())
+
+
+@dataclass(frozen=True)
+class CodeKeys:
+    """The keys of ``hyp.code`` as a mapping, exactly one of ``kernel`` and ``elf``: the kernel's
+    own code (a ``KernelTreeCode``, or an ``ElfCode``)."""
+
+    kernel: str = key(v.other("path", {"type": "string", "minLength": 1}),
+                      "a Linux kernel source tree (relative to the scenario); its "
+                      "arch/arm/kvm/init.S and arch/arm/kernel/hyp-stub.S are preprocessed and run")
+    preprocessor: str = key(v.one_of(PREPROCESSORS), "the C preprocessor: auto (the user's "
+                            "$(CROSS_COMPILE)gcc -E or cpp when found, else python), external, or "
+                            "python (pcpp)", value="auto")
+    elf: tuple[str, ...] = key(
+        v.other("path or list", {"anyOf": [{"type": "string", "minLength": 1},
+                                           {"type": "array", "minItems": 1,
+                                            "items": {"type": "string", "minLength": 1}}]}),
+        "a vmlinux or relocatable objects (init.o, hyp-stub.o...), relative to the scenario",
+        value=())
+
+
+@dataclass(frozen=True)
+class KernelTreeCode:
+    """``hyp.code: {kernel: PATH}``: a kernel source tree (an absolute path) and the preprocessor
+    to run over it."""
+
+    path: str
+    preprocessor: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -110,9 +130,28 @@ class HypSection:
                                       "page-aligned)", 0xFFFF0000)
     bounce_page: str = key(v.one_of(BOUNCE_PAGE), "copy the init code to a bounce page when it "
                                                   "crosses a page", "auto")
-    code: str = key(v.other("builtin or path", {"type": "string", "minLength": 1}),
-                    "the init code: builtin, or a .S file relative to the scenario", "builtin")
+    code: Union[str, KernelTreeCode, "ElfCode"] = key(
+        v.other("builtin, path or mapping", {"type": "string", "minLength": 1}),
+        "the init code: builtin, a .S file relative to the scenario, {kernel: PATH}: a kernel "
+        "tree's own code (its version picks the defaults of hyp.init and hyp.call_abi), or "
+        "{elf: PATH or [PATH...]}: a vmlinux or relocatable objects", "builtin",
+        model=CodeKeys, alternative=True)
+    stub: str = key(v.other("auto, builtin, kernel or path", {"type": "string", "minLength": 1}),
+                    "the HYP stub: the kernel's (arch/arm/kernel/hyp-stub.S or the ELF's, with its "
+                    "contract: the stub returns in HYP, hypemu's head.S helper drops to SVC), "
+                    "hypemu's builtin one, or a .S file written to the kernel's contract; auto: the "
+                    "kernel's with a kernel tree or an ELF that has it, else builtin", "auto")
+    assembler: str = key(v.one_of(ASSEMBLERS), "who assembles the .S sources: builtin (hypemu's "
+                         "own), gnu ($(CROSS_COMPILE)as), llvm (llvm-mc), auto (gnu, else llvm, "
+                         "else builtin)", "builtin")
     call_abi: str = key(v.one_of(CALL_ABIS), "how the init HVCs pass their arguments", "seed")
+
+
+@dataclass(frozen=True)
+class ElfCode:
+    """``hyp.code: {elf: ...}``: the absolute paths of a vmlinux or of relocatable objects."""
+
+    paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -348,9 +387,24 @@ class Scenario:
         return self.hyp.bounce_page
 
     @property
-    def code(self) -> str:
+    def code(self) -> Union[str, KernelTreeCode, ElfCode]:
         """``hyp.code``."""
         return self.hyp.code
+
+    @property
+    def stub(self) -> str:
+        """``hyp.stub``: ``builtin``, ``kernel`` or an absolute path (``auto`` resolved)."""
+        return self.hyp.stub
+
+    @property
+    def kernel_config(self) -> tuple[tuple[str, Optional[str]], ...]:
+        """``kernel.config``: (CONFIG_ name, C text or None to unset), in the order written."""
+        return self.kernel.config
+
+    @property
+    def assembler(self) -> str:
+        """``hyp.assembler``."""
+        return self.hyp.assembler
 
     @property
     def call_abi(self) -> str:

@@ -11,10 +11,11 @@ from typing import Any, Mapping, Optional
 
 from ..errors import ScenarioError
 from ..layout import Bank
+from . import guest
 from . import values as v
 from .keys import DEFAULTS, allowed, kind_of
 from .models import (HAZARD_KINDS, MAX_BANKS, PHYS_LIMIT, Expect, FaultMatch, HypSection,
-                     KernelSection, Limits, MachineSection)
+                     KernelSection, KernelTreeCode, Limits, MachineSection)
 
 PAGE_SIZE = 1 << 12
 PAGE_OFFSET_ALIGN = 1 << 24   # 16 MiB
@@ -111,7 +112,35 @@ def kernel(user: Mapping[str, Any]) -> KernelSection:
     text_offset = v.aligned(_parse(key, k["text_offset"]), key, PAGE_SIZE, "page-aligned (4 KiB)",
                             "hypemu loads the kernel image at a page boundary")
     return KernelSection(page_offset, text_offset, _idmap_offset(k["hyp_idmap_offset"]),
-                         _parse("kernel.isa", k["isa"]))
+                         _parse("kernel.isa", k["isa"]), _config(k["config"]))
+
+
+def _config(value: Any) -> tuple[tuple[str, Optional[str]], ...]:
+    """``kernel.config``: each CONFIG_ value as autoconf.h writes it (None: not set)."""
+    key = "kernel.config"
+    if not isinstance(value, Mapping):
+        raise ScenarioError(key, f"expected a mapping of CONFIG_ names to values, got "
+                                 f"{v.describe(value)}")
+    out: list[tuple[str, Optional[str]]] = []
+    for name, item in value.items():
+        where = v.join(key, name)
+        if not isinstance(name, str) or not re.fullmatch(r"CONFIG_[A-Za-z0-9_]+", name):
+            raise ScenarioError(where, f"expected a CONFIG_ name (CONFIG_ARM_LPAE ...), got "
+                                       f"{v.describe(name)}")
+        if item is True or item == "y":
+            out.append((name, "1"))
+        elif item is False or item == "n":
+            out.append((name, None))
+        elif item == "m":
+            out += [(name, None), (f"{name}_MODULE", "1")]
+        elif isinstance(item, int):
+            out.append((name, str(v.integer(item, where, -(1 << 63), (1 << 64) - 1))))
+        elif isinstance(item, str) and "\n" not in item and "\0" not in item:
+            out.append((name, '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'))
+        else:
+            raise ScenarioError(where, f"expected an int, a string, true/y, m or false/n, got "
+                                       f"{v.describe(item)}")
+    return tuple(out)
 
 
 def _idmap_offset(idmap: Any) -> Optional[int]:
@@ -129,19 +158,46 @@ def _idmap_offset(idmap: Any) -> Optional[int]:
     return offset
 
 
-def hyp(user: Mapping[str, Any], code: Any) -> HypSection:
-    """The hyp section; ``code`` turns ``hyp.code`` into ``builtin`` or an absolute path."""
+def hyp(user: Mapping[str, Any], base_dir: Optional[str]) -> HypSection:
+    """The hyp section: ``hyp.code`` as ``builtin``, an absolute path or a ``KernelTreeCode``
+    (whose version gives ``hyp.init`` and ``hyp.call_abi`` their defaults), ``hyp.stub``
+    resolved."""
     h = section(user, "hyp")
-    out = HypSection(init=_parse("hyp.init", h["init"]),
-                     trampoline_va=_parse("hyp.trampoline_va", h["trampoline_va"]),
-                     bounce_page=_parse("hyp.bounce_page", h["bounce_page"]),
-                     call_abi=_parse("hyp.call_abi", h["call_abi"]), code=code(h["code"]))
+    given = user.get("hyp") or {}
+    code = _code(h["code"], base_dir)
+    implied = guest.tree_defaults(code)
+    init = _parse("hyp.init", h["init"]) if implied is None or "init" in given else implied[0]
+    call_abi = (_parse("hyp.call_abi", h["call_abi"]) if implied is None or "call_abi" in given
+                else implied[1])
+    out = HypSection(init=init, trampoline_va=_parse("hyp.trampoline_va", h["trampoline_va"]),
+                     bounce_page=_parse("hyp.bounce_page", h["bounce_page"]), code=code,
+                     stub=guest.stub_choice(h["stub"], code, base_dir), call_abi=call_abi,
+                     assembler=_parse("hyp.assembler", h["assembler"]))
+    if isinstance(code, KernelTreeCode) and out.assembler != "builtin":
+        raise ScenarioError("hyp.assembler", f"{out.assembler!r} with a kernel tree: hypemu "
+                                             f"assembles a tree's preprocessed sources with its "
+                                             f"own assembler only (builtin)")
     if out.init == "single-step":
         for key in ("trampoline_va", "bounce_page"):
-            if key in (user.get("hyp") or {}):
+            if key in given:
                 raise ScenarioError(f"hyp.{key}", "applies to the dual-step design only: the "
                                                   "single-step init has no trampoline")
     return out
+
+
+def _code(value: Any, base_dir: Optional[str]) -> guest.Code:
+    if not isinstance(value, Mapping):
+        return guest.code_path(value, base_dir)
+    given = mapping(value, "hyp.code", "hyp.code")
+    if ("kernel" in given) == ("elf" in given):
+        raise ScenarioError("hyp.code", "expected exactly one of kernel (a source tree) and elf "
+                                        "(a vmlinux or objects)")
+    if "elf" in given:
+        if "preprocessor" in given:
+            raise ScenarioError("hyp.code.preprocessor", "applies to a kernel tree only")
+        return guest.elf_code(given["elf"], base_dir)
+    preprocessor = _parse("hyp.code.preprocessor", given.get("preprocessor", "auto"))
+    return guest.kernel_code(given["kernel"], preprocessor, base_dir)
 
 
 def limits(user: Mapping[str, Any]) -> Limits:

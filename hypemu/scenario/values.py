@@ -254,3 +254,22 @@ def int_kind(words: str, lo: int = 0, hi: int = TOO_LARGE, *, size: bool = False
 def other(words: str, schema: Mapping[str, Any]) -> Kind:
     """A kind its section parses (a bank or a list of banks, ``auto`` or a size, a path...)."""
     return Kind(words, schema)
+
+
+# --- declaring a model's keys (scenario.models) ---------------------------------------------------
+NO_DEFAULT: Any = object()
+
+
+def key(kind: Kind, meaning: str, default: Any = NO_DEFAULT, **more: Any) -> Any:
+    """A field that is a YAML key: its kind, meaning and (YAML) default; ``model=`` for a mapping
+    of further keys, ``variants=`` for the typed forms of a list's items, ``value=`` for the
+    field's own Python default (a partial match). A meaning that starts with ``required:`` makes
+    the key required in its mapping (the README says so in the same words)."""
+    value = more.pop("value", NO_DEFAULT)
+    meta = {"kind": kind, "meaning": meaning, "default": default, **more}
+    return field(metadata=meta) if value is NO_DEFAULT else field(default=value, metadata=meta)
+
+
+def section(model: type) -> Any:
+    """A field that is a mapping of keys (a top-level section: no row of its own)."""
+    return field(metadata={"model": model})

@@ -1,0 +1,3 @@
+	.global __hyp_stub_install
+__hyp_stub_install:
+	bx lr
