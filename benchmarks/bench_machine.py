@@ -82,7 +82,8 @@ def hotplug_cycles(cycles: int) -> Case:
         f"instructions and {c['hvcs']} HVCs per cycle"))
 
 
-@benchmark("scenarios", "scen/s", full={"passes": 1}, quick={"passes": 1})
+@benchmark("scenarios", "scen/s", full={"passes": 1}, quick={"passes": 1},
+           target=Target("value", ">=", 200, ">= 200/s"))
 def scenarios(passes: int) -> Case:
     """The whole scenarios/ directory, as `hypemu run scenarios/*.yaml` runs it (load, run, judge)."""
     files = sorted(SCENARIO_DIR.glob("*.yaml"))

@@ -41,6 +41,20 @@ EXAMPLES = """examples:
 """
 
 
+class _Version(argparse.Action):
+    """``--version``: hypemu's version and the instruction budget this installation counts with
+    (native or Unicorn's count=), worked out only when asked (it imports Unicorn)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and budget, exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: Optional[str] = None) -> None:
+        from .engine_budget import describe
+        print(f"hypemu {__version__}\ninstruction budget: {describe()}")
+        parser.exit()
+
+
 class OneLine(Exception):
     """Invalid input or usage, already worded: exit status 2, one line, no traceback."""
 
@@ -49,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hypemu", description="Simulate the Linux KVM/ARM HYP-mode bring-up on a Cortex-A15.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"hypemu {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run_p = sub.add_parser("run", help="run scenarios (default: the built-in one)", epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -95,6 +95,7 @@ def test_every_bad_fixture_is_reported_without_traceback():
 def test_version_and_help():
     proc = hypemu("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("hypemu ")
+    assert "instruction budget: " in proc.stdout      # native or count=
     proc = hypemu("run", "--help")
     assert proc.returncode == 0 and "examples:" in proc.stdout
 

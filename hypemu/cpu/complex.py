@@ -182,6 +182,10 @@ class CpuComplex:
     def set_reg(self, n: int, value: int) -> None:
         self.regs.write(n, value & 0xFFFFFFFF)
 
+    def set_call_regs(self, args: tuple[int, int, int, int], lr: int) -> None:
+        """R0-R3 and LR of a call from PL1 (one engine call)."""
+        self.regs.write_call(args, lr)
+
     def cpsr(self) -> int:
         """The architectural CPSR of the current CPU."""
         return self.ctx.cpsr()
