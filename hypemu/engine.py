@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import contextlib
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
                      UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
@@ -416,7 +416,9 @@ class Engine:
         return err
 
 
-EngineFactory = Callable[[list[tuple[int, int]], bool], Engine]
-"""Where a board gets its engine: (RAM banks, whether Thumb code may run) -> a ready Engine with
-those banks (``Engine`` itself, or ``engine_pool.EnginePool``, which reuses instances per RAM
-layout)."""
+class EngineFactory(Protocol):
+    """Where a board gets its engine: (RAM banks, whether Thumb code may run) -> a ready Engine
+    with those banks (``Engine`` itself, or ``engine_pool.EnginePool``, which reuses instances per
+    RAM layout)."""
+
+    def __call__(self, banks: list[tuple[int, int]], *, thumb: bool = False) -> Engine: ...

@@ -28,7 +28,7 @@ class PooledEngine(Engine):
     """An Engine whose RAM is host memory it owns, so that ``reset`` can zero it in one call."""
 
     def __init__(self, banks: list[tuple[int, int]], thumb: bool = False) -> None:
-        super().__init__(banks, thumb)
+        super().__init__(banks, thumb=thumb)
         self._extra_hooks: list[Any] = []
         self._fresh: Any = self.uc.context_save()   # the registers of the new instance
 
@@ -65,11 +65,9 @@ class PooledEngine(Engine):
         self.thumb_code = thumb
         self._fill = lambda va, access: None
         self._refused = lambda decision: None
-        self._trap = lambda: None
+        self._trap = lambda pc, cpsr: None
         self._interrupt = lambda intno, pc: None
-        native = getattr(self, "_native", None)   # a native budget hook's state, where there is one
-        if native is not None:
-            native.reset()
+        self.reset_budget()      # the native budget's count (its block hook stays: the only one)
         self.uc.context_restore(self._fresh)
         self.flush_code_cache()
         self.flush_soft_tlb()
@@ -81,15 +79,18 @@ class EnginePool:
     before the next board of the same layout asks for it (a sweep worker runs points one by one)."""
 
     def __init__(self, max_layouts: int = MAX_LAYOUTS) -> None:
-        self._engines: OrderedDict[tuple[tuple[int, int], ...], PooledEngine] = OrderedDict()
+        # keyed by the layout and whether Thumb code may run: the budget an engine counts with is
+        # chosen when it is made (the native one counts ARM code only, engine_budget)
+        self._engines: OrderedDict[tuple[tuple[tuple[int, int], ...], bool], PooledEngine] = \
+            OrderedDict()
         self._max = max_layouts
         self.made = self.reused = 0
 
-    def __call__(self, banks: list[tuple[int, int]], thumb: bool = False) -> Engine:
-        layout = tuple(sorted(banks))
+    def __call__(self, banks: list[tuple[int, int]], *, thumb: bool = False) -> Engine:
+        layout = (tuple(sorted(banks)), thumb)
         engine = self._engines.get(layout)
         if engine is None:
-            engine = PooledEngine(list(layout), thumb)
+            engine = PooledEngine(list(layout[0]), thumb)
             self._engines[layout] = engine
             self.made += 1
             while len(self._engines) > self._max:

@@ -47,7 +47,7 @@ class Machine:
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
         banks = [(b.base, b.size) for b in s.banks]
         self.core = CpuComplex(banks, s.cpus, s.tlb_entries, thumb=plan.image.thumb,
-                               engine=engines(banks, plan.image.thumb))
+                               engine=engines(banks, thumb=plan.image.thumb))
         self.core.record_detail(trace)
         tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
         if plan.tables.boot == plan.tables.runtime:
