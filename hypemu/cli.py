@@ -18,6 +18,8 @@ from typing import Callable, Optional, Sequence
 from . import __version__, tracecli, viewcmds
 from .qemu import command as crosscheck
 from .sweep import command as sweep_command
+from .engine import Engine, EngineFactory
+from .engine_pool import EnginePool
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .result import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
@@ -104,10 +106,11 @@ def _kernel(args: argparse.Namespace) -> Optional[str]:
     return str(KernelTree.open(args.kernel).root)
 
 
-def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
+def _run_one(scenario: Scenario, args: argparse.Namespace,
+             engines: EngineFactory = Engine) -> Result:
     trace = tracecli.wanted(args)   # a bad trace option is found before the run
     try:
-        result = run(scenario, trace=trace)
+        result = run(scenario, trace=trace, engines=engines)
     except INPUT_ERRORS as err:   # incl. NotModelled: the guest did what hypemu does not model
         raise OneLine(input_error_message(err, scenario)) from None
     if args.json:
@@ -128,9 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.files:
         return 0 if _run_one(from_mapping(DEFAULT_SCENARIO, kernel=kernel), args).passed else 1
     passed = failed = errors = 0
+    engines = EnginePool()   # boards of the same RAM layout share a Unicorn instance, reset
     for path in args.files:
         try:
-            ok = _run_one(load_file(path, kernel=kernel), args).passed
+            ok = _run_one(load_file(path, kernel=kernel), args, engines).passed
         except (OneLine, InputError) as err:
             print(f"hypemu: {err}", file=sys.stderr)
             errors += 1
