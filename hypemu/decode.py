@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 COND_AL = 0xE
 
@@ -224,6 +224,20 @@ def thumb_size(hw1: int) -> int:
     """2 or 4: a halfword whose bits[15:11] are 0b11101, 0b11110 or 0b11111 starts a 32-bit
     instruction (ARM ARM A6.1)."""
     return 4 if (hw1 >> 11) >= 0b11101 else 2
+
+
+def thumb_stream(code: bytes) -> Iterator[tuple[int, int, int]]:
+    """(offset, value, size) of each Thumb instruction of ``code`` from its start, a 32-bit one as
+    ``hw1 << 16 | hw2``; a 32-bit instruction cut off by the end is not one."""
+    off = 0
+    while off + 2 <= len(code):
+        first = int.from_bytes(code[off:off + 2], "little")
+        size = thumb_size(first)
+        if off + size > len(code):
+            return
+        yield off, first if size == 2 else first << 16 | int.from_bytes(code[off + 2:off + 4],
+                                                                        "little"), size
+        off += size
 
 
 BARRIERS = {0xF57FF060: "isb", 0xF57FF040: "dsb", 0xF57FF050: "dmb"}   # by word & BARRIER_MASK

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Union
 
 from . import cp15, events, lpae
 from .errors import did_you_mean
-from .decode import Insn, barrier_kind, decode_insn, decode_thumb, thumb_size
+from .decode import Insn, barrier_kind, decode_insn, decode_thumb, thumb_stream
 from .loader import GuestImage, Region
 from .walker import Regime, Translation, walk
 
@@ -115,15 +115,7 @@ def instructions(region: Region) -> Iterator[tuple[int, int, int]]:
         for off in range(0, len(code) - len(code) % 4, 4):
             yield off, int.from_bytes(code[off:off + 4], "little"), 4
         return
-    off = 0
-    while off + 2 <= len(code):
-        first = int.from_bytes(code[off:off + 2], "little")
-        size = thumb_size(first)
-        if off + size > len(code):
-            return
-        yield off, first if size == 2 else first << 16 | int.from_bytes(code[off + 2:off + 4],
-                                                                        "little"), size
-        off += size
+    yield from thumb_stream(code)
 
 
 def _matches(word: int, name: str, size: int = 4, thumb: bool = False) -> bool:

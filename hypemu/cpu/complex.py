@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Mapping, Optional
 
 from .. import events
-from ..decode import barrier_kind, needs_patch, needs_patch_thumb, thumb_size
+from ..decode import barrier_kind, needs_patch, needs_patch_thumb, thumb_size, thumb_stream
 from ..engine import Engine
 from ..observer import CpuObserver, NullObserver, Outcome
 from ..tlb import TLB, Origin
@@ -138,14 +138,7 @@ class CpuComplex:
         data = bytearray(code)
         barriers = self.observer.enabled
         patched = self.runner.patched_thumb
-        off = 0
-        while off + 2 <= len(data):
-            first = int.from_bytes(data[off:off + 2], "little")
-            size = thumb_size(first)
-            if off + size > len(data):
-                break
-            value = first if size == 2 else first << 16 | int.from_bytes(data[off + 2:off + 4],
-                                                                         "little")
+        for off, value, size in thumb_stream(code):   # markers keep each instruction's size
             patched.pop(pa + off, None)
             if needs_patch_thumb(value, size) or (barriers and size == 4
                                                   and barrier_kind(value, thumb=True)):
@@ -153,7 +146,6 @@ class CpuComplex:
                 marker = THUMB_PATCH_MARKERS[size]
                 halves = (marker,) if size == 2 else (marker >> 16, marker & 0xFFFF)
                 data[off:off + size] = b"".join(h.to_bytes(2, "little") for h in halves)
-            off += size
         self.engine.thumb_code = True
         self.engine.write(pa, bytes(data))
         self.engine.flush_code_cache()
