@@ -192,7 +192,6 @@ NOT_ON_A_TREE = {
     "single-step-hotplug": "the same",
     "single-step-stale-idmap": "the same",
     "no-bounce-page": "its expect.fault.pc is where the jump of the built-in init code lands",
-    "thumb2-hotplug": "kernel.isa: thumb2: a Thumb-2 build of a kernel tree is not supported yet",
 }
 LIBRARY = sorted(SCENARIOS.glob("*.yaml"))
 

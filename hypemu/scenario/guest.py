@@ -76,6 +76,30 @@ def check_elf(code: ElfCode, kernel: KernelSection, given: Mapping[str, Any]) ->
     return dataclasses.replace(kernel, **values)
 
 
+THUMB2 = "CONFIG_THUMB2_KERNEL"
+
+
+def tree_isa(kernel: KernelSection, given: Mapping[str, Any]) -> KernelSection:
+    """A kernel tree's build: ``kernel.isa: thumb2`` and ``kernel.config: {CONFIG_THUMB2_KERNEL:
+    y}`` say the same (either one implies the other); a scenario that says both ``arm`` and the
+    CONFIG_ value, or ``thumb2`` and the value unset, is refused."""
+    wanted = [value for name, value in kernel.config if name == THUMB2]
+    where = v.join("kernel.config", THUMB2)
+    if not wanted:
+        if kernel.isa != "thumb2":
+            return kernel
+        return dataclasses.replace(kernel, config=(*kernel.config, (THUMB2, "1")))
+    if wanted[-1] is None:
+        if kernel.isa == "thumb2":
+            raise ScenarioError(where, "unset, but kernel.isa is thumb2 (a CONFIG_THUMB2_KERNEL "
+                                       "build): say one of them")
+        return kernel
+    if given.get("isa", "thumb2") != "thumb2":
+        raise ScenarioError(where, f"set (a Thumb-2 build), but kernel.isa is "
+                                   f"{given.get('isa')}: say one of them")
+    return dataclasses.replace(kernel, isa="thumb2")
+
+
 def kernel_code(value: Any, preprocessor: str, base_dir: Optional[str]) -> KernelTreeCode:
     """``{kernel: PATH}``: the tree must be a kernel tree with KVM/ARM's init code."""
     key = f"{KEY}.kernel"
