@@ -55,15 +55,22 @@ def elf_code(value: Any, base_dir: Optional[str]) -> ElfCode:
 
 def check_elf(code: ElfCode, kernel: KernelSection, given: Mapping[str, Any]) -> KernelSection:
     """ELF guest code must load (an ``ElfError`` becomes a ``hyp.code`` error); a vmlinux fixes
-    kernel.page_offset, text_offset and hyp_idmap_offset: a scenario that asks for other values
-    is refused, one that does not gets the ELF's."""
+    kernel.page_offset, text_offset and hyp_idmap_offset, and the ELF's symbols the instruction
+    set (Thumb functions, ``$t``: kernel.isa thumb2): a scenario that asks for other values is
+    refused, one that does not gets the ELF's."""
     from ..elf_image import ElfError
-    from ..elf_source import fixed_place
+    from ..elf_source import elf_isa, fixed_place
     try:
         fixed = fixed_place(tuple(Path(p) for p in code.paths))
+        isa = elf_isa(tuple(Path(p) for p in code.paths))
     except ElfError as err:
         raise ScenarioError(KEY, str(err)) from None
-    values = {}
+    if given.get("isa", isa) != isa:
+        raise ScenarioError("kernel.isa", f"{v.shown(code.paths[0])}: its HYP init code is "
+                                          f"{'Thumb-2' if isa == 'thumb2' else 'ARM'} code "
+                                          f"(its symbols say so), the scenario asks for "
+                                          f"{kernel.isa}")
+    values: dict[str, Any] = {"isa": isa}
     for name in ("page_offset", "text_offset", "hyp_idmap_offset"):
         linked = getattr(fixed, name)
         if linked is None:

@@ -60,12 +60,12 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     hyp = sections.hyp(top, base_dir)
     if isinstance(hyp.code, KernelTreeCode):       # CONFIG_THUMB2_KERNEL is kernel.isa: thumb2
         kernel = tree_isa(kernel, top.get("kernel") or {})
+    if isinstance(hyp.code, ElfCode):              # the ELF's layout and instruction set
+        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
     step_list = steps.steps(top.get("steps", DEFAULTS["steps"]), machine.cpus)
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list), kernel.isa)
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    if isinstance(hyp.code, ElfCode):
-        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
     if hyp.assembler in ("gnu", "llvm"):
         _check_assembler(hyp.assembler)
     if isinstance(hyp.code, KernelTreeCode):                       # last: the slowest checks
