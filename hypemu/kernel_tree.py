@@ -126,7 +126,8 @@ def _preprocess(tree: KernelTree, relative: str, config: tuple[tuple[str, str], 
         out = Path(objtree)
         write_shims(out, tree, dict(config))
         request = Request(cwd=tree.root, source=relative, defines=DEFINES,
-                          includes=include_dirs(out), forced=FORCED)
+                          includes=include_dirs(out), forced=FORCED,
+                          thumb=any(name == THUMB2 for name, _ in config))
         try:
             return preprocess(request, which)
         except PreprocessorError as err:      # named from the tree's top: name it in full

@@ -95,3 +95,33 @@ def test_the_thumb_build_takes_the_thumb_lines_of_the_headers():
     words = [int.from_bytes(init.code[i:i + 2], "little") for i in range(0, 32, 2)]
     assert all(hw >> 11 == 0b11110 for hw in words[0::2])
     assert words[0:2] == [0xF7FF, 0xBFFE]                   # b.w . : offset -4
+
+
+@pytest.mark.parametrize("preprocessor", PREPROCESSORS)
+def test_the_preprocessor_sees_the_instruction_set_as_kbuilds_gcc_does(tmp_path, preprocessor):
+    """kbuild passes -marm or -mthumb (a cross GCC may default to Thumb), and GCC predefines
+    __thumb__/__thumb2__ for Thumb only, __arm__ and __GNUC__ always (a v3.10 Thumb-2 kernel's
+    unified.h refuses a __GNUC__ below 4): pcpp predefines the same."""
+    import shutil
+    root = tmp_path / "linux"
+    shutil.copytree(TREE, root)
+    unified = root / "arch/arm/include/asm/unified.h"
+    unified.write_text(unified.read_text().replace("#ifdef CONFIG_THUMB2_KERNEL\n", """\
+#if !defined(__arm__) || !defined(__ARMEL__) || __GNUC__ < 4
+#error not an ARM GCC
+#endif
+#ifdef CONFIG_THUMB2_KERNEL
+#ifndef __thumb2__
+#error a Thumb-2 kernel built for ARM
+#endif
+#elif defined(__thumb__)
+#error an ARM kernel built for Thumb
+#endif
+#ifdef CONFIG_THUMB2_KERNEL
+""", 1))
+    for config in ({}, THUMB2):
+        regions = kernel_regions(str(root), preprocessor, "kernel", 0xFFFF0000, 2, config)
+        assert regions["init"].assemble(0x80100000, {}).thumb == bool(config)
+    unified.write_text("#error the copy is read\n")
+    with pytest.raises(hypemu.errors.InputError, match="the copy is read"):
+        kernel_regions(str(root), preprocessor, "kernel", 0xFFFF0000, 1)     # not cached
