@@ -125,3 +125,28 @@ def test_the_preprocessor_sees_the_instruction_set_as_kbuilds_gcc_does(tmp_path,
     unified.write_text("#error the copy is read\n")
     with pytest.raises(hypemu.errors.InputError, match="the copy is read"):
         kernel_regions(str(root), preprocessor, "kernel", 0xFFFF0000, 1)     # not cached
+
+
+HAZARD_SCENARIOS = ("missing-dsb", "remap-without-bbm", "remap-without-tlbi",
+                    "stale-tlb-skip-tlbiallh", "idmap-gone-after-init", "no-bounce-page")
+
+
+@pytest.mark.parametrize("name", HAZARD_SCENARIOS)
+def test_the_thumb2_tree_shows_the_hazards_and_faults_of_the_arm_build(name):
+    """The shipped hazard and fault scenarios on the tree, built both ways: the same outcome, the
+    same hazards (kind, CPU, VA) and the same fault (kind, syndrome, fault status, level)."""
+    import yaml
+    from hypemu.scenario import from_mapping
+    path = TREE.parent.parent / "scenarios" / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text())
+    seen = []
+    for isa in ("arm", "thumb2"):
+        scenario = from_mapping({**data, "kernel": {**(data.get("kernel") or {}), "isa": isa}},
+                                base_dir=str(path.parent), kernel=str(TREE))
+        result = hypemu.run(scenario).to_dict()
+        assert result["isa"] == isa
+        fault = result.get("fault") or {}
+        seen.append((result["outcome"], [(h["kind"], h["cpu"], h["va"]) for h in result["hazards"]],
+                     fault.get("kind"), fault.get("hsr"), fault.get("fsc"), fault.get("level")))
+    assert seen[0] == seen[1]
+    assert seen[0][0] in ("hazard", "fault")
