@@ -7,6 +7,7 @@ one. That is why this file imports unicorn (inside the hypemu package only engin
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,6 +20,8 @@ from unicorn.arm_const import UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15
 
 from hypemu.asm import assemble
 from hypemu.bench import Benchmark
+from hypemu.engine import REG_PC, Registers
+from hypemu.engine_budget import ENV as NATIVE_BUDGET_ENV
 from hypemu.machine import Machine
 from hypemu.scenario import from_mapping
 
@@ -35,14 +38,24 @@ def board(cpus: int = 1, ram_size: Optional[str] = None, counted: bool = True,
           checks: bool = True, boot: bool = True) -> Machine:
     """A board of ``cpus`` CPUs (default RAM: 1 GiB), booted, with the hazard checks on as users
     run it (``checks`` False: off, for the mmu_loop pair). ``counted`` False: no instruction
-    budget at all, from the start (Unicorn 2.1.4 misbehaves when a counted emu_start is followed by
-    an uncounted one on the same instance); only the suite runs hypemu that way, to measure what the
-    exact budget costs."""
+    budget at all, from the start: an engine with the count= budget (no native block hook) that
+    never counts (Unicorn 2.1.4 misbehaves when a counted emu_start is followed by an uncounted
+    one on the same instance); only the suite runs hypemu that way, to measure what the exact
+    budget costs."""
     spec: dict = {"name": "bench", "machine": {"cpus": cpus}, "limits": {"instructions": BUDGET}}
     if ram_size:
         spec["machine"]["ram"] = {"size": ram_size}
     scenario = from_mapping(spec)
-    machine = Machine(scenario, checks=checks)
+    saved = os.environ.get(NATIVE_BUDGET_ENV)
+    if not counted:
+        os.environ[NATIVE_BUDGET_ENV] = "0"
+    try:
+        machine = Machine(scenario, checks=checks)
+    finally:
+        if saved is None:
+            os.environ.pop(NATIVE_BUDGET_ENV, None)
+        else:
+            os.environ[NATIVE_BUDGET_ENV] = saved
     if not counted:
         machine.kernel.budget.limit = None
     if boot:
@@ -84,7 +97,10 @@ class Bare:
     ``counted``: every run is an ``emu_start(count=BUDGET)`` (one Unicorn instance never mixes the
     two kinds). ``fill_hook``: Unicorn's virtual TLB with a Python fill hook that only answers
     identity (the floor of any fill served from Python). ``trap_hook``: User mode, and a Python
-    invalid-instruction hook that only steps over the instruction (the floor of any trap).
+    invalid-instruction hook that only steps over the instruction (the floor of any trap), reading
+    and writing the PC the cheapest way Python has, the C-API access hypemu itself uses
+    (``engine.Registers``; the binding's ``reg_read``/``reg_write`` cost about three times as
+    much, which made the floor too high).
     ``block_hook``: a Python hook on every translated block that adds up its instructions (the
     other exact way to count them)."""
 
@@ -97,6 +113,7 @@ class Bare:
         uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_A15)
         uc.ctl_set_page_size(PAGE)
         self.uc, self.count = uc, BUDGET if counted else 0
+        self.regs = Registers(uc)
         self.fills = self.traps = self.instructions = 0
         if fill_hook:
             uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
@@ -115,7 +132,8 @@ class Bare:
 
     def _trap(self, uc, data) -> bool:
         self.traps += 1
-        uc.reg_write(UC_ARM_REG_PC, uc.reg_read(UC_ARM_REG_PC) + 4)
+        regs = self.regs
+        regs.write(REG_PC, regs.read(REG_PC) + 4)
         return True
 
     def _block(self, uc, address, size, data) -> None:

@@ -20,6 +20,8 @@ Public API (docs/DESIGN.md section 6; typed, see ``py.typed``):
   does not apply its scenario's ``remap`` injections (``run_step``/``run_steps`` do).
 - ``SCENARIO_SCHEMA`` / ``scenario_schema()``: the JSON Schema of scenario files, generated from
   the typed models of ``hypemu.scenario``.
+- ``sweep(sweep_file_or_mapping, jobs=1, out=None, ray=None)``: run a sweep (``hypemu.sweep``),
+  yielding one row (a dict) per point; ``pandas.DataFrame(hypemu.sweep(...))`` is a table of them.
 - Types that appear in those signatures and results: ``Scenario``, ``Translation`` and ``Fault``
   (what ``Machine.translate`` returns; a Translation's ``source`` is ``"tlb"`` or ``"walk"``),
   ``FaultRecord``, ``Event``, ``Hazard`` (``Machine.hazards``: the fields of the JSON report,
@@ -50,7 +52,7 @@ _API = {
     "load_scenario": "scenario", "NotModelled": "errors", "FaultRecord": "cpu", "GuestFault": "kvm",
     "BudgetExhausted": "kvm", "AsmError": "asm", "Translation": "walker", "Fault": "walker",
     "Event": "events", "Export": "export", "Hazard": "hazards", "Layout": "layout",
-    "StepInjectionWarning": "errors", "TableDump": "ptdump",
+    "StepInjectionWarning": "errors", "TableDump": "ptdump", "sweep": "sweep",
 }
 # Literal, so that type checkers know what ``from hypemu import ...`` may name.
 __all__ = [
@@ -58,7 +60,7 @@ __all__ = [
     "FaultRecord", "GuestFault", "Hazard", "HypemuError", "InputError", "Layout", "Machine",
     "NotModelled", "RESULT_SCHEMA", "Result", "SCENARIO_SCHEMA", "Scenario", "ScenarioError",
     "StepInjectionWarning", "TableDump", "Translation", "UsageError", "__version__",
-    "load_scenario", "result_schema", "run", "scenario_schema",
+    "load_scenario", "result_schema", "run", "scenario_schema", "sweep",
 ]
 
 if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` imports on first use
@@ -75,6 +77,7 @@ if TYPE_CHECKING:   # what type checkers see; at run time ``__getattr__`` import
     from .machine import Machine
     from .result import Result, run
     from .scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+    from .sweep import sweep
     from .walker import Fault, Translation
 
 

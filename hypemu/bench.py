@@ -260,8 +260,14 @@ def machine_info(quick: bool, command: str) -> dict[str, Any]:
     """What the figures were measured on: host CPU, Python, Unicorn, hypemu, and how."""
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
-            "unicorn": _version("unicorn"), "hypemu": __version__,
+            "unicorn": _version("unicorn"), "hypemu": __version__, "budget": _budget(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": command, "quick": quick}
+
+
+def _budget() -> str:
+    """The instruction budget a board counts with here (native or Unicorn's count=)."""
+    from .engine_budget import describe
+    return describe()
 
 
 def _cpu_model() -> str:
@@ -346,6 +352,7 @@ def _preamble(m: dict[str, Any], count: int) -> str:
     return (f"hypemu bench: {count} benchmark{'s' if count != 1 else ''}, {how}\n"
             f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['os']}, {m['python']}, "
             f"unicorn {m['unicorn']}\n"
+            f"instruction budget: {m['budget']}\n"
             f"ratio = the cost of what is measured / its own baseline's (footnote), for the same "
             f"work\n\n{HEADER}")
 

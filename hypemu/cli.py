@@ -17,6 +17,9 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__, tracecli, viewcmds
 from .qemu import command as crosscheck
+from .sweep import command as sweep_command
+from .engine import Engine, EngineFactory
+from .engine_pool import EnginePool
 from .errors import BUG_REPORT, INTERNAL_EXIT, InputError
 from .result import INPUT_ERRORS, Result, check_buildable, input_error_message, run
 from .report import summary
@@ -36,7 +39,22 @@ EXAMPLES = """examples:
   hypemu map -o map.svg               the memory map as a picture (text without -o)
   hypemu bench                        the benchmark suite
   hypemu crosscheck scenarios/*.yaml  each scenario on hypemu and on QEMU, side by side
+  hypemu sweep sweeps/placement.yaml  a sweep: one row per point, a summary (--plot X Y -o map.png)
 """
+
+
+class _Version(argparse.Action):
+    """``--version``: hypemu's version and the instruction budget this installation counts with
+    (native or Unicorn's count=), worked out only when asked (it imports Unicorn)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and budget, exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: Optional[str] = None) -> None:
+        from .engine_budget import describe
+        print(f"hypemu {__version__}\ninstruction budget: {describe()}")
+        parser.exit()
 
 
 class OneLine(Exception):
@@ -47,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hypemu", description="Simulate the Linux KVM/ARM HYP-mode bring-up on a Cortex-A15.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"hypemu {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run_p = sub.add_parser("run", help="run scenarios (default: the built-in one)", epilog=EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="exit 1 when a benchmark misses its target (default: report only)")
     viewcmds.add_parsers(sub)
     crosscheck.add_parser(sub)   # `hypemu crosscheck`: the QEMU bridge (hypemu.qemu)
+    sweep_command.add_parser(sub)   # `hypemu sweep`: hypemu.sweep
     return parser
 
 
@@ -87,10 +106,11 @@ def _kernel(args: argparse.Namespace) -> Optional[str]:
     return str(KernelTree.open(args.kernel).root)
 
 
-def _run_one(scenario: Scenario, args: argparse.Namespace) -> Result:
+def _run_one(scenario: Scenario, args: argparse.Namespace,
+             engines: EngineFactory = Engine) -> Result:
     trace = tracecli.wanted(args)   # a bad trace option is found before the run
     try:
-        result = run(scenario, trace=trace)
+        result = run(scenario, trace=trace, engines=engines)
     except INPUT_ERRORS as err:   # incl. NotModelled: the guest did what hypemu does not model
         raise OneLine(input_error_message(err, scenario)) from None
     if args.json:
@@ -111,9 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.files:
         return 0 if _run_one(from_mapping(DEFAULT_SCENARIO, kernel=kernel), args).passed else 1
     passed = failed = errors = 0
+    engines = EnginePool()   # boards of the same RAM layout share a Unicorn instance, reset
     for path in args.files:
         try:
-            ok = _run_one(load_file(path, kernel=kernel), args).passed
+            ok = _run_one(load_file(path, kernel=kernel), args, engines).passed
         except (OneLine, InputError) as err:
             print(f"hypemu: {err}", file=sys.stderr)
             errors += 1

@@ -1,21 +1,21 @@
 """The thin adapter around one Unicorn instance: memory by physical address, registers by
 architectural number, the hooks the CPU model needs (soft-TLB fill, trapped instruction, interrupt,
-a memory watch for the replay), the exact instruction counter of a counted ``emu_start``, and
-Unicorn's soft-TLB flush.
+a memory watch for the replay), the exact instruction budget of a run (native, see
+``engine_budget``, or Unicorn's ``emu_start(count=)`` with its counter), and Unicorn's soft-TLB
+flush.
 
 Why a separate module: only this file speaks Unicorn; everything above it uses plain integers,
 bytes and callbacks. An exception raised in a hook cannot cross Unicorn's C frames, so the adapter
 captures it, stops the run and re-raises it from ``start`` (every ``emu_start``, the replay's
-included). The instruction counter lives here because Unicorn keeps it internally without an API
-(see ``_counter_offset``).
+included). The ``count=`` budget's counter lives here because Unicorn keeps it internally without
+an API (see ``engine_budget.counter_address``).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import struct
-from typing import Any, Callable, Optional
+import contextlib
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
                      UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
@@ -24,6 +24,9 @@ from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_F
 from unicorn import Uc, UcError  # type: ignore[attr-defined]
 from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
                                UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15)
+
+from . import engine_budget
+from .engine_budget import COUNT, NATIVE, NativeBudget, counter_address
 
 PAGE = 4096
 
@@ -86,6 +89,14 @@ class Registers:
         self._buf = ctypes.c_uint32()
         self._ref = ctypes.byref(self._buf)
         self._mem = ctypes.create_string_buffer(8)
+        # uc_reg_read_batch / uc_reg_write_batch: one C call for several registers
+        self._c_read_batch, self._c_write_batch = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
+        self._values = (ctypes.c_uint32 * 6)()
+        self._pointers = (ctypes.c_void_p * 6)(
+            *(ctypes.addressof(self._values) + 4 * n for n in range(6)))
+        self._sp_lr = (ctypes.c_int * 2)(UC_ARM_REG_SP, UC_ARM_REG_LR)
+        self._args = (ctypes.c_int * 6)(*(UC_ARM_REG_R0 + n for n in range(4)), UC_ARM_REG_LR,
+                                        UC_ARM_REG_PC)
 
     def _load_by_binding(self, pa: int, size: int) -> int:   # pragma: no cover - other bindings
         try:
@@ -109,6 +120,26 @@ class Registers:
         if self._c_write(self._handle, _UC_REG[reg], self._ref):
             raise EngineError(f"uc_reg_write({reg}) failed")
 
+    def exchange_sp_lr(self, sp: int, lr: int) -> tuple[int, int]:
+        """SP and LR as they are, then ``sp`` and ``lr`` in their place (a mode switch's bank
+        swap): two C calls instead of four."""
+        values = self._values
+        if self._c_read_batch(self._handle, self._sp_lr, self._pointers, 2):
+            raise EngineError("uc_reg_read_batch(SP, LR) failed")
+        old = values[0], values[1]
+        values[0], values[1] = sp & 0xFFFFFFFF, lr & 0xFFFFFFFF
+        if self._c_write_batch(self._handle, self._sp_lr, self._pointers, 2):
+            raise EngineError("uc_reg_write_batch(SP, LR) failed")
+        return old
+
+    def write_call(self, args: tuple[int, int, int, int], lr: int) -> None:
+        """R0-R3 and LR of a call, in one C call."""
+        values = self._values
+        values[0], values[1], values[2], values[3] = (a & 0xFFFFFFFF for a in args)
+        values[4] = lr & 0xFFFFFFFF
+        if self._c_write_batch(self._handle, self._args, self._pointers, 5):
+            raise EngineError("uc_reg_write_batch(R0-R3, LR) failed")
+
 
 def new_uc() -> Any:
     """A Cortex-A15 Unicorn with 4 KiB pages and the virtual (hook-filled) TLB."""
@@ -124,63 +155,77 @@ def new_uc() -> Any:
     return uc
 
 
-def _handle_address(uc: Any) -> int:
-    handle = uc._uch  # the uc_engine pointer of the binding
-    return int(handle.value if hasattr(handle, "value") else handle)
+def choose_budget(budget: str = "auto", thumb: bool = False) -> str:
+    """The budget an engine uses: ``NATIVE`` or ``COUNT``. ``budget``: "auto" (native where it is
+    available and no Thumb code can run), "native" (an EngineError if it cannot be had) or
+    "count". ``thumb``: Thumb code may run on the engine, which the native budget cannot count."""
+    if budget == COUNT:
+        return COUNT
+    if budget not in (NATIVE, "auto"):
+        raise EngineError(f"unknown budget {budget!r} (auto, native or count)")
+    reason = "Thumb code may run" if thumb else engine_budget.native_unavailable()
+    if reason is None:
+        return NATIVE
+    if budget == NATIVE:
+        raise EngineError(f"the native budget is not available: {reason}")
+    return COUNT
 
 
-@functools.lru_cache(maxsize=1)
-def _counter_offset() -> int:
-    """Where Unicorn keeps the executed-instruction counter of a counted emu_start.
+class _TlbEntry(ctypes.Structure):
+    _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32)]   # uc_tlb_entry
 
-    Unicorn 2.1 counts instructions for ``emu_start(count=N)`` (that is how the budget is enforced)
-    but exposes no API to read the count. It stores the counter next to the requested count in its
-    engine structure; we find that pair once per process by running two programs of known length
-    and looking for (executed, requested) side by side. If the layout is not found the Unicorn build
-    is not supported, and we say so rather than report invented numbers.
-    """
-    probes = ((37, 12345), (53, 23457))
-    candidates = None
-    for executed, requested in probes:
-        uc: Any = Uc(UC_ARCH_ARM, UC_MODE_ARM)  # type: ignore[no-untyped-call]
-        uc.ctl_set_page_size(PAGE)
-        uc.mem_map(0x10000, PAGE)
-        nop, branch_self = 0xE1A00000, 0xEAFFFFFE
-        uc.mem_write(0x10000, struct.pack(f"<{executed + 1}I", *([nop] * executed), branch_self))
-        uc.emu_start(0x10000, 0x10000 + 4 * executed, count=requested)
-        raw = ctypes.string_at(_handle_address(uc), 4096)
-        found = {off for off in range(0, len(raw) - 16, 8)
-                 if struct.unpack_from("<QQ", raw, off) == (executed, requested)}
-        candidates = found if candidates is None else candidates & found
-    if not candidates or len(candidates) != 1:
-        raise EngineError("cannot locate Unicorn's instruction counter: this Unicorn build is not "
-                          "supported (hypemu needs unicorn 2.1.x)")
-    return candidates.pop()
+
+# bool uc_cb_tlbevent_t(uc, vaddr, type, entry *, user_data); bool (uc, user_data); void (uc,
+# intno, user_data): the C signatures of the fill, invalid-instruction and interrupt hooks
+_FILL_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                            ctypes.POINTER(_TlbEntry), ctypes.c_void_p)
+_INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_TLB_FLUSH = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH   # UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0)
 
 
 class Engine:
-    """One Unicorn instance with RAM banks mapped by physical address."""
+    """One Unicorn instance with RAM banks mapped by physical address. ``budget``/``thumb``: how
+    runs are counted (``choose_budget``); ``budget_kind`` says which one was chosen."""
 
-    def __init__(self, banks: list[tuple[int, int]], thumb: bool = False) -> None:
+    def __init__(self, banks: list[tuple[int, int]], budget: str = "auto",
+                 thumb: bool = False) -> None:
         self.uc: Any = new_uc()
+        self.budget_kind = choose_budget(budget, thumb)
+        # before the first translation: every translated block must carry the block hook
+        self._native = NativeBudget(self.uc, PAGE) if self.budget_kind == NATIVE else None
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
-        for base, size in self.banks:
-            self.uc.mem_map(base, size)
+        self._map_ram()
         self.scratch = self._map_scratch()
-        self._counter = ctypes.c_uint64.from_address(_handle_address(self.uc) + _counter_offset())
-        # Thumb code may run (told at construction, or set when Thumb code is loaded): an
-        # instruction budget must then be Unicorn's own count (emu_start(count=)), which counts
-        # instructions of either state.
-        self.thumb_code = thumb
+        self._counter: Optional[ctypes.c_uint64] = None if self._native else self._count_view()
+        self._thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
-        self._trap: Callable[[], None] = lambda: None
+        self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
         self._interrupt: Callable[[int, int], None] = lambda intno, pc: None
-        self.uc.hook_add(UC_HOOK_TLB_FILL, self._on_tlb_fill)
-        self.uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
-        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self._add_hooks()
+
+    def _add_hooks(self) -> None:
+        """The fill, invalid-instruction and interrupt hooks as ctypes callbacks of our own, on
+        Unicorn's C API: the binding's wrappers cost two more Python calls per fill and per trap
+        (we catch every exception ourselves, see ``_captured``)."""
+        from unicorn.unicorn_py3.unicorn import uclib
+        self._c_emu_start, self._c_ctl, self._uch = uclib.uc_emu_start, uclib.uc_ctl, self.uc._uch
+        self._callbacks = (_FILL_CB(self._on_tlb_fill), _INVALID_CB(self._on_invalid),
+                           _INTR_CB(self._on_interrupt))
+        for kind, callback in zip((UC_HOOK_TLB_FILL, UC_HOOK_INSN_INVALID, UC_HOOK_INTR),
+                                  self._callbacks):
+            handle = ctypes.c_size_t()
+            if uclib.uc_hook_add(self._uch, ctypes.byref(handle), kind,
+                                 ctypes.cast(callback, ctypes.c_void_p), None, 1, 0):
+                raise EngineError(f"uc_hook_add({kind}) failed")
+
+    def _map_ram(self) -> None:
+        """Map every RAM bank (Unicorn allocates it; ``engine_pool`` maps its own memory)."""
+        for base, size in self.banks:
+            self.uc.mem_map(base, size)
 
     def _map_scratch(self) -> int:
         """A page outside RAM, used to replay one faulting access (see cpu.runner)."""
@@ -225,8 +270,8 @@ class Engine:
         (Unicorn then stops with a memory fault) and goes to ``refused``."""
         self._fill, self._refused = fill, refused
 
-    def on_trap(self, trap: Callable[[], None]) -> None:
-        """An invalid instruction at PC: ``trap`` emulates it (sets PC) or stops the run."""
+    def on_trap(self, trap: Callable[[int, int], None]) -> None:
+        """An invalid instruction: ``trap(pc, cpsr)`` emulates it (sets PC) or stops the run."""
         self._trap = trap
 
     def on_interrupt(self, interrupt: Callable[[int, int], None]) -> None:
@@ -241,7 +286,8 @@ class Engine:
         try:
             decision = self._fill(va, _ACCESS.get(access, "read"))
             if type(decision) is Map:
-                entry.paddr, entry.perms = decision
+                result = entry.contents
+                result.paddr, result.perms = decision
                 return True
             self._refused(decision)
         except BaseException as exc:
@@ -250,7 +296,11 @@ class Engine:
 
     def _on_invalid(self, uc: Any, data: Any) -> bool:
         try:
-            self._trap()
+            if self._native is not None:
+                pc, cpsr = self._native.trapped()   # the rest of the block does not run
+            else:
+                pc, cpsr = self.regs.read(REG_PC), self.regs.read(REG_CPSR)
+            self._trap(pc, cpsr)
         except BaseException as exc:
             self._captured(exc)
         return True
@@ -292,15 +342,60 @@ class Engine:
     # --- engine control -------------------------------------------------------------------------
     def flush_soft_tlb(self) -> None:
         """Drop every translation Unicorn cached; the next access of each page asks the model."""
-        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        if self._c_ctl(self._uch, _TLB_FLUSH):
+            raise EngineError("uc_ctl(TLB_FLUSH) failed")
 
     def flush_code_cache(self) -> None:
         """Host writes do not invalidate translated code: call after loading or patching code."""
         self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
 
     def executed(self) -> int:
-        """Instructions the last counted emu_start executed (requested + 1 when the count ran out)."""
+        """Instructions the last counted run executed (requested + 1 when the count ran out), as
+        Unicorn's ``emu_start(count=)`` counts them, whichever budget counted."""
+        if self._native is not None:
+            return self._native.executed()
+        assert self._counter is not None
         return int(self._counter.value)   # a view of Unicorn's own counter: read live
+
+    def _count_view(self) -> ctypes.c_uint64:
+        return ctypes.c_uint64.from_address(counter_address(self.uc))
+
+    @property
+    def thumb_code(self) -> bool:
+        """Thumb code may run (told at construction, or set when Thumb code is loaded). The budget
+        must then be Unicorn's own count (emu_start(count=)), which counts either state: setting
+        it turns a native budget off for good (its block hook stays, doing nothing)."""
+        return self._thumb_code
+
+    @thumb_code.setter
+    def thumb_code(self, value: bool) -> None:
+        self._thumb_code = self._thumb_code or bool(value)
+        if self._thumb_code and self._native is not None:
+            self._native.disable()
+            self._native, self.budget_kind = None, COUNT
+            self._counter = self._count_view()
+            self.flush_code_cache()   # count='s hook is compiled into the code translated next
+
+    def reset_budget(self) -> None:
+        """Forget every run's count (an instance reused for another board)."""
+        if self._native is not None:
+            self._native.reset()
+
+    def _emu_start(self, pc: int, count: int) -> Optional[UcError]:
+        """uc_emu_start (no until address, no timeout), Unicorn's error if it stopped on one."""
+        status = self._c_emu_start(self._uch, pc, 0, 0, count)
+        return UcError(status) if status else None  # type: ignore[no-untyped-call]
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Budget maintenance: Unicorn may translate a VA to drop translations; refuse every fill
+        without asking the model (a refusal there only leaves a harmless translation behind)."""
+        fill, refused = self._fill, self._refused
+        self._fill, self._refused = (lambda va, access: None), (lambda decision: None)
+        try:
+            yield
+        finally:
+            self._fill, self._refused = fill, refused
 
     def start(self, pc: int, count: Optional[int]) -> UcError | None:
         """Run from ``pc`` for at most ``count`` instructions; the error, if Unicorn stopped on one.
@@ -311,11 +406,19 @@ class Engine:
             raise EngineError("emu_start needs a positive instruction count (0 means unlimited)")
         self._hook_error = None
         err: UcError | None = None
-        try:
-            self.uc.emu_start(pc, 0, count=count or 0)
-        except UcError as exc:
-            err = exc
+        if self._native is not None:
+            err = self._native.run(pc, count, self._emu_start, self._quiet)
+        else:
+            err = self._emu_start(pc, count or 0)
         if self._hook_error is not None:
             error, self._hook_error = self._hook_error, None
             raise error
         return err
+
+
+class EngineFactory(Protocol):
+    """Where a board gets its engine: (RAM banks, whether Thumb code may run) -> a ready Engine
+    with those banks (``Engine`` itself, or ``engine_pool.EnginePool``, which reuses instances per
+    RAM layout)."""
+
+    def __call__(self, banks: list[tuple[int, int]], *, thumb: bool = False) -> Engine: ...

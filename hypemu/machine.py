@@ -16,6 +16,7 @@ from .errors import StepInjectionWarning, UnknownFunction, UsageError
 from .events import Event
 from .export import Export, export
 from .hazards import Checks, Hazard
+from .engine import Engine, EngineFactory
 from .cpu import MODE_HYP, MODE_NAMES, PATCH_MARKER, CpuComplex, regime_of
 from .kvm import Kernel, StepRunner, from_scenario, plan_board
 from .scenario import Scenario, load_scenario
@@ -34,17 +35,19 @@ class Machine:
     ``checks`` False turns the hazard checks off (nothing is reported; for benchmarks).
     ``trace`` True records the detail of the trace in the event log: every HYP walk and fill,
     what each TLBI removed, the registers of calls and exceptions (``hypemu.tracer``).
+    ``engines`` makes its Unicorn instance (a sweep's ``engine_pool.EnginePool`` reuses them).
     Raises ``ConfigError`` when the kernel side refuses the layout (as KVM would at init)."""
 
     def __init__(self, scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
-                 trace: bool = False):
+                 trace: bool = False, engines: EngineFactory = Engine):
         self.scenario = load_scenario(scenario)
         s = self.scenario
         config = from_scenario(s)
         self.injector = inject.Injector(list(config.injections))
         plan = plan_board(config, self.injector.patch_code)   # refusals cost no board
-        self.core = CpuComplex([(b.base, b.size) for b in s.banks], s.cpus, s.tlb_entries,
-                               thumb=plan.image.thumb)
+        banks = [(b.base, b.size) for b in s.banks]
+        self.core = CpuComplex(banks, s.cpus, s.tlb_entries, thumb=plan.image.thumb,
+                               engine=engines(banks, thumb=plan.image.thumb))
         self.core.record_detail(trace)
         tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
         if plan.tables.boot == plan.tables.runtime:

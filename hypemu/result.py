@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional, Union
 
 from . import faultsite, inject, stepper
 from .errors import ConfigError, InputError, NotModelled, ScenarioError
+from .engine import Engine, EngineFactory
 from .events import Event
 from .export import Export
 from .kvm import BudgetExhausted, GuestFault
@@ -118,18 +119,18 @@ def input_error_message(err: BaseException, scenario: Scenario) -> str:
 
 
 def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
-        export: bool = False, trace: bool = False) -> Result:
+        export: bool = False, trace: bool = False, engines: EngineFactory = Engine) -> Result:
     """Run a whole scenario and return its Result. Guest faults, budgets and kernel refusals are
     outcomes; invalid input raises an ``InputError`` (``ScenarioError``, ``AsmError``), and a guest
     doing something hypemu does not model raises ``NotModelled``. ``export``: also keep the
     board's ``Machine.export()`` in ``Result.export`` (None when no board was built). ``trace``:
-    the events carry the detail of the trace (``Machine``)."""
+    the events carry the detail of the trace (``Machine``). ``engines``: see ``Machine``."""
     s = load_scenario(scenario)
     started = time.perf_counter()
     result = Result(s.name, s.file, "ok", s.expect.outcome, isa=s.isa)
     machine = None
     try:
-        machine = Machine(s, checks, trace)
+        machine = Machine(s, checks, trace, engines)
         result.isa = machine.kernel.isa         # what the image holds (a kernel build decides)
         result.layout = dict(machine.layout.to_dict())   # docs/DESIGN.md section 6
         result.calls = machine.calls

@@ -17,11 +17,11 @@ from hypemu import bench, cli
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ["init_per_cpu", "hvc_roundtrip", "mmu_loop", "mmu_loop_uncounted", "mmu_loop_checks",
          "count_hook", "count_block_hook", "tlb_fills", "tlb_fills_cold", "walks", "trapped_insns",
-         "boot_8cpu", "hotplug_cycles", "scenarios", "rss_8cpu_2g"]
+         "boot_8cpu", "hotplug_cycles", "scenarios", "rss_8cpu_2g", "sweep_points"]
 ROW_KEYS = {"name", "value", "unit", "baseline", "ratio", "repeats", "spread"}
 WITH_BASELINE = {"hvc_roundtrip", "mmu_loop", "mmu_loop_uncounted", "mmu_loop_checks", "count_hook",
                  "count_block_hook", "tlb_fills", "tlb_fills_cold", "walks", "trapped_insns",
-                 "rss_8cpu_2g"}
+                 "rss_8cpu_2g", "sweep_points"}
 
 
 def bench_cli(*args: str) -> int:
@@ -66,15 +66,17 @@ def test_rows_say_what_they_measured(quick):
     rows = _rows(quick)
     assert rows["tlb_fills"]["detail"].startswith("19 fills and 0 walks per call (16 pages")
     assert rows["tlb_fills_cold"]["detail"].startswith("19 fills and 16 walks per call")
-    assert rows["init_per_cpu"]["target"] == "<= 2 ms"
-    assert rows["mmu_loop"]["target"] == "ratio <= 1.10"
+    assert rows["init_per_cpu"]["target"] == "<= 0.3 ms"
+    assert rows["mmu_loop"]["target"] == "ratio <= 1.5"
     # simulated RAM is not committed up front: an 8-CPU 2 GiB board stays far below 2 GiB
     assert rows["rss_8cpu_2g"]["value"] < 1000
 
 
 def test_machine_block_names_the_host_and_the_run(quick):
     m = quick["machine"]
-    assert {"cpu", "logical_cpus", "python", "unicorn", "hypemu", "command", "quick"} <= set(m)
+    assert {"cpu", "logical_cpus", "python", "unicorn", "hypemu", "budget", "command",
+            "quick"} <= set(m)
+    assert m["budget"].startswith(("native", "count="))
     assert m["quick"] is True and m["unicorn"].startswith("2.1")
     assert m["command"].startswith("hypemu bench --quick --json ")
 

@@ -59,6 +59,22 @@ def test_run_files_reports_each_and_a_total():
     assert proc.stdout.strip().splitlines()[-1] == "2 passed, 0 failed, 0 errors"
 
 
+def test_a_batch_on_shared_engines_gives_what_separate_runs_give():
+    """`hypemu run A B ...` runs boards of one RAM layout on one reset Unicorn instance
+    (engine_pool); every file's JSON is what running that file alone gives (but the seconds)."""
+    files = sorted(str(p) for p in SCENARIOS.glob("*.yaml"))
+    batch = hypemu("run", "--json", *files)
+    alone = [hypemu("run", "--json", f) for f in files]
+
+    def results(out: str) -> list[dict]:
+        found = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        for r in found:
+            r["stats"].pop("seconds")
+        return found
+    assert results(batch.stdout) == [r for p in alone for r in results(p.stdout)]
+    assert len(results(batch.stdout)) == len(files)
+
+
 def test_unmet_expectation_exits_1(tmp_path):
     path = tmp_path / "wrong.yaml"
     path.write_text("name: wrong\nhyp:\n  trampoline_va: 0xC0100000\nexpect:\n  outcome: ok\n")
@@ -95,6 +111,7 @@ def test_every_bad_fixture_is_reported_without_traceback():
 def test_version_and_help():
     proc = hypemu("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("hypemu ")
+    assert "instruction budget: " in proc.stdout      # native or count=
     proc = hypemu("run", "--help")
     assert proc.returncode == 0 and "examples:" in proc.stdout
 

@@ -24,7 +24,7 @@ def engine_with(words: list[int]) -> Engine:
 def test_a_trap_hook_exception_is_raised_by_start():
     e = engine_with([NOP, UDF])
 
-    def trap() -> None:
+    def trap(pc: int, cpsr: int) -> None:
         raise KeyError("from the trap hook")
     e.on_trap(trap)
     with pytest.raises(KeyError, match="from the trap hook"):

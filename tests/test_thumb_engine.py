@@ -19,14 +19,15 @@ T = 1 << 5
 
 
 def thumb_engine(halfwords: list[int]) -> tuple[Engine, list[tuple[int, int]]]:
-    e = Engine([(RAM, 1 << 20)])
+    e = Engine([(RAM, 1 << 20)], thumb=True)   # Thumb code runs: the count= budget
     e.write(RAM, b"".join(h.to_bytes(2, "little") for h in halfwords + [0xE7FE] * 4))
     e.regs.write(REG_CPSR, 0x10)
     e.on_fill(lambda va, access: Map((va, PROT_ALL)), lambda decision: None)
     traps: list[tuple[int, int]] = []
 
-    def trap() -> None:
-        traps.append((e.regs.read(REG_PC), e.regs.read(REG_CPSR)))
+    def trap(pc: int, cpsr: int) -> None:
+        assert (pc, cpsr) == (e.regs.read(REG_PC), e.regs.read(REG_CPSR))
+        traps.append((pc, cpsr))
         e.stop()
     e.on_trap(trap)
     return e, traps

@@ -32,10 +32,36 @@ def assemble(source: str, base: int, *, constants: Mapping[str, int] | None = No
     return dataclasses.replace(program, filename=filename)
 
 
+_FILE_MEMO: dict[tuple[object, ...], Program] = {}
+_FILE_MEMO_MAX = 4096
+
+
 def assemble_file(path: str | os.PathLike[str], base: int, *,
                   constants: Mapping[str, int] | None = None, thumb: bool = False) -> Program:
-    """Assemble the UTF-8 source file at `path` (see `assemble`)."""
+    """Assemble the UTF-8 source file at `path` (see `assemble`).
+
+    Remembered per (file, its size, mtime and inode, base, constants, thumb) in this process: a
+    sweep links the same sources at the same few addresses thousands of times, and reading the
+    file and hashing the cache key cost more than the rest of the plan."""
     name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except OSError:
+        st = None
+    memo = None if st is None else (name, st.st_size, st.st_mtime_ns, st.st_ino, base, thumb,
+                                    tuple(sorted((constants or {}).items())))
+    program = _FILE_MEMO.get(memo) if memo is not None else None
+    if program is None:
+        program = _assemble_file(name, base, constants, thumb)
+        if memo is not None:
+            if len(_FILE_MEMO) >= _FILE_MEMO_MAX:
+                _FILE_MEMO.clear()
+            _FILE_MEMO[memo] = program
+    return program
+
+
+def _assemble_file(name: str, base: int, constants: Mapping[str, int] | None,
+                   thumb: bool) -> Program:
     raw = Path(name).read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -52,6 +78,7 @@ def cache_info() -> dict[str, int]:
 def clear_memory_cache() -> None:
     """Forget the in-memory cache and reset the counters (the disk cache stays)."""
     _CACHE.clear()
+    _FILE_MEMO.clear()
 
 
 def _check_base(base: int) -> None:

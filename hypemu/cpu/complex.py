@@ -27,12 +27,37 @@ from .state import (CPSR_A, CPSR_F, CPSR_I, MODE_NAMES, MODE_SVC, MODE_USR, REG_
 PAGE = 4096
 
 
+_PATCH_MEMO: dict[tuple[bytes, bool], tuple[bytes, tuple[tuple[int, int], ...]]] = {}
+
+
+def _patched_code(code: bytes, barriers: bool) -> tuple[bytes, tuple[tuple[int, int], ...]]:
+    """``code`` with the words the model emulates replaced by the trap marker, and (offset, word)
+    of each. Remembered per content: a sweep loads the same few images thousands of times."""
+    known = _PATCH_MEMO.get((code, barriers))
+    if known is not None:
+        return known
+    data = bytearray(code)
+    marks = []
+    for off in range(0, len(data) - len(data) % 4, 4):
+        word = int.from_bytes(data[off:off + 4], "little")
+        if needs_patch(word) or (barriers and barrier_kind(word) is not None):
+            marks.append((off, word))
+            data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
+    if len(_PATCH_MEMO) > 256:
+        _PATCH_MEMO.clear()
+    known = _PATCH_MEMO[(code, barriers)] = (bytes(data), tuple(marks))
+    return known
+
+
 class CpuComplex:
-    """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks."""
+    """All CPUs of a board on one Unicorn instance, with the HYP model in its hooks. ``engine``: a
+    ready instance with exactly these banks, reset (``engine_pool`` lends one), else a new one."""
 
     def __init__(self, banks: list[tuple[int, int]], ncpus: int, tlb_entries: int = 0,
-                 log: Optional[events.EventLog] = None, thumb: bool = False) -> None:
-        self.engine = Engine(banks, thumb=thumb)   # thumb: Thumb code may run on it
+                 log: Optional[events.EventLog] = None, thumb: bool = False,
+                 engine: Optional[Engine] = None) -> None:
+        # thumb: Thumb code may run on it
+        self.engine = engine if engine is not None else Engine(banks, thumb=thumb)
         self.regs = self.engine.regs
         self.cpus = [CpuState(i, TLB(tlb_entries)) for i in range(ncpus)]
         self.log = log if log is not None else events.EventLog()
@@ -99,16 +124,14 @@ class CpuComplex:
         if thumb:
             self._load_thumb(pa, code)
             return
-        data = bytearray(code)
         barriers = self.observer.enabled
+        data, marks = _patched_code(bytes(code), barriers)
         patched = self.runner.patched
-        for off in range(0, len(data) - len(data) % 4, 4):
-            word = int.from_bytes(data[off:off + 4], "little")
-            patched.pop(pa + off, None)
-            if needs_patch(word) or (barriers and barrier_kind(word) is not None):
-                patched[pa + off] = word
-                data[off:off + 4] = PATCH_MARKER.to_bytes(4, "little")
-        self.engine.write(pa, bytes(data))
+        for old in [a for a in patched if pa <= a < pa + len(code)]:
+            del patched[old]
+        for off, word in marks:
+            patched[pa + off] = word
+        self.engine.write(pa, data)
         self.engine.flush_code_cache()
 
     def _load_thumb(self, pa: int, code: bytes) -> None:
@@ -158,6 +181,10 @@ class CpuComplex:
 
     def set_reg(self, n: int, value: int) -> None:
         self.regs.write(n, value & 0xFFFFFFFF)
+
+    def set_call_regs(self, args: tuple[int, int, int, int], lr: int) -> None:
+        """R0-R3 and LR of a call from PL1 (one engine call)."""
+        self.regs.write_call(args, lr)
 
     def cpsr(self) -> int:
         """The architectural CPSR of the current CPU."""

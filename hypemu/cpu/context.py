@@ -105,8 +105,14 @@ class ExecContext:
         return self.st.read_cpsr(self.regs)
 
     def set_cpsr(self, value: int) -> None:
-        if self.st.write_cpsr(self.regs, value):
-            self.flush_soft_tlb()   # the translation regime follows the mode
+        """The translation regime follows the mode; Unicorn's soft TLB is dropped only when it
+        really changes: PL1 and HYP with HSCTLR.M = 0 are both flat, with the same permissions,
+        so a switch between them keeps every entry (both switches, exception entry and ERET,
+        synchronize the context: no unsynchronized register write is pending across them)."""
+        st = self.st
+        was_flat = not st.mmu_on
+        if st.write_cpsr(self.regs, value) and not (was_flat and not st.mmu_on):
+            self.flush_soft_tlb()
 
     # --- cp15.WriteContext ----------------------------------------------------------------------
     def store(self, name: str, value: int, pc: int) -> None:

@@ -133,10 +133,9 @@ class Runner:
         raise NotModelled(f"cpu{ctx.st.id}: run stopped at {stop_pc:#x} for no modelled reason")
 
     # --- hooks ----------------------------------------------------------------------------------
-    def _trap(self) -> None:
+    def _trap(self, pc: int, cpsr: int) -> None:
         ctx, engine = self.ctx, self.engine
         ctx.stats.traps += 1
-        pc = engine.regs.read(REG_PC)
         t = translate(ctx.st, engine.read64, pc, "fetch")
         if isinstance(t, Fault):
             # Unicorn ran this word from code it had translated before the model's TLB lost the
@@ -149,7 +148,7 @@ class Runner:
             ctx.returned = True
             engine.stop()
             return
-        if engine.regs.read(REG_CPSR) & CPSR_T:
+        if cpsr & CPSR_T:
             value, size = self.read_thumb(pc, pa)
             insns.execute_thumb(ctx, value, size, pc)
         else:

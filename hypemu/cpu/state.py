@@ -41,6 +41,10 @@ class RegisterFile(Protocol):
 
     def write(self, reg: int, value: int) -> None: ...
 
+    def exchange_sp_lr(self, sp: int, lr: int) -> tuple[int, int]:
+        """SP and LR as they are, then ``sp`` and ``lr`` in their place."""
+        ...
+
 
 class DictRegisters:
     """A register file in a dict: the CPU state's rules without an engine (unit tests). A PC
@@ -59,6 +63,11 @@ class DictRegisters:
             self.values[REG_CPSR] = (cpsr | CPSR_T) if value & 1 else (cpsr & ~CPSR_T)
             value &= ~1
         self.values[reg] = value & 0xFFFFFFFF
+
+    def exchange_sp_lr(self, sp: int, lr: int) -> tuple[int, int]:
+        old = self.values[REG_SP], self.values[REG_LR]
+        self.values[REG_SP], self.values[REG_LR] = sp & 0xFFFFFFFF, lr & 0xFFFFFFFF
+        return old
 
 
 def itstate(cpsr: int) -> int:
@@ -133,10 +142,8 @@ class CpuState:
             raise NotModelled(f"cpu{self.id}: mode {mode:#x} is not modelled (only SVC and HYP)")
         if mode == self.mode:
             return False
-        self.sp[self.mode] = regs.read(REG_SP)
-        self.lr[bank_of_lr(self.mode)] = regs.read(REG_LR)
-        regs.write(REG_SP, self.sp[mode])
-        regs.write(REG_LR, self.lr[bank_of_lr(mode)])
+        self.sp[self.mode], self.lr[bank_of_lr(self.mode)] = regs.exchange_sp_lr(
+            self.sp[mode], self.lr[bank_of_lr(mode)])
         self.mode = mode
         self.cpsr = (self.cpsr & ~0x1F) | mode
         return True

@@ -159,9 +159,7 @@ class Kernel:
         st = core.select(cpu)
         if st.mode != MODE_SVC:
             raise RuntimeError(f"cpu{cpu} is not in SVC (mode {st.mode:#x}): cannot call {during}")
-        for n, value in enumerate((r0, *args)):
-            core.set_reg(n, value)
-        core.set_reg(14, self.sentinel)
+        core.set_call_regs((r0, *args), self.sentinel)
         index = self.log.hvc(cpu, entry, self.sentinel, (r0, *args))
         r0 = self.runner.run_to_pl1(cpu, entry, during)
         self.log.returned(index, r0)

@@ -41,6 +41,10 @@ class BoolWord(str):
         made.truth = truth
         return made
 
+    def __getnewargs__(self) -> tuple[str, bool]:   # type: ignore[override]
+        """Copied and pickled whole (``copy.deepcopy``, a sweep's worker processes)."""
+        return (str(self), self.truth)
+
 
 YAML11_HINT = "YAML 1.1 reads yes/no/on/off/true/false as booleans"
 
