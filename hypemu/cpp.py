@@ -10,7 +10,14 @@ preprocessors give the same text:
   macros (``__x86_64__``), which a kbuild ARM build never sees.
 - ``python``: pcpp, a C99 preprocessor in pure Python (a dependency of hypemu), so that a machine
   with no C compiler can still run a kernel tree. ``-include`` is done by preprocessing the forced
-  headers first in the same preprocessor state, which is what ``-include`` means.
+  headers first in the same preprocessor state, which is what ``-include`` means. It predefines
+  what an ARM GCC preprocessing a ``.S`` file does and the kernel's assembly headers test
+  (``GCC_PREDEFINED``); ``__GNUC__`` is 4, the lowest a v3.10 Thumb-2 kernel's unified.h accepts
+  (GCC's own value is its version: only comparisons use it).
+
+The instruction set is kbuild's ``-marm`` or ``-mthumb`` (CONFIG_THUMB2_KERNEL): the external
+preprocessor gets that flag (a cross GCC may default to Thumb), pcpp defines ``__thumb__`` and
+``__thumb2__`` for Thumb as GCC does.
 
 Both give the text with its origins: every output line is tied to the file and line it came from
 (the ``# N "file"`` line markers), so an assembler error points at the kernel's own line.
@@ -30,6 +37,8 @@ from typing import Any, Mapping, Optional, Sequence
 from .errors import InputError
 
 PREPROCESSORS = ("auto", "external", "python")
+GCC_PREDEFINED = {"__GNUC__": "4", "__arm__": "1", "__ARMEL__": "1", "__ASSEMBLER__": "1"}
+GCC_THUMB = {"__thumb__": "1", "__thumb2__": "1"}
 CROSS_PREFIXES = ("arm-linux-gnueabihf-", "arm-none-eabi-")
 # GNU line markers (`# 74 "arch/arm/kvm/init.S" 2`) and `#line 74 "file"` (pcpp's form).
 _MARKER = re.compile(r'#\s*(?:line\s+)?(\d+)(?:\s+"((?:[^"\\]|\\.)*)")?[\s\d]*$')
@@ -55,6 +64,7 @@ class Request:
     defines: Mapping[str, str]          # -D name=value
     includes: tuple[str, ...]           # -I, in order (relative to cwd or absolute)
     forced: tuple[str, ...]             # -include, in order
+    thumb: bool = False                 # -mthumb (a Thumb-2 kernel), else -marm
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,7 @@ def preprocess(request: Request, which: str = "auto") -> Preprocessed:
 
 
 def _run_external(command: list[str], r: Request) -> Preprocessed:
-    args = [*command, "-x", "assembler-with-cpp", "-nostdinc"]
+    args = [*command, "-x", "assembler-with-cpp", "-nostdinc", "-mthumb" if r.thumb else "-marm"]
     args += [f"-D{name}={value}" for name, value in r.defines.items()]
     args += [f"-I{path}" for path in r.includes]
     for header in r.forced:
@@ -168,7 +178,8 @@ def _run_pcpp(r: Request) -> Preprocessed:
     cpp.line_directive = "#line"
     root = r.cwd.resolve()
     cpp.rewrite_paths = [(re.escape(str(root) + os.sep) + "(.*)", r"\1")]   # names as cpp gives them
-    for name, value in r.defines.items():
+    predefined = {**GCC_PREDEFINED, **(GCC_THUMB if r.thumb else {})}
+    for name, value in {**predefined, **r.defines}.items():
         cpp.define(f"{name} {value}")
     for path in r.includes:
         cpp.add_path(str(root / path))

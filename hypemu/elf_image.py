@@ -13,14 +13,22 @@ for, in the order the built-in assembler uses (``hypemu.asm.sections``: text, th
 object from GNU as links to the very bytes the built-in assembler produces. The relocations such
 objects hold are applied (ELF for the ARM Architecture, IHI 0044, section 5.6): R_ARM_ABS32,
 R_ARM_REL32, R_ARM_CALL/R_ARM_JUMP24 (and the older R_ARM_PC24), R_ARM_MOVW_ABS_NC and
-R_ARM_MOVT_ABS; any other is refused by name.
+R_ARM_MOVT_ABS, and for Thumb code R_ARM_THM_CALL, R_ARM_THM_JUMP24, R_ARM_THM_MOVW_ABS_NC and
+R_ARM_THM_MOVT_ABS; any other is refused by name. T (bit 0 of a Thumb function's address) is set
+where the ABI's formula has it (ABS32, REL32, MOVW); a branch's target is taken to be in the state
+its instruction says (BL, B: its own; BLX: the other), hypemu adds no interworking veneers.
+
+Thumb code is told by its symbols (ARM ELF, 5.5.3 and 5.5.5): a function symbol whose value has
+bit 0 set, and the mapping symbols ``$t`` (Thumb code starts here), ``$a`` (ARM code) and ``$d``
+(data). ``ElfImage.thumb_code`` says whether a span is Thumb code; a span that holds both is
+refused (a region of guest code is in one instruction set).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Iterable, Mapping
 
 from elftools.common.exceptions import ELFError as _PyElfError
 from elftools.elf.elffile import ELFFile
@@ -31,6 +39,10 @@ SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 _KINDS = ("text", "data", "bss")
 R_ARM_NONE, R_ARM_PC24, R_ARM_ABS32, R_ARM_REL32 = 0, 1, 2, 3
 R_ARM_CALL, R_ARM_JUMP24, R_ARM_V4BX, R_ARM_MOVW_ABS_NC, R_ARM_MOVT_ABS = 28, 29, 40, 43, 44
+R_ARM_THM_CALL, R_ARM_THM_JUMP24, R_ARM_THM_MOVW_ABS_NC, R_ARM_THM_MOVT_ABS = 10, 30, 47, 48
+_SUPPORTED = ("R_ARM_ABS32, R_ARM_REL32, R_ARM_CALL, R_ARM_JUMP24, R_ARM_PC24, R_ARM_MOVW_ABS_NC, "
+              "R_ARM_MOVT_ABS, R_ARM_THM_CALL, R_ARM_THM_JUMP24, R_ARM_THM_MOVW_ABS_NC and "
+              "R_ARM_THM_MOVT_ABS")
 _RELOCATION_NAMES = {0: "R_ARM_NONE", 1: "R_ARM_PC24", 2: "R_ARM_ABS32", 3: "R_ARM_REL32",
                      28: "R_ARM_CALL", 29: "R_ARM_JUMP24", 40: "R_ARM_V4BX",
                      43: "R_ARM_MOVW_ABS_NC", 44: "R_ARM_MOVT_ABS", 42: "R_ARM_PREL31",
@@ -72,6 +84,24 @@ class ElfImage:
     symbols: Mapping[str, int]
     globals: frozenset[str]
     thumb: frozenset[str] = frozenset()      # function symbols whose value had bit 0 (Thumb)
+    code_marks: tuple[tuple[int, bool], ...] = ()   # ($a or $t address, is $t), by address
+
+    def thumb_code(self, start: int, end: int, names: Iterable[str] = ()) -> bool:
+        """[start, end) is Thumb code: a ``$t`` in it (or, with no mapping symbol in it, the last
+        one before it in its section is ``$t``), or one of ``names`` is a Thumb function.
+        ElfError if the span holds both ARM and Thumb code."""
+        states = {thumb for address, thumb in self.code_marks if start <= address < end}
+        if not states:
+            section = next((s for s in self.sections if s.address <= start < s.end), None)
+            before = [(address, thumb) for address, thumb in self.code_marks
+                      if section is not None and section.address <= address < start]
+            states = {max(before)[1]} if before else set()
+        if any(name in self.thumb for name in names):
+            states.add(True)
+        if len(states) > 1:
+            raise ElfError(self.filename, f"[{start:#x}, {end:#x}) holds both ARM ($a) and Thumb "
+                                          "($t) code: a region in one instruction set is modelled")
+        return states == {True}
 
     def bytes_at(self, start: int, end: int) -> bytes:
         """The bytes of [start, end), which must lie in one section (ElfError otherwise)."""
@@ -122,13 +152,13 @@ def _read(name: str, f: BinaryIO, base: int, externals: Mapping[str, int]) -> El
     else:
         addresses = _place(allocated, base)
     data = {i: bytearray(_contents(name, s)) for i, s in allocated}
-    symbols, globals_, thumb = _symbols(elf, addresses)
+    symbols, globals_, thumb, marks = _symbols(elf, addresses)
     if kind == "ET_REL":
         _relocate(name, elf, addresses, data, {**externals, **symbols}, externals)
     sections = tuple(ElfSection(s.name, _kind(s) or "", addresses[i], bytes(data[i]))
                      for i, s in sorted(allocated, key=lambda item: addresses[item[0]]))
     return ElfImage(name, kind == "ET_REL", sections, symbols, frozenset(globals_),
-                    frozenset(thumb))
+                    frozenset(thumb), tuple(sorted(marks)))
 
 
 def _kind(section: Any) -> str | None:
@@ -167,19 +197,20 @@ def _place(allocated: list[tuple[int, Any]], base: int) -> dict[int, int]:
 
 
 def _symbols(elf: ELFFile, addresses: Mapping[int, int]
-             ) -> tuple[dict[str, int], set[str], set[str]]:
-    """Named symbols with addresses, the global ones, and the Thumb functions (value bit 0, which
-    is dropped from the address)."""
+             ) -> tuple[dict[str, int], set[str], set[str], list[tuple[int, bool]]]:
+    """Named symbols with addresses, the global ones, the Thumb functions (value bit 0, which is
+    dropped from the address) and the code mapping symbols ($a, $t: address, is Thumb)."""
     table: Any = elf.get_section_by_name(".symtab")
     symbols: dict[str, int] = {}
     globals_: set[str] = set()
     thumb: set[str] = set()
+    marks: list[tuple[int, bool]] = []
     if table is None:
-        return symbols, globals_, thumb
+        return symbols, globals_, thumb, marks
     relocatable = elf["e_type"] == "ET_REL"
     for symbol in table.iter_symbols():
         shndx, name = symbol["st_shndx"], symbol.name
-        if not name or name.startswith("$") or shndx in ("SHN_UNDEF", "SHN_ABS") or symbol[
+        if not name or shndx in ("SHN_UNDEF", "SHN_ABS") or symbol[
                 "st_info"]["type"] in ("STT_SECTION", "STT_FILE"):
             continue              # addresses only: an absolute symbol is a constant (.equ)
         value = int(symbol["st_value"])
@@ -190,10 +221,14 @@ def _symbols(elf: ELFFile, addresses: Mapping[int, int]
             if shndx not in addresses:
                 continue          # in a section that is not placed (.ARM.exidx, debug)
             value += addresses[shndx]
+        if name.startswith("$"):  # a mapping symbol ($a, $t, $d, or $x.suffix)
+            if name[1:2] in ("a", "t") and name[2:3] in ("", "."):
+                marks.append((value, name[1] == "t"))
+            continue
         symbols[name] = value
         if symbol["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK"):
             globals_.add(name)
-    return symbols, globals_, thumb
+    return symbols, globals_, thumb, marks
 
 
 def _relocate(name: str, elf: ELFFile, addresses: Mapping[int, int],
@@ -210,8 +245,9 @@ def _relocate(name: str, elf: ELFFile, addresses: Mapping[int, int],
         for rel in section.iter_relocations():
             symbol = table.get_symbol(rel["r_info_sym"])
             value = _symbol_value(name, symbol, addresses, symbols)
+            thumb = symbol["st_info"]["type"] == "STT_FUNC" and int(symbol["st_value"]) & 1
             _apply(name, elf.get_section(target).name, data[target], addresses[target],
-                   int(rel["r_offset"]), int(rel["r_info_type"]), value)
+                   int(rel["r_offset"]), int(rel["r_info_type"]), value, bool(thumb))
 
 
 def _symbol_value(name: str, symbol: Any, addresses: Mapping[int, int],
@@ -229,18 +265,24 @@ def _symbol_value(name: str, symbol: Any, addresses: Mapping[int, int],
 
 
 def _apply(name: str, where: str, data: bytearray, section_address: int, offset: int,
-           kind: int, value: int) -> None:
-    """One REL relocation: the addend is in place (IHI 0044 5.6.1, table 4-8)."""
+           kind: int, value: int, thumb: bool = False) -> None:
+    """One REL relocation: the addend is in place (IHI 0044 5.6.1, table 4-8); ``thumb``: the
+    symbol is a Thumb function (T = 1)."""
     if offset + 4 > len(data):
         raise ElfError(name, f"{where}+{offset:#x}: relocation outside its section")
     word = int.from_bytes(data[offset:offset + 4], "little")
     place = section_address + offset
     if kind in (R_ARM_NONE, R_ARM_V4BX):
         return
+    if kind in _THUMB_KINDS:
+        data[offset:offset + 4] = _apply_thumb(name, f"{where}+{offset:#x}",
+                                               bytes(data[offset:offset + 4]), place, kind, value,
+                                               thumb)
+        return
     if kind == R_ARM_ABS32:
-        word = (value + word) & 0xFFFFFFFF
+        word = (value + word | thumb) & 0xFFFFFFFF
     elif kind == R_ARM_REL32:
-        word = (value + word - place) & 0xFFFFFFFF
+        word = ((value + word | thumb) - place) & 0xFFFFFFFF
     elif kind in (R_ARM_PC24, R_ARM_CALL, R_ARM_JUMP24):
         addend = _signed((word & 0xFFFFFF) << 2, 26)
         delta = value + addend - place
@@ -250,15 +292,46 @@ def _apply(name: str, where: str, data: bytearray, section_address: int, offset:
         word = word & 0xFF000000 | (delta >> 2) & 0xFFFFFF
     elif kind in (R_ARM_MOVW_ABS_NC, R_ARM_MOVT_ABS):
         addend = _signed((word >> 4) & 0xF000 | word & 0xFFF, 16)
-        half = (value + addend) >> (16 if kind == R_ARM_MOVT_ABS else 0) & 0xFFFF
+        half = ((value + addend) >> 16 if kind == R_ARM_MOVT_ABS else value + addend | thumb) & 0xFFFF
         word = word & 0xFFF0F000 | (half & 0xF000) << 4 | half & 0xFFF
     else:
         shown = _RELOCATION_NAMES.get(kind, f"relocation type {kind}")
         raise ElfError(name, f"{where}+{offset:#x}: {shown} is not supported (hypemu applies "
-                             "R_ARM_ABS32, R_ARM_REL32, R_ARM_CALL, R_ARM_JUMP24, R_ARM_PC24, "
-                             "R_ARM_MOVW_ABS_NC and R_ARM_MOVT_ABS)")
+                             f"{_SUPPORTED})")
     data[offset:offset + 4] = word.to_bytes(4, "little")
 
 
 def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value & 1 << (bits - 1) else value
+
+
+_THUMB_KINDS = (R_ARM_THM_CALL, R_ARM_THM_JUMP24, R_ARM_THM_MOVW_ABS_NC, R_ARM_THM_MOVT_ABS)
+
+
+def _apply_thumb(name: str, where: str, code: bytes, place: int, kind: int, value: int,
+                 thumb: bool) -> bytes:
+    """A Thumb relocation on the 32-bit instruction in ``code`` (two halfwords, the first one
+    first). BL/BLX (T1/T2) and B.W (T4): imm32 = S:I1:I2:imm10:imm11:0 with I = NOT(J XOR S),
+    result S + A - P (BLX, to ARM code: from Align(P, 4)); MOVW/MOVT (T3/T1): imm16 =
+    imm4:i:imm3:imm8, result (S + A) | T, or (S + A) >> 16."""
+    hw1, hw2 = int.from_bytes(code[:2], "little"), int.from_bytes(code[2:], "little")
+    if kind in (R_ARM_THM_CALL, R_ARM_THM_JUMP24):
+        s = hw1 >> 10 & 1
+        i1, i2 = 1 ^ (hw2 >> 13 & 1) ^ s, 1 ^ (hw2 >> 11 & 1) ^ s
+        addend = _signed(s << 24 | i1 << 23 | i2 << 22 | (hw1 & 0x3FF) << 12 | (hw2 & 0x7FF) << 1, 25)
+        blx = kind == R_ARM_THM_CALL and not hw2 & 0x1000
+        delta = value + addend - (place & ~3 if blx else place)
+        if delta & (3 if blx else 1) or not -(1 << 24) <= delta < 1 << 24:
+            raise ElfError(name, f"{where}: the Thumb branch to {value:#x} is out of range "
+                                 f"(+-16 MiB) or not {'word' if blx else 'halfword'}-aligned")
+        s = delta >> 24 & 1
+        j1, j2 = 1 ^ (delta >> 23 & 1) ^ s, 1 ^ (delta >> 22 & 1) ^ s
+        hw1 = hw1 & 0xF800 | s << 10 | delta >> 12 & 0x3FF
+        hw2 = hw2 & 0xD000 | j1 << 13 | j2 << 11 | delta >> 1 & 0x7FF
+    else:
+        imm16 = (hw1 & 0xF) << 12 | (hw1 >> 10 & 1) << 11 | (hw2 >> 12 & 7) << 8 | hw2 & 0xFF
+        total = value + _signed(imm16, 16)
+        half = (total >> 16 if kind == R_ARM_THM_MOVT_ABS else total | thumb) & 0xFFFF
+        hw1 = hw1 & 0xFBF0 | half >> 12 | (half >> 11 & 1) << 10
+        hw2 = hw2 & 0x8F00 | (half >> 8 & 7) << 12 | half & 0xFF
+    return hw1.to_bytes(2, "little") + hw2.to_bytes(2, "little")

@@ -224,7 +224,7 @@ def object_region(name: str, image: ElfImage, base: int, *, load_pa: int | None 
         code = code[:end - base]
         text_size = min(text_size, len(code))
     return Region(name, bytes(code), base, base if load_pa is None else load_pa, symbols,
-                  image.globals, image.filename, _thumb(image, symbols),
+                  image.globals, image.filename, image.thumb_code(base, base + text_size, symbols),
                   None if text_size == len(code) else text_size)
 
 
@@ -238,7 +238,8 @@ def _vmlinux_init(elf: ElfImage, pa: int) -> Region:
     code = elf.bytes_at(s[INIT_START], s[INIT_END])
     symbols = {k: v - s[INIT_START] + pa for k, v in s.items() if s[INIT_START] <= v <= s[INIT_END]}
     return Region("init", code, pa, pa, symbols, elf.globals & set(symbols), elf.filename,
-                  _thumb(elf, symbols))
+                  elf.thumb_code(s[INIT_START], s[INIT_END], _names_in(elf, s[INIT_START],
+                                                                      s[INIT_END])))
 
 
 def _stub_span(elf: ElfImage) -> tuple[int, int]:
@@ -257,9 +258,19 @@ def _vmlinux_region(elf: ElfImage, name: str, first: int, end: int, to_pa: int,
     pa = first + to_pa
     symbols = {k: v + to_pa + to_base for k, v in elf.symbols.items() if first <= v < end}
     return Region(name, code, pa + to_base, pa, symbols, elf.globals & set(symbols), elf.filename,
-                  _thumb(elf, symbols))
+                  elf.thumb_code(first, end, symbols))
 
 
-def _thumb(image: ElfImage, symbols: Mapping[str, int]) -> bool:
-    """Thumb code: a function symbol of the region has bit 0 set in the ELF (ARM ELF, 5.5.3)."""
-    return any(name in image.thumb for name in symbols)
+def _names_in(elf: ElfImage, start: int, end: int) -> list[str]:
+    return [name for name, value in elf.symbols.items() if start <= value < end]
+
+
+def elf_isa(paths: tuple[Path, ...]) -> str:
+    """The instruction set of the ELF's HYP init code (``kernel.isa``): ``thumb2`` when its
+    symbols mark it Thumb (a Thumb function, a ``$t``), else ``arm``."""
+    check_elf_files(paths)
+    image = next(image for image in map(read_elf, paths)
+                 if not image.relocatable or "init" in _regions_of(image))
+    start = image.symbols[INIT_START]
+    end = image.symbols.get(INIT_END, start + 4)
+    return "thumb2" if image.thumb_code(start, end, _names_in(image, start, end)) else "arm"

@@ -8,7 +8,7 @@ never configured lacks the headers kbuild generates; hypemu writes them as small
 temporary directory that plays kbuild's object tree (the source tree is never written to):
 
 - ``include/generated/autoconf.h``: the CONFIG_ values of ``kernel_config`` (the scenario's board,
-  plus ``kernel.config``);
+  plus ``kernel.config``; ``kernel.isa: thumb2`` is CONFIG_THUMB2_KERNEL);
 - ``include/generated/asm-offsets.h``: empty. It holds offsets into C structures that only a
   compiler can compute; neither file uses one (an offset a source uses is undefined, and the
   assembler says so at the kernel's line);
@@ -19,6 +19,10 @@ The tree's Makefile (VERSION, PATCHLEVEL) picks the defaults a kernel engineer e
 later the dual-step init with the ``linux-3.10`` call convention, v3.9 (the first KVM/ARM) the
 single-step design with r0/r1 = pgd, r2 = stack, r3 = vectors (``seed``). The scenario's
 ``hyp.init`` and ``hyp.call_abi`` override them.
+
+A Thumb-2 kernel (CONFIG_THUMB2_KERNEL set) is preprocessed with that CONFIG_ value (and
+CONFIG_ARM_ASM_UNIFIED, which Kconfig selects with it) and assembled as kbuild's ``-mthumb
+-Wa,-mimplicit-it=always`` does: the headers' ARM()/THUMB()/W() pick the Thumb lines.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ KVM_ARM_FIRST, KVM_ARM_GONE, DUAL_STEP_FIRST = (3, 9), (5, 7), (3, 10)
 DEFINES = {"__ASSEMBLY__": "1", "__KERNEL__": "1", "__LINUX_ARM_ARCH__": "7"}
 FORCED = ("include/linux/kconfig.h", "asm/unified.h")
 _CONFIG_NAME = re.compile(r"CONFIG_[A-Za-z0-9_]+")
+THUMB2 = "CONFIG_THUMB2_KERNEL"
 
 
 class KernelTreeError(InputError):
@@ -121,7 +126,8 @@ def _preprocess(tree: KernelTree, relative: str, config: tuple[tuple[str, str], 
         out = Path(objtree)
         write_shims(out, tree, dict(config))
         request = Request(cwd=tree.root, source=relative, defines=DEFINES,
-                          includes=include_dirs(out), forced=FORCED)
+                          includes=include_dirs(out), forced=FORCED,
+                          thumb=any(name == THUMB2 for name, _ in config))
         try:
             return preprocess(request, which)
         except PreprocessorError as err:      # named from the tree's top: name it in full
@@ -158,6 +164,8 @@ def kernel_config(trampoline_va: int, cpus: int,
             config.pop(name, None)
         else:
             config[name] = value
+    if THUMB2 in config:
+        config.setdefault("CONFIG_ARM_ASM_UNIFIED", "1")     # Kconfig: THUMB2_KERNEL selects it
     return config
 
 
@@ -201,17 +209,20 @@ def write_shims(objtree: Path, tree: KernelTree, config: Mapping[str, str]) -> N
 @dataclass(frozen=True)
 class KernelAsm:
     """One preprocessed kernel source as a region's code (``loader.RegionCode``): assembled by
-    hypemu's assembler, its errors placed at the kernel's own file and line."""
+    hypemu's assembler (as Thumb-2 for a CONFIG_THUMB2_KERNEL build: ``thumb``), its errors
+    placed at the kernel's own file and line."""
 
     tree: KernelTree
     relative: str
     source: Preprocessed
+    thumb: bool = False
 
     def assemble(self, base: int, constants: Mapping[str, int]) -> Program:
         """The kernel's code at ``base``. The kernel's headers define every constant it uses, so
         hypemu predefines none (``constants`` is the contract of hypemu's own sources)."""
         try:
-            return assemble(self.source.text, base, filename=str(self.tree.root / self.relative))
+            return assemble(self.source.text, base, filename=str(self.tree.root / self.relative),
+                            thumb=self.thumb)
         except AsmError as err:
             file, line = self.source.origin(err.line or 1)
             raise AsmError(str(self.tree.root / file), line, err.message) from None
@@ -220,11 +231,14 @@ class KernelAsm:
 def kernel_regions(code_path: str, preprocessor: str, stub: str, trampoline_va: int, cpus: int,
                    overrides: Mapping[str, Optional[str]] = {}) -> dict[str, KernelAsm]:
     """The regions a kernel tree provides, preprocessed for this board: ``init`` (its init.S) and,
-    when ``stub`` is ``kernel`` or the path of a stub source, ``stub``."""
+    when ``stub`` is ``kernel`` or the path of a stub source, ``stub``; Thumb-2 code when the
+    config sets CONFIG_THUMB2_KERNEL."""
     tree = KernelTree.open(code_path)
     config = kernel_config(trampoline_va, cpus, overrides)
-    out = {"init": KernelAsm(tree, INIT_S, tree.preprocess(INIT_S, config, preprocessor))}
+    thumb = THUMB2 in config
+    out = {"init": KernelAsm(tree, INIT_S, tree.preprocess(INIT_S, config, preprocessor), thumb)}
     if stub != "builtin":
         relative = STUB_S if stub == "kernel" else stub
-        out["stub"] = KernelAsm(tree, relative, tree.preprocess(relative, config, preprocessor))
+        out["stub"] = KernelAsm(tree, relative, tree.preprocess(relative, config, preprocessor),
+                                thumb)
     return out

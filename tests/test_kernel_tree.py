@@ -192,7 +192,6 @@ NOT_ON_A_TREE = {
     "single-step-hotplug": "the same",
     "single-step-stale-idmap": "the same",
     "no-bounce-page": "its expect.fault.pc is where the jump of the built-in init code lands",
-    "thumb2-hotplug": "kernel.isa: thumb2: a Thumb-2 build of a kernel tree is not supported yet",
 }
 LIBRARY = sorted(SCENARIOS.glob("*.yaml"))
 
@@ -274,13 +273,17 @@ def test_a_stub_that_leaves_no_hyp_mode_is_the_stubs_fault(tmp_path):
                     reason="set HYPEMU_LINUX_TREES to kernel trees (colon-separated) to boot them")
 def test_real_kernel_trees_boot():
     """A user's Linux trees (v3.9 or later, 32-bit KVM): their own init.S and stub come up on two
-    CPUs. v3.9's single-step design loses the idmap after boot, so only v3.10 and later survive a
-    hotplug."""
+    CPUs, built as an ARM and as a Thumb-2 kernel (CONFIG_THUMB2_KERNEL, HSCTLR.TE set). v3.9's
+    single-step design loses the idmap after boot, so only v3.10 and later survive a hotplug."""
     import os
     for tree in os.environ["HYPEMU_LINUX_TREES"].split(":"):
         steps = [{"boot": "all"}, {"call": {"cpu": 1, "fn": "hyp_probe"}}]
-        result = hypemu.run(tree_scenario(Path(tree), "auto", cpus=2, steps=steps))
-        assert result.passed, (tree, result.reason)
+        for isa in ("arm", "thumb2"):
+            result = hypemu.run(tree_scenario(Path(tree), "auto", cpus=2, steps=steps,
+                                              kernel={"isa": isa}))
+            assert result.passed and result.isa == isa, (tree, isa, result.reason)
+            assert all(bool(cpu["hyp"]["HSCTLR"] & 1 << 30) == (isa == "thumb2")
+                       for cpu in result.to_dict()["cpus"])
 
 
 @pytest.mark.skipif(shutil.which("arm-linux-gnueabihf-as") is None,

@@ -55,15 +55,22 @@ def elf_code(value: Any, base_dir: Optional[str]) -> ElfCode:
 
 def check_elf(code: ElfCode, kernel: KernelSection, given: Mapping[str, Any]) -> KernelSection:
     """ELF guest code must load (an ``ElfError`` becomes a ``hyp.code`` error); a vmlinux fixes
-    kernel.page_offset, text_offset and hyp_idmap_offset: a scenario that asks for other values
-    is refused, one that does not gets the ELF's."""
+    kernel.page_offset, text_offset and hyp_idmap_offset, and the ELF's symbols the instruction
+    set (Thumb functions, ``$t``: kernel.isa thumb2): a scenario that asks for other values is
+    refused, one that does not gets the ELF's."""
     from ..elf_image import ElfError
-    from ..elf_source import fixed_place
+    from ..elf_source import elf_isa, fixed_place
     try:
         fixed = fixed_place(tuple(Path(p) for p in code.paths))
+        isa = elf_isa(tuple(Path(p) for p in code.paths))
     except ElfError as err:
         raise ScenarioError(KEY, str(err)) from None
-    values = {}
+    if given.get("isa", isa) != isa:
+        raise ScenarioError("kernel.isa", f"{v.shown(code.paths[0])}: its HYP init code is "
+                                          f"{'Thumb-2' if isa == 'thumb2' else 'ARM'} code "
+                                          f"(its symbols say so), the scenario asks for "
+                                          f"{kernel.isa}")
+    values: dict[str, Any] = {"isa": isa}
     for name in ("page_offset", "text_offset", "hyp_idmap_offset"):
         linked = getattr(fixed, name)
         if linked is None:
@@ -74,6 +81,30 @@ def check_elf(code: ElfCode, kernel: KernelSection, given: Mapping[str, Any]) ->
                                 f"{getattr(kernel, name):#x}")
         values[name] = linked
     return dataclasses.replace(kernel, **values)
+
+
+THUMB2 = "CONFIG_THUMB2_KERNEL"
+
+
+def tree_isa(kernel: KernelSection, given: Mapping[str, Any]) -> KernelSection:
+    """A kernel tree's build: ``kernel.isa: thumb2`` and ``kernel.config: {CONFIG_THUMB2_KERNEL:
+    y}`` say the same (either one implies the other); a scenario that says both ``arm`` and the
+    CONFIG_ value, or ``thumb2`` and the value unset, is refused."""
+    wanted = [value for name, value in kernel.config if name == THUMB2]
+    where = v.join("kernel.config", THUMB2)
+    if not wanted:
+        if kernel.isa != "thumb2":
+            return kernel
+        return dataclasses.replace(kernel, config=(*kernel.config, (THUMB2, "1")))
+    if wanted[-1] is None:
+        if kernel.isa == "thumb2":
+            raise ScenarioError(where, "unset, but kernel.isa is thumb2 (a CONFIG_THUMB2_KERNEL "
+                                       "build): say one of them")
+        return kernel
+    if given.get("isa", "thumb2") != "thumb2":
+        raise ScenarioError(where, f"set (a Thumb-2 build), but kernel.isa is "
+                                   f"{given.get('isa')}: say one of them")
+    return dataclasses.replace(kernel, isa="thumb2")
 
 
 def kernel_code(value: Any, preprocessor: str, base_dir: Optional[str]) -> KernelTreeCode:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional, Union
 
 from ..errors import ScenarioError
 from . import sections, steps
-from .guest import check_elf, check_init_code, check_kernel_code, check_stub_file
+from .guest import check_elf, check_init_code, check_kernel_code, check_stub_file, tree_isa
 from .models import ElfCode, KernelTreeCode
 from .keys import DEFAULTS
 from .models import Scenario
@@ -58,19 +58,16 @@ def _build(user: Mapping[str, Any], file: Optional[str], base_dir: Optional[str]
     machine = sections.machine(top)
     kernel = sections.kernel(top)
     hyp = sections.hyp(top, base_dir)
+    if isinstance(hyp.code, KernelTreeCode):       # CONFIG_THUMB2_KERNEL is kernel.isa: thumb2
+        kernel = tree_isa(kernel, top.get("kernel") or {})
+    if isinstance(hyp.code, ElfCode):              # the ELF's layout and instruction set
+        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
     step_list = steps.steps(top.get("steps", DEFAULTS["steps"]), machine.cpus)
     inject = steps.injections(top.get("inject", DEFAULTS["inject"]), len(step_list), kernel.isa)
     limits = sections.limits(top)
     expect = sections.expect(top, machine.cpus)
-    if isinstance(hyp.code, ElfCode):
-        kernel = check_elf(hyp.code, kernel, top.get("kernel") or {})
     if hyp.assembler in ("gnu", "llvm"):
         _check_assembler(hyp.assembler)
-    if isinstance(hyp.code, KernelTreeCode) and (kernel.isa == "thumb2" or any(
-            name == "CONFIG_THUMB2_KERNEL" and value is not None for name, value in kernel.config)):
-        raise ScenarioError("kernel.isa", "a Thumb-2 build (thumb2, CONFIG_THUMB2_KERNEL) of a "
-                                          "kernel tree is not supported yet: use kernel.isa arm, or "
-                                          "hypemu's own code or an ELF for Thumb-2")
     if isinstance(hyp.code, KernelTreeCode):                       # last: the slowest checks
         check_kernel_code(hyp.code, hyp.stub, hyp.trampoline_va, machine.cpus, kernel.config)
     elif hyp.assembler == "builtin":    # another assembler reports its own errors when it runs

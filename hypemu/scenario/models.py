@@ -87,7 +87,8 @@ class KernelSection:
         "aligned)", "auto")
     isa: str = key(v.one_of(ISAS), "the instruction set the kernel was built for: arm, or thumb2 "
                    "(CONFIG_THUMB2_KERNEL: the guest code assembled as Thumb-2, HYP exceptions "
-                   "taken in Thumb state)", "arm")
+                   "taken in Thumb state); a kernel tree's CONFIG_THUMB2_KERNEL and an ELF's "
+                   "Thumb symbols imply thumb2", "arm")
     config: tuple[tuple[str, Optional[str]], ...] = key(
         v.other("mapping", {"type": "object", "propertyNames": {"pattern": "^CONFIG_[A-Za-z0-9_]+$"},
                             "additionalProperties": {"type": ["integer", "string", "boolean"]}}),

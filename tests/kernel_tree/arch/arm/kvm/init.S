@@ -62,8 +62,10 @@ hyp_init_call:
 	mrc	p15, 0, r12, c1, c0, 0	@ SCTLR
 	ldr	r11, =(HSCTLR_EE | HSCTLR_FI | HSCTLR_I | HSCTLR_C)
 	and	r12, r12, r11
- ARM(	orr	r12, r12, #(HSCTLR_M | HSCTLR_A)		)
- THUMB(	orr	r12, r12, #(HSCTLR_M | HSCTLR_A | HSCTLR_TE)	)
+	@ (TE|A|M is no Thumb-2 modified immediate: through a register, in both builds)
+ ARM(	ldr	r11, =(HSCTLR_M | HSCTLR_A)			)
+ THUMB(	ldr	r11, =(HSCTLR_M | HSCTLR_A | HSCTLR_TE)	)	@ HSCTLR.TE: exceptions in Thumb
+	orr	r12, r12, r11
 	mrc	p15, 4, r1, c1, c0, 0	@ HSCTLR
 	ldr	r11, =HSCTLR_MASK
 	bic	r1, r1, r11

@@ -1,7 +1,9 @@
 #ifndef __ASM_UNIFIED_H
 #define __ASM_UNIFIED_H
-/* ARM or Thumb-2 kernel: which half of an ARM()/THUMB() pair is assembled, and W(), the wide
- * form of an instruction in a Thumb-2 kernel. This tree builds an ARM kernel. */
+/* ARM or Thumb-2 kernel (CONFIG_THUMB2_KERNEL): which half of an ARM()/THUMB() pair is
+ * assembled, and W(), the wide (32-bit) form of an instruction in a Thumb-2 kernel, so that a
+ * vector table keeps one 4-byte slot per vector. Both builds use the unified syntax (Thumb-2
+ * needs it; the ARM code reads the same in it). */
 #ifdef __ASSEMBLY__
 	.syntax unified
 #endif
