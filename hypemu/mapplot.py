@@ -139,7 +139,7 @@ def _draw_phys(ax: Axes, col: Column, regions: list[Region]) -> None:
         elif r.kind in containers:
             lo, hi, at = containers[r.kind]
             col.box(ax, r.start, r.end, COLORS[r.kind], ident, span=(lo, hi))
-            y0, y1 = col.y(r.start), col.y(r.end)
+            y0 = col.y(r.start)
             ax.text(col.x + at * col.width, y0 + 0.2, label, fontsize=5.5, ha="center", va="top",
                     rotation=270, style="italic", gid=ident + ":label")
         elif r.kind == "init":   # inside its page: the upper part, narrower

@@ -9,7 +9,7 @@ and ``hypemu map`` are these functions and a printer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from . import memmap
 from .kvm import BudgetExhausted, GuestFault

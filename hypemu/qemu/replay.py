@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 from ..export import Action, Export
 from . import driver, registers
 from .launch import NotComparable
-from .target import CPSR_AIF, MODE_HYP, REG_CPSR, REG_LR, REG_PC, Stop, Target, TargetError
+from .target import CPSR_AIF, MODE_HYP, REG_CPSR, REG_LR, Stop, Target, TargetError
 
 # ARM ARM reset values of the registers QEMU 7.2 resets to 0 (HSCTLR's RES1 bits as Cortex-A15
 # resets them, HTCR and VTCR bit 31 RES1). Written by the driver, never taken from hypemu's model,

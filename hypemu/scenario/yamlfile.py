@@ -12,12 +12,12 @@ the pure-Python loader, whose marks and messages are the ones the error texts ar
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
 import yaml
 
 from ..errors import ScenarioError
-from .values import BoolWord, describe, join
+from .values import BoolWord, join
 
 FILE_KEY = "(file)"
 MAX_FILE_BYTES = 1 << 20
