@@ -251,6 +251,10 @@ class Engine:
     def write(self, pa: int, data: bytes) -> None:
         self.uc.mem_write(pa, bytes(data))
 
+    def write_repeated(self, pa: int, word: bytes, size: int) -> None:
+        """Write the 4 bytes ``word`` repeated over ``size`` bytes (engine_pool maps them)."""
+        self.write(pa, word * (size // 4))
+
     def read32(self, pa: int) -> int:
         return self.regs.load(pa, 4)
 

@@ -17,6 +17,7 @@ through zeros.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Protocol, Union
@@ -221,9 +222,15 @@ class CodeTarget(Protocol):
     def write_ram(self, pa: int, data: bytes) -> None:
         """Write plain bytes at ``pa``."""
 
+    def fill_ram(self, pa: int, data: bytes) -> None:
+        """Write ``data``, one 32-bit word repeated, at ``pa`` (a reused engine maps such a span
+        copy-on-write from a template instead of writing every page: engine_pool)."""
 
+
+@functools.lru_cache(maxsize=4)
 def poison(size: int, thumb: bool = False) -> bytes:
-    """``size`` bytes (a multiple of 4) of the poison instruction (of Thumb code: ``thumb``)."""
+    """``size`` bytes (a multiple of 4) of the poison instruction (of Thumb code: ``thumb``).
+    Cached: a sweep poisons spans of the same few sizes on every board (up to 16 MiB each)."""
     return (THUMB_POISON if thumb else IMAGE_POISON).to_bytes(4, "little") * (size // 4)
 
 
@@ -231,7 +238,7 @@ def load_image(target: CodeTarget, image: GuestImage, span: tuple[int, int]) -> 
     """Fill the image span [start, end) with the poison, then load every region at its PA: its
     code as code, its data as plain bytes (a data word is never taken for an instruction)."""
     start, end = span
-    target.write_ram(start, poison(end - start, image.init.thumb))
+    target.fill_ram(start, poison(end - start, image.init.thumb))
     for region in (*image.kernel, *image.regions()):
         target.load_code(region.load_pa, region.text, region.thumb)
         if region.data:

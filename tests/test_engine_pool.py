@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import hypemu
-from hypemu.engine_pool import EnginePool
+from hypemu.engine_pool import TEMPLATES, EnginePool, PooledEngine
 
 SHAPES: list[dict[str, Any]] = [
     {"name": "two-cpus-hotplug", "machine": {"cpus": 2},
@@ -35,7 +35,7 @@ def _sample(n: int, seed: int) -> list[dict[str, Any]]:
             "base": rng.choice([0x0, 0x40000000, 0x80000000, 0xFF000000]),
             "size": rng.choice([16 << 20, 256 << 20, 1 << 30])}}
         s["kernel"] = {**s.get("kernel", {}),
-                       "hyp_idmap_offset": rng.choice(["auto", 0x1000, 0x1FE0, 0xFFE0])}
+                       "hyp_idmap_offset": rng.choice(["auto", 0x1000, 0x1FE0, 0xFFE0, 0x3FF000])}
         if s["name"] == "stale":   # the idmap's first page, still in the TLB without the TLBIALLH
             s["kernel"] = {"hyp_idmap_offset": 0x1000}
             s["steps"] = [{"boot": "all"}, {"call": {"fn": "hyp_read", "args": [
@@ -76,3 +76,24 @@ def test_a_reset_engine_has_zero_ram_and_no_extra_hook() -> None:
     assert again is engine
     assert engine.read(0x80001000, 64) == bytes(64)
     assert engine._extra_hooks == []
+
+
+def test_a_repeated_word_is_mapped_copy_on_write_and_reset_to_zeros() -> None:
+    """write_repeated over whole pages maps them from a template: they read as the word, a write
+    to one stays private to this board, and reset makes them zeros again (not the word)."""
+    assert TEMPLATES.usable   # Linux: memfd_create and MAP_FIXED
+    engine = PooledEngine([(0x80000000, 16 << 20)])
+    word, pa, size = bytes.fromhex("f0eafde7"), 0x80001004, 0x40000 - 8   # partial first, last page
+    engine.write_repeated(pa, word, size)
+    assert engine._templated, "the whole pages were not mapped from the template"
+    assert engine.read(pa, size) == word * (size // 4)
+    assert engine.read(pa - 4, 4) == bytes(4) and engine.read(pa + size, 4) == bytes(4)
+    engine.write(0x80010000, b"\x11" * 8)                    # a store into a mapped page
+    assert engine.read(0x8000FFFC, 16) == word + b"\x11" * 8 + word
+    engine.reset()
+    assert engine.read(pa - 4, size + 8) == bytes(size + 8)
+    other = bytes.fromhex("f0def0de")                       # the Thumb poison: its own template
+    engine.write_repeated(0x80000000, other, 0x20000)
+    engine.write_repeated(pa, word, size)                   # the same span again: the store is gone
+    assert engine.read(pa, size) == word * (size // 4)
+    assert engine.read(0x80000000, 4) == other and engine.read(0x80000ffc, 12) == other * 2 + word

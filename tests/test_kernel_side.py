@@ -48,6 +48,9 @@ class RecordingTarget:
     def write_ram(self, pa: int, data: bytes) -> None:
         self.writes.append(("ram", pa, data))
 
+    def fill_ram(self, pa: int, data: bytes) -> None:
+        self.writes.append(("ram", pa, data))
+
 
 def test_loading_poisons_the_image_span_then_loads_each_region_at_its_pa():
     image = GuestImage(pl1=_region("pl1", b"\x01" * 8, 0x1000, 0x1000),

@@ -46,6 +46,9 @@ class _Recorder:
     def write_ram(self, pa: int, data: bytes) -> None:
         self.ram.append((pa, data))
 
+    def fill_ram(self, pa: int, data: bytes) -> None:
+        self.ram.append((pa, data))
+
 
 def test_data_sections_are_loaded_as_data_not_scanned_as_code():
     program = assemble(".text\nf: isb\nbx lr\n.data\nd: .long 0xF57FF06F\n", 0x1000)

@@ -46,6 +46,10 @@ class _BoardRam:
         self.log.load(pa, data)
         self.core.engine.write(pa, data)
 
+    def fill_ram(self, pa: int, data: bytes) -> None:
+        self.log.load(pa, data)
+        self.core.engine.write_repeated(pa, data[:4], len(data))   # the loader's contract
+
 
 class Kernel:
     """The PL1 kernel of the board: its layout, its guest image, its HYP tables and its calls."""
