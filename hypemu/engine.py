@@ -4,11 +4,9 @@ a memory watch for the replay), the exact instruction budget of a run (native, s
 ``engine_budget``, or Unicorn's ``emu_start(count=)`` with its counter), and Unicorn's soft-TLB
 flush.
 
-Why a separate module: only this file speaks Unicorn; everything above it uses plain integers,
-bytes and callbacks. An exception raised in a hook cannot cross Unicorn's C frames, so the adapter
-captures it, stops the run and re-raises it from ``start`` (every ``emu_start``, the replay's
-included). The ``count=`` budget's counter lives here because Unicorn keeps it internally without
-an API (see ``engine_budget.counter_address``).
+Why a separate module: only this file speaks Unicorn; the rest uses integers, bytes and callbacks.
+A hook's exception cannot cross Unicorn's C frames: the adapter captures it, stops the run and
+re-raises it from ``start``. The ``count=`` budget's counter is here: Unicorn has no API for it.
 """
 
 from __future__ import annotations
@@ -201,6 +199,7 @@ class Engine:
         self._counter: Optional[ctypes.c_uint64] = None if self._native else self._count_view()
         self._thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
+        self._code_stale = False   # flush_code_cache was asked for: done before the next run
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
         self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
@@ -350,8 +349,9 @@ class Engine:
             raise EngineError("uc_ctl(TLB_FLUSH) failed")
 
     def flush_code_cache(self) -> None:
-        """Host writes do not invalidate translated code: call after loading or patching code."""
-        self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
+        """Host writes do not invalidate translated code: call after loading or patching code.
+        Done before the next run (a board's loads would flush an empty cache many times)."""
+        self._code_stale = True
 
     def executed(self) -> int:
         """Instructions the last counted run executed (requested + 1 when the count ran out), as
@@ -408,8 +408,10 @@ class Engine:
         budget from the cost of the HYP model."""
         if count is not None and count < 1:
             raise EngineError("emu_start needs a positive instruction count (0 means unlimited)")
-        self._hook_error = None
-        err: UcError | None = None
+        self._hook_error, err = None, None
+        if self._code_stale:
+            self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
+            self._code_stale = False
         if self._native is not None:
             err = self._native.run(pc, count, self._emu_start, self._quiet)
         else:
