@@ -104,8 +104,8 @@ class PooledEngine(Engine):
     def write_repeated(self, pa: int, word: bytes, size: int) -> None:
         end = pa + size
         first, last = -(-pa // PAGE) * PAGE, end // PAGE * PAGE   # the whole pages inside
-        bank = next((i for i, (base, size) in enumerate(self.banks)
-                     if base <= pa and end <= base + size), None)
+        bank = next((i for i, (base, length) in enumerate(self.banks)
+                     if base <= pa and end <= base + length), None)
         if bank is None or last - first < MIN_MAPPED or not TEMPLATES.usable or pa % 4 or size % 4:
             return super().write_repeated(pa, word, size)
         host = self._hosts[bank] + first - self.banks[bank][0]
