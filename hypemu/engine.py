@@ -1,10 +1,12 @@
 """The thin adapter around one Unicorn instance: memory by physical address, registers by
 architectural number, the hooks the CPU model needs (soft-TLB fill, trapped instruction, interrupt,
 a memory watch for the replay), the exact instruction budget of a run (native, see
-``engine_budget``, or Unicorn's ``emu_start(count=)`` with its counter), and Unicorn's soft-TLB
-flush.
+``engine_budget``, or Unicorn's ``emu_start(count=)`` with its counter), Unicorn's soft-TLB
+flush, and which translated code survives a host write (``code_cache``). Register access through
+the C API is ``engine_regs``.
 
-Why a separate module: only this file speaks Unicorn; the rest uses integers, bytes and callbacks.
+Why a separate module: only this file and its ``engine_*`` parts speak Unicorn; the rest uses
+integers, bytes and callbacks.
 A hook's exception cannot cross Unicorn's C frames: the adapter captures it, stops the run and
 re-raises it from ``start``. The ``count=`` budget's counter is here: Unicorn has no API for it.
 """
@@ -20,18 +22,17 @@ from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_F
                      UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE, UC_MODE_ARM, UC_PROT_EXEC,
                      UC_PROT_READ, UC_PROT_WRITE, UC_TLB_VIRTUAL)
 from unicorn import Uc, UcError  # type: ignore[attr-defined]
-from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
-                               UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15)
+from unicorn.arm_const import UC_CPU_ARM_CORTEX_A15
 
 from . import engine_budget
+from .code_cache import CodeCache
 from .engine_budget import COUNT, NATIVE, NativeBudget, counter_address
+from .engine_regs import REG_CPSR as REG_CPSR, REG_LR as REG_LR, REG_PC as REG_PC
+from .engine_regs import REG_SP as REG_SP, EngineError as EngineError, NoMemory as NoMemory
+from .engine_regs import Registers as Registers
 
 PAGE = 4096
 
-# Registers by architectural number: 0-12 R0-R12, 13 SP, 14 LR, 15 PC; 16 is the CPSR.
-REG_SP, REG_LR, REG_PC, REG_CPSR = 13, 14, 15, 16
-_UC_REG = tuple(UC_ARM_REG_R0 + n for n in range(13)) + (UC_ARM_REG_SP, UC_ARM_REG_LR,
-                                                         UC_ARM_REG_PC, UC_ARM_REG_CPSR)
 # Soft-TLB entry permissions (the values Unicorn uses)
 PROT_READ, PROT_WRITE, PROT_EXEC = UC_PROT_READ, UC_PROT_WRITE, UC_PROT_EXEC
 PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -55,88 +56,6 @@ class Map(tuple[int, int]):
 
 FillHook = Callable[[int, str], Any]
 """(va, 'read' | 'write' | 'fetch') -> a ``Map`` to grant the fill, anything else to refuse it."""
-
-
-class EngineError(RuntimeError):
-    """Unicorn could not do what the model asked (a bug or an unsupported Unicorn build)."""
-
-
-class NoMemory(EngineError, LookupError):
-    """A read of a physical address where the board has no RAM (a walk there is an external
-    abort: the walker catches LookupError)."""
-
-
-class Registers:
-    """32-bit register access by architectural number (see ``REG_*``) and small memory loads through Unicorn's C API with reused buffers.
-    Why: the binding's ``reg_read``/``reg_write`` dispatch on the register's type on every call
-    (~1.2 us each), and ``mem_read`` allocates a buffer per call; a trapped instruction makes several
-    accesses and a walk reads up to four descriptors. This costs a third of that. Falls back to the
-    binding when this Unicorn build does not expose its library handle."""
-
-    def __init__(self, uc: Any) -> None:
-        try:
-            from unicorn.unicorn_py3.unicorn import uclib
-            self._handle, self._c_read, self._c_write = uc._uch, uclib.uc_reg_read, uclib.uc_reg_write
-        except (ImportError, AttributeError):   # pragma: no cover - other bindings
-            self.read = lambda n: uc.reg_read(_UC_REG[n])  # type: ignore[method-assign, assignment]
-            self.write = lambda n, v: uc.reg_write(_UC_REG[n], v)  # type: ignore[method-assign, assignment]
-            self.load = self._load_by_binding  # type: ignore[method-assign]
-            self._uc = uc
-            return
-        self._c_mem_read = uclib.uc_mem_read
-        self._buf = ctypes.c_uint32()
-        self._ref = ctypes.byref(self._buf)
-        self._mem = ctypes.create_string_buffer(8)
-        # uc_reg_read_batch / uc_reg_write_batch: one C call for several registers
-        self._c_read_batch, self._c_write_batch = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
-        self._values = (ctypes.c_uint32 * 6)()
-        self._pointers = (ctypes.c_void_p * 6)(
-            *(ctypes.addressof(self._values) + 4 * n for n in range(6)))
-        self._sp_lr = (ctypes.c_int * 2)(UC_ARM_REG_SP, UC_ARM_REG_LR)
-        self._args = (ctypes.c_int * 6)(*(UC_ARM_REG_R0 + n for n in range(4)), UC_ARM_REG_LR,
-                                        UC_ARM_REG_PC)
-
-    def _load_by_binding(self, pa: int, size: int) -> int:   # pragma: no cover - other bindings
-        try:
-            return int.from_bytes(self._uc.mem_read(pa, size), "little")
-        except UcError:
-            raise NoMemory(f"no memory at PA {pa:#x}") from None
-
-    def read(self, reg: int) -> int:
-        if self._c_read(self._handle, _UC_REG[reg], self._ref):
-            raise EngineError(f"uc_reg_read({reg}) failed")
-        return int(self._buf.value)
-
-    def load(self, pa: int, size: int) -> int:
-        """The little-endian value of ``size`` (4 or 8) bytes of memory at ``pa``."""
-        if self._c_mem_read(self._handle, pa, self._mem, size):
-            raise NoMemory(f"no memory at PA {pa:#x}")
-        return int.from_bytes(self._mem.raw[:size], "little")
-
-    def write(self, reg: int, value: int) -> None:
-        self._buf.value = value & 0xFFFFFFFF
-        if self._c_write(self._handle, _UC_REG[reg], self._ref):
-            raise EngineError(f"uc_reg_write({reg}) failed")
-
-    def exchange_sp_lr(self, sp: int, lr: int) -> tuple[int, int]:
-        """SP and LR as they are, then ``sp`` and ``lr`` in their place (a mode switch's bank
-        swap): two C calls instead of four."""
-        values = self._values
-        if self._c_read_batch(self._handle, self._sp_lr, self._pointers, 2):
-            raise EngineError("uc_reg_read_batch(SP, LR) failed")
-        old = values[0], values[1]
-        values[0], values[1] = sp & 0xFFFFFFFF, lr & 0xFFFFFFFF
-        if self._c_write_batch(self._handle, self._sp_lr, self._pointers, 2):
-            raise EngineError("uc_reg_write_batch(SP, LR) failed")
-        return old
-
-    def write_call(self, args: tuple[int, int, int, int], lr: int) -> None:
-        """R0-R3 and LR of a call, in one C call."""
-        values = self._values
-        values[0], values[1], values[2], values[3] = (a & 0xFFFFFFFF for a in args)
-        values[4] = lr & 0xFFFFFFFF
-        if self._c_write_batch(self._handle, self._args, self._pointers, 5):
-            raise EngineError("uc_reg_write_batch(R0-R3, LR) failed")
 
 
 def new_uc() -> Any:
@@ -199,7 +118,9 @@ class Engine:
         self._counter: Optional[ctypes.c_uint64] = None if self._native else self._count_view()
         self._thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
-        self._code_stale = False   # flush_code_cache was asked for: done before the next run
+        # translated code kept across host writes where its bytes did not change (code_cache)
+        self.code = CodeCache(self._page_bytes, self._drop_code, self._flush_code)
+        self._live, self._granted = self.code.live, self.code.granted
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
         self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
@@ -231,8 +152,11 @@ class Engine:
         pa = (1 << 40) - PAGE
         while self.is_ram(pa):
             pa -= PAGE
-        self.uc.mem_map(pa, PAGE)
+        self._map_page(pa)
         return pa
+
+    def _map_page(self, pa: int) -> None:
+        self.uc.mem_map(pa, PAGE)
 
     def is_ram(self, pa: int) -> bool:
         for base, size in self.banks:
@@ -291,6 +215,8 @@ class Engine:
             if type(decision) is Map:
                 result = entry.contents
                 result.paddr, result.perms = decision
+                if decision[1] & PROT_EXEC and decision[0] >> 12 not in self._live:
+                    self._granted(decision[0] >> 12)   # Unicorn may translate code from it
                 return True
             self._refused(decision)
         except BaseException as exc:
@@ -347,11 +273,27 @@ class Engine:
         """Drop every translation Unicorn cached; the next access of each page asks the model."""
         if self._c_ctl(self._uch, _TLB_FLUSH):
             raise EngineError("uc_ctl(TLB_FLUSH) failed")
+        self.code.epoch_end()
+
+    def write_code(self, pa: int, data: bytes) -> None:
+        """Write guest code: code translated from the bytes it changes goes before the next run."""
+        self.code.before_write(pa, len(data))
+        self.write(pa, data)
 
     def flush_code_cache(self) -> None:
-        """Host writes do not invalidate translated code: call after loading or patching code.
-        Done before the next run (a board's loads would flush an empty cache many times)."""
-        self._code_stale = True
+        """Drop all translated code before the next run: for hooks compiled into it."""
+        self.code.flush_all()
+
+    def _page_bytes(self, page: int) -> bytes:
+        return self.read(page << 12, PAGE)
+
+    def _flush_code(self) -> None:
+        self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
+
+    def _drop_code(self, changes: list[tuple[int, list[tuple[int, int]]]]) -> bool:
+        """Remove the code translated from these byte ranges of physical pages, if this engine
+        can (``engine_pool`` can: it knows where its RAM lives); False: flush it all instead."""
+        return False
 
     def executed(self) -> int:
         """Instructions the last counted run executed (requested + 1 when the count ran out), as
@@ -378,7 +320,7 @@ class Engine:
             self._native.disable()
             self._native, self.budget_kind = None, COUNT
             self._counter = self._count_view()
-            self.flush_code_cache()   # count='s hook is compiled into the code translated next
+            self.code.stop_lazy()     # and flush: count='s hook is compiled into the code
 
     def reset_budget(self) -> None:
         """Forget every run's count (an instance reused for another board)."""
@@ -409,9 +351,7 @@ class Engine:
         if count is not None and count < 1:
             raise EngineError("emu_start needs a positive instruction count (0 means unlimited)")
         self._hook_error, err = None, None
-        if self._code_stale:
-            self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
-            self._code_stale = False
+        self.code.settle()
         if self._native is not None:
             err = self._native.run(pc, count, self._emu_start, self._quiet)
         else:

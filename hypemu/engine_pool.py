@@ -5,8 +5,9 @@ keeps one per RAM layout and resets it between boards. The reset must leave noth
 board: its RAM comes from an anonymous ``mmap`` mapped with ``mem_map_ptr`` and is zeroed with
 ``madvise(MADV_DONTNEED)`` (the kernel drops the pages; the next touch reads zeros), as is the
 scratch page; hooks added after the engine was made are removed (the three hooks the engine owns
-stay: their callbacks are set anew by every board), the translated code and the soft TLB are
-flushed, and the registers are restored from a context saved when the instance was new.
+stay: their callbacks are set anew by every board), the soft TLB is flushed, translated code is
+kept only where the next board loads the same bytes at the same place (``code_cache``), and the
+registers are restored from a context saved when the instance was new.
 
 The image poison (one word repeated over up to 16 MiB, on every board) is not written page by page:
 ``write_repeated`` maps the span's whole pages copy-on-write from a memfd that holds the word
@@ -86,6 +87,33 @@ class _Templates:
 TEMPLATES = _Templates()
 
 
+class _CodeInvalidation:
+    """Unicorn's own ``tb_invalidate_phys_range`` on a RAM address (``qemu_ram_addr_from_host``
+    of the host memory a pooled engine owns): removes the code translated from a byte range of
+    RAM, with no VA to translate and no soft-TLB fill. Both are exported by Unicorn 2.1's
+    library but not part of its API: ``usable`` is False where they are missing (the engine then
+    flushes all translated code, as ``Engine`` does)."""
+
+    INVALID = (1 << 64) - 1      # RAM_ADDR_INVALID
+
+    def __init__(self) -> None:
+        try:
+            from unicorn.unicorn_py3.unicorn import uclib
+            self.ram_addr: Any = uclib.qemu_ram_addr_from_host_arm
+            self.invalidate: Any = uclib.tb_invalidate_phys_range_arm
+        except (ImportError, AttributeError):   # pragma: no cover - another Unicorn build
+            self.usable = False
+            return
+        self.ram_addr.restype, self.ram_addr.argtypes = ctypes.c_uint64, (ctypes.c_void_p,
+                                                                         ctypes.c_void_p)
+        self.invalidate.restype = None
+        self.invalidate.argtypes = (ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+        self.usable = True
+
+
+INVALIDATION = _CodeInvalidation()
+
+
 class PooledEngine(Engine):
     """An Engine whose RAM is host memory it owns, so that ``reset`` can zero it in one call."""
 
@@ -94,12 +122,26 @@ class PooledEngine(Engine):
         self._extra_hooks: list[Any] = []
         self._templated: list[tuple[int, int]] = []     # host spans mapped from a template
         self._fresh: Any = self.uc.context_save()   # the registers of the new instance
+        # the RAM address (Unicorn's, for its code cache) of each bank; None: not usable
+        self._ram_addrs: Optional[list[int]] = None
+        if INVALIDATION.usable:
+            addrs = [INVALIDATION.ram_addr(self._uch, host) for host in self._hosts]
+            if INVALIDATION.INVALID not in addrs:
+                self._ram_addrs = addrs
+        self.code.lazy = self._ram_addrs is not None and not thumb
 
     def _map_ram(self) -> None:
         self._ram: list[mmap.mmap] = []
-        self._hosts: list[int] = []   # the host address of each bank's RAM
+        self._hosts: list[int] = []   # the host address of each bank's RAM, then the scratch page's
+        self._regions = list(self.banks)
         for base, size in self.banks:
             self._ram.append(self._host_map(base, size))
+
+    def _map_page(self, pa: int) -> None:
+        self._regions.append((pa, PAGE))   # the scratch page: host memory of ours too
+        self._ram.append(self._host_map(pa, PAGE))
+        self._spans = [(memory, base, base + size)
+                       for memory, (base, size) in zip(self._ram, self._regions)]
 
     def write_repeated(self, pa: int, word: bytes, size: int) -> None:
         end = pa + size
@@ -113,6 +155,29 @@ class PooledEngine(Engine):
         self._templated.append((host, last - first))
         self.write(pa, word * ((first - pa) // 4))
         self.write(last, word * ((end - last) // 4))
+
+    def _page_bytes(self, page: int) -> bytes:
+        pa = page << 12
+        for memory, base, end in self._spans:
+            if base <= pa < end:
+                return memory[pa - base:pa - base + PAGE]
+        return super()._page_bytes(page)
+
+    def _drop_code(self, changes: list[tuple[int, list[tuple[int, int]]]]) -> bool:
+        addrs = self._ram_addrs
+        if addrs is None:
+            return False
+        invalidate, uch = INVALIDATION.invalidate, self._uch
+        for page, spans in changes:
+            pa = page << 12
+            bank = next((i for i, (base, size) in enumerate(self._regions)
+                         if base <= pa < base + size), None)
+            if bank is None:
+                return False
+            ram = addrs[bank] + pa - self._regions[bank][0]
+            for begin, end in spans:
+                invalidate(uch, ram + begin, ram + end)
+        return True
 
     def _host_map(self, base: int, size: int) -> mmap.mmap:
         memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -132,13 +197,18 @@ class PooledEngine(Engine):
 
     def reset(self, thumb: bool = False) -> None:
         """Back to the state of a new instance with zeroed RAM (see the module docstring), made
-        for a board that may (``thumb``) or may not run Thumb code."""
+        for a board that may (``thumb``) or may not run Thumb code. Translated code stays where
+        the next board loads the same bytes at the same place (``code_cache``)."""
+        self.flush_soft_tlb()     # first: the translations' bytes are kept before they go
+        self.code.before_zeroing()
         for host, size in self._templated:
             TEMPLATES.map_zeros(host, size)
         self._templated.clear()
         for memory in self._ram:
             memory.madvise(mmap.MADV_DONTNEED)
         self.write(self.scratch, bytes(PAGE))
+        if self._extra_hooks:   # memory hooks are compiled into the code translated with them
+            self.flush_code_cache()
         for handle in self._extra_hooks:
             self.uc.hook_del(handle)
         self._extra_hooks.clear()
@@ -150,8 +220,6 @@ class PooledEngine(Engine):
         self._interrupt = lambda intno, pc: None
         self.reset_budget()      # the native budget's count (its block hook stays: the only one)
         self.uc.context_restore(self._fresh)
-        self.flush_code_cache()
-        self.flush_soft_tlb()
 
 
 class EnginePool:

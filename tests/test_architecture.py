@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hypemu"
 MAX_MODULE_LINES = 430    # "no module over ~400 lines"
 MAX_CLASS_LINES = 260     # "no class over ~250"
 ADAPTERS = {              # a third-party engine -> the only modules that may import it
-    "unicorn": {"hypemu.engine", "hypemu.engine_budget", "hypemu.engine_pool"},
+    "unicorn": {"hypemu.engine", "hypemu.engine_budget", "hypemu.engine_pool",
+                "hypemu.engine_regs"},
     "keystone": {"hypemu.asm.worker"},
     "capstone": {"hypemu.trace"},
     "matplotlib": {"hypemu.mapplot", "hypemu.sweep.plot"},

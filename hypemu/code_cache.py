@@ -1,0 +1,146 @@
+"""Which of Unicorn's translated code may survive a host write: translations made from bytes
+that changed are removed, the rest are kept (across loads, and across a pooled engine's boards).
+
+Why: a host write (``uc_mem_write``, a pooled engine's zeroing, a template mapping) does not
+invalidate the code Unicorn translated from the bytes it overwrites, and flushing the whole code
+cache at every load made each sweep point retranslate every block it ran (a third of its cost).
+
+The facts this rests on (Unicorn 2.1, QEMU 5's code cache): Unicorn translates code only from a
+page whose soft-TLB entry grants execute, and every entry comes from the model through the fill
+hook (``granted``); a guest store invalidates the translations it overlaps in Unicorn itself; a
+soft-TLB flush (``epoch_end``) also empties the cache of recent jumps, so the first execution
+from a page after it looks the page up through the soft TLB, that is through a fill.
+
+Two ways to keep the invariant "a translation that can run matches the bytes it came from":
+- eager (every engine): before the first host write since the last run to a page that may hold
+  translations, its bytes are kept (``before_write``); before the next run (``settle``) the
+  translations covering a byte that now differs are removed (``changed_spans``, in chunks), or
+  all of them where the engine cannot remove a range (``Engine``: Unicorn's API removes by VA).
+- lazy (an engine that can remove ranges by RAM address, ``engine_pool``): at the end of a
+  soft-TLB epoch the bytes of each page granted execute in it are kept as its translations'
+  basis; a host write to such a page then needs nothing until a fill grants execute on it
+  again, which compares the page with its basis first. So code that comes back to a place it ran
+  from before (the next sweep point of the same layout) runs without being translated again.
+A change of hooks compiled into the code still flushes everything (``flush_all``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+PAGE_SHIFT = 12
+CHUNK = 128       # bytes compared at a time: a changed byte costs the code translated from its chunk
+MAX_BASIS = 4096  # pages whose bytes the lazy way keeps (16 MiB); beyond: flush and start again
+
+Spans = list[tuple[int, int]]
+"""Byte ranges ``[begin, end)`` inside a page."""
+Drop = Callable[[list[tuple[int, Spans]]], bool]
+
+
+def changed_spans(old: bytes, new: bytes) -> Spans:
+    """The ``CHUNK``-aligned byte ranges where two pages differ (adjacent chunks merged). Slices
+    compared in C: a finer search in Python cost more than the code it saved."""
+    spans: Spans = []
+    for begin in range(0, len(old), CHUNK):
+        end = begin + CHUNK
+        if old[begin:end] != new[begin:end]:
+            if spans and spans[-1][1] == begin:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((begin, end))
+    return spans
+
+
+class CodeCache:
+    """The bookkeeping for one engine. ``read_page(page)``: the bytes of physical page number
+    ``page`` now; ``drop(changes)``: remove the translations that overlap the byte ranges of each
+    ``(page, spans)``, or return False when it cannot (``Engine``); ``lazy`` only where it always
+    can; ``flush()``: remove every translation."""
+
+    def __init__(self, read_page: Callable[[int], bytes], drop: Drop, flush: Callable[[], None],
+                 lazy: bool = False) -> None:
+        self._read_page, self._drop, self._flush, self.lazy = read_page, drop, flush, lazy
+        self.live: set[int] = set()          # pages granted execute in this soft-TLB epoch
+        self._dormant: set[int] = set()      # eager: pages granted in earlier epochs
+        self._basis: dict[int, bytes] = {}   # lazy: page -> the bytes its translations match
+        self._kept: dict[int, bytes] = {}    # live page -> its bytes before the first host
+        self._flush_due = False              # write since the last run; a full flush is due
+        self.dropped = self.flushes = 0      # ranges removed, full flushes done (for tests)
+
+    def flush_all(self) -> None:
+        """Every translation goes before the next run (hooks compiled into the code changed)."""
+        self._flush_due = True
+
+    def granted(self, page: int) -> None:
+        """A fill granted execute on ``page``, not live until now (the engine checks that)."""
+        self.live.add(page)
+        basis = self._basis.pop(page, None) if self.lazy else None
+        if basis is not None:
+            now = self._read_page(page)
+            if now != basis:
+                self._remove([(page, changed_spans(basis, now))])
+
+    def epoch_end(self) -> None:
+        """Unicorn's soft TLB was flushed: the live pages become dormant."""
+        if self.lazy:
+            basis, read, kept = self._basis, self._read_page, self._kept
+            for page in self.live:   # a write not settled yet: the translations match the old bytes
+                old = kept.pop(page, None)
+                basis[page] = read(page) if old is None else old
+            if len(basis) > MAX_BASIS:
+                self.flush_all()
+        else:
+            self._dormant |= self.live
+        self.live.clear()
+
+    def before_write(self, pa: int, size: int) -> None:
+        """A host is about to write ``size`` bytes at ``pa``."""
+        if size:
+            self.before_write_pages(range(pa >> PAGE_SHIFT, (pa + size - 1 >> PAGE_SHIFT) + 1))
+
+    def before_zeroing(self) -> None:
+        """A host is about to rewrite every page (a pooled engine's reset)."""
+        self.before_write_pages(self.live | self._dormant)
+
+    def before_write_pages(self, pages: Iterable[int]) -> None:
+        """As ``before_write``, for whole pages."""
+        for page in pages:
+            if page not in self._kept and (page in self.live or page in self._dormant):
+                self._kept[page] = self._read_page(page)
+
+    def settle(self) -> None:
+        """Before a run: remove the translations of every byte a host changed where they can
+        run without a fill first."""
+        if self._flush_due:
+            self._flush_due = False
+            self._kept.clear()
+            self._basis.clear()
+            self._dormant.clear()   # (live stays: its pages still have soft-TLB entries)
+            self._flush()
+            self.flushes += 1
+            return
+        if not self._kept:
+            return
+        changes = []
+        for page, kept in self._kept.items():
+            now = self._read_page(page)
+            if now != kept:
+                changes.append((page, changed_spans(kept, now)))
+        self._kept.clear()
+        if changes:
+            self._remove(changes)
+
+    def _remove(self, changes: list[tuple[int, Spans]]) -> None:
+        if self._drop(changes):
+            self.dropped += sum(len(spans) for page, spans in changes)
+            return
+        if self.lazy:
+            raise RuntimeError("internal: a lazy code cache could not remove translations")
+        self._flush_due = True
+        self.settle()
+
+    def stop_lazy(self) -> None:
+        """Keep translations the eager way from now on (Thumb code may run: a Thumb block can
+        span two pages, and Unicorn looks the second one up while it searches its cache)."""
+        self.lazy = False
+        self.flush_all()

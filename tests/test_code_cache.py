@@ -1,0 +1,148 @@
+"""Translated code survives a host write only where its bytes did not change (hypemu.code_cache):
+on a fresh engine (eager: a changed page flushes all), on a pooled engine across boards (lazy:
+checked when a fill grants execute again), for code a guest store rewrote, and for RAM above
+4 GiB."""
+
+from __future__ import annotations
+
+import pytest
+
+from hypemu.code_cache import CHUNK, CodeCache, changed_spans
+from hypemu.engine import PROT_ALL, Engine, Map
+from hypemu.engine_pool import EnginePool, PooledEngine
+
+RAM = 0x8000_0000
+UDF = 0xE7F000F0              # udf #0: reaches the trap hook, which ends the run
+STR_R1_R2 = 0xE5821000        # str r1, [r2]
+BX_R2 = 0xE12FFF12            # bx r2
+
+
+def mov_r0(n: int) -> int:
+    return 0xE3A00000 | n     # mov r0, #n
+
+
+def words(*ws: int) -> bytes:
+    return b"".join(w.to_bytes(4, "little") for w in ws)
+
+
+def ready(e: Engine, va_to_pa: int = 0) -> Engine:
+    e.regs.write(16, 0x10)    # User mode, ARM state
+    e.on_fill(lambda va, access: Map((va + va_to_pa, PROT_ALL)), lambda decision: None)
+    return e
+
+
+def run(e: Engine, va: int) -> int:
+    """R0 when the code at ``va`` reaches a UDF."""
+    seen: list[int] = []
+
+    def trap(pc: int, cpsr: int) -> None:
+        seen.append(e.regs.read(0))
+        e.stop()
+    e.on_trap(trap)
+    assert e.start(va, 100) is None
+    return seen[0]
+
+
+def lend(pool: EnginePool, banks: list[tuple[int, int]], va_to_pa: int = 0) -> Engine:
+    return ready(pool(banks), va_to_pa)
+
+
+@pytest.mark.parametrize("old_at, new_at, spans", [
+    ((), (), []),
+    ((), (130,), [(128, 256)]),
+    ((), (0, 127), [(0, 128)]),
+    ((), (127, 128), [(0, 256)]),
+    ((), (0, 4095), [(0, 128), (3968, 4096)]),
+    ((5,), (5,), []),            # the same byte changed on both sides: equal pages
+])
+def test_changed_spans_are_the_differing_chunks_merged(old_at, new_at, spans):
+    old, new = bytearray(4096), bytearray(4096)
+    for at in old_at:
+        old[at] = 0x5A
+    for at in new_at:
+        new[at] = 0x5A
+    assert CHUNK == 128
+    assert changed_spans(bytes(old), bytes(new)) == spans
+
+
+def test_rewritten_code_runs_new_on_a_fresh_engine_and_unchanged_code_flushes_nothing():
+    e = ready(Engine([(RAM, 1 << 20)]))
+    e.write_code(RAM, words(mov_r0(1), UDF))
+    assert run(e, RAM) == 1
+    flushes = e.code.flushes
+    e.write_code(RAM, words(mov_r0(1), UDF))           # the same bytes: the translation stays
+    assert run(e, RAM) == 1 and e.code.flushes == flushes
+    e.write_code(RAM, words(mov_r0(2), UDF))           # changed: Engine flushes all
+    assert run(e, RAM) == 2 and e.code.flushes == flushes + 1
+
+
+def test_a_pooled_engine_keeps_code_across_boards_only_where_its_bytes_are_unchanged():
+    pool = EnginePool()
+    banks = [(RAM, 1 << 20)]
+    e = lend(pool, banks)
+    assert isinstance(e, PooledEngine) and e.code.lazy
+    e.write_code(RAM, words(mov_r0(1), UDF))
+    assert run(e, RAM) == 1
+    assert lend(pool, banks) is e                       # the next board: RAM zeroed
+    e.write_code(RAM, words(mov_r0(2), UDF))
+    assert run(e, RAM) == 2
+    dropped = e.code.dropped
+    assert dropped >= 1
+    for expected in (1, 1):                             # back to the first code, then again
+        lend(pool, banks)
+        e.write_code(RAM, words(mov_r0(expected), UDF))
+        assert run(e, RAM) == expected
+    assert e.code.dropped == dropped + 1                # only the change 2 -> 1 removed code
+    assert e.code.flushes == 0
+
+
+def test_a_host_write_to_a_page_not_granted_since_the_last_soft_tlb_flush_is_seen():
+    e = lend(EnginePool(), [(RAM, 1 << 20)])
+    e.write_code(RAM, words(mov_r0(1), UDF))
+    assert run(e, RAM) == 1
+    e.flush_soft_tlb()
+    e.write(RAM, words(mov_r0(3), UDF))                 # a plain write, no run between
+    assert run(e, RAM) == 3
+
+
+def test_code_a_guest_store_rewrote_is_not_taken_for_the_code_loaded_again():
+    pool = EnginePool()
+    banks = [(RAM, 1 << 20)]
+    target = RAM + 0x100
+    e = lend(pool, banks)
+    e.write_code(RAM, words(STR_R1_R2, BX_R2))
+    e.write_code(target, words(mov_r0(2), UDF))
+    assert run(e, target) == 2
+    e.flush_soft_tlb()                                  # an epoch ends: the bytes are kept
+    e.regs.write(1, mov_r0(3))
+    e.regs.write(2, target)
+    assert run(e, RAM) == 3                             # the guest rewrote it and ran it
+    lend(pool, banks)
+    e.write_code(target, words(mov_r0(2), UDF))         # what the first board loaded
+    assert run(e, target) == 2
+
+
+def test_ram_above_4gib_keeps_and_drops_code_by_its_own_address():
+    pool = EnginePool()
+    high = 0x1_0000_0000
+    banks = [(high, 1 << 20)]
+    e = lend(pool, banks, va_to_pa=high - RAM)          # VA 0x80000000 -> PA 0x100000000
+    e.write_code(high, words(mov_r0(4), UDF))
+    assert run(e, RAM) == 4
+    lend(pool, banks, va_to_pa=high - RAM)
+    e.write_code(high, words(mov_r0(5), UDF))
+    assert run(e, RAM) == 5
+
+
+def test_an_engine_that_may_run_thumb_code_keeps_code_the_eager_way():
+    e = EnginePool()([(RAM, 1 << 20)], thumb=True)
+    assert isinstance(e, PooledEngine) and not e.code.lazy
+
+
+def test_the_lazy_way_refuses_to_guess_when_it_cannot_remove_code():
+    cache = CodeCache(lambda page: bytes(4096), lambda changes: False, lambda: None, lazy=True)
+    cache.granted(7)
+    cache.before_write(7 << 12, 4)
+    cache._kept[7] = b"\1" * 4096      # what the page held before the write
+    with pytest.raises(RuntimeError, match="internal"):
+        cache.settle()
