@@ -5,7 +5,6 @@ the single-step design has no use for, an expected fault only with ``outcome: fa
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any, Mapping, Optional
 
@@ -41,7 +40,7 @@ def mapping(value: Any, key: str, prefix: str, required: tuple[str, ...] = ()) -
 
 def section(user: Mapping[str, Any], name: str) -> dict[str, Any]:
     """A top-level section with its defaults under the user's keys."""
-    merged: dict[str, Any] = copy.deepcopy(DEFAULTS[name])
+    merged: dict[str, Any] = v.plain_copy(DEFAULTS[name])
     if name in user:
         merged.update(mapping(user[name], name, name))
     return merged

@@ -7,14 +7,13 @@ it already has, and a sweep whose base changed shares none of them.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from typing import Any, Union
 
 from ..errors import ScenarioError
 from ..scenario import Scenario, from_mapping, line_of
-from ..scenario.values import join
+from ..scenario.values import join, plain_copy
 from .spec import Axis, SweepSpec, set_path
 
 KEY_FORMAT = 1   # bump when a row's meaning changes: old rows are then not reused
@@ -45,7 +44,7 @@ def _base_digest(spec: SweepSpec) -> Any:
 def scenario_at(spec: SweepSpec, values: tuple[Any, ...]) -> Union[Scenario, str]:
     """The point's scenario, or, for a combination that is not a valid scenario, the message
     ``FILE:LINE: key: what is wrong`` at the axis that makes it so (else at the base)."""
-    data = copy.deepcopy(dict(spec.base))
+    data = plain_copy(dict(spec.base))
     for axis, value in zip(spec.axes, values):
         for path in axis.paths:
             set_path(data, path, value)
