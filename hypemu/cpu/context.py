@@ -69,6 +69,9 @@ class ExecContext:
     size: int = 4
     # record(kind, name, value, pc, detail=""): an event of this CPU; the log's own method
     record: Callable[..., None] = field(init=False)
+    # Unicorn's soft TLB may hold a translation made with a HYP MMU on: set by every fill in that
+    # regime (cpu.fill), cleared by a flush through this context; True until one is known
+    hyp_fills: bool = True
 
     def __post_init__(self) -> None:
         self.st = self.cpus[0]
@@ -112,7 +115,11 @@ class ExecContext:
         st = self.st
         was_flat = not st.mmu_on
         if st.write_cpsr(self.regs, value) and not (was_flat and not st.mmu_on):
-            self.flush_soft_tlb()
+            self.drop_soft_tlb()
+
+    def drop_soft_tlb(self) -> None:
+        self.flush_soft_tlb()
+        self.hyp_fills = False
 
     # --- cp15.WriteContext ----------------------------------------------------------------------
     def store(self, name: str, value: int, pc: int) -> None:
@@ -123,8 +130,13 @@ class ExecContext:
         self.log.record(events.SYSREG, name, value, pc)
 
     def regime_changed(self) -> None:
+        """Unicorn's soft TLB goes only if it may hold a translation of the HYP MMU: a flat
+        regime (the MMU off, as while phase 1 writes HTCR, HMAIRn and HTTBR) does not depend on
+        these registers. An HSCTLR write that turns the MMU on flushes (on now); one that turns
+        it off flushes if a translation was made while it was on."""
         self.st.regime = None
-        self.flush_soft_tlb()
+        if self.hyp_fills or self.st.mmu_on:
+            self.drop_soft_tlb()
 
     def invalidate_hyp_tlb(self, va: Optional[int], broadcast: bool, op: str, pc: int) -> None:
         """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every online CPU (the inner
@@ -146,7 +158,7 @@ class ExecContext:
         if removed:
             if self.observer.enabled:
                 self.observer.tlbi(self.st.id, removed, op, pc)
-            self.flush_soft_tlb()
+            self.drop_soft_tlb()
 
     def barrier(self, kind: str) -> None:
         if self.observer.enabled:

@@ -94,6 +94,7 @@ class Filler:
         fault: Optional[Fault] = None
         mmu_on = st.mmu_on
         if mmu_on:
+            ctx.hyp_fills = True
             hit = st.tlb.lookup(va)
             t: Union[Translation, Fault]
             if hit is None:
