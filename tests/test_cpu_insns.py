@@ -175,3 +175,35 @@ def test_checks_judge_a_kernel_side_descriptor_write_through_the_view_alone():
     assert (log.events[-1].kind, log.events[-1].name) == (events.HAZARD, "bbm")
     checks.descriptor_stored(slot, new, new | (1 << 54))  # XN only: no BBM needed
     assert len(checks.hazards) == 1
+
+
+MCR_HSCTLR_R0 = 0xEE810F10      # mcr p15, 4, r0, c1, c0, 0
+MCR_HTCR_R0 = 0xEE820F50        # mcr p15, 4, r0, c2, c0, 2
+
+
+def test_a_translation_register_flushes_the_soft_tlb_only_where_it_changes_the_regime():
+    """With the HYP MMU off the regime is flat whatever HTCR/HTTBR/HMAIRn hold: Unicorn's
+    entries stay. Turning the MMU on flushes; so does a write while it is on, and turning it off
+    after a fill made while it was on."""
+    ctx = board(mode=MODE_HYP)
+    flushes: list[str] = []
+    ctx.flush_soft_tlb = lambda: flushes.append(ctx.st.sysregs["HSCTLR"] & cp15.HSCTLR_M and "on"
+                                                or "off")
+    ctx.drop_soft_tlb()                                   # a known start: nothing held
+    flushes.clear()
+    ctx.set_reg(0, 0x8080_3500)
+    insns.execute(ctx, MCR_HTCR_R0, PC)                   # MMU off: flat before and after
+    assert flushes == [] and ctx.st.regime is None        # (the walk's inputs are re-read)
+    ctx.set_reg(0, cp15.HSCTLR_M)
+    insns.execute(ctx, MCR_HSCTLR_R0, PC + 4)             # the MMU goes on
+    assert flushes == ["on"]
+    ctx.hyp_fills = False                                 # no fill since that flush:
+    ctx.set_reg(0, 0x8080_3500)
+    insns.execute(ctx, MCR_HTCR_R0, PC + 8)               # on: the regime changes all the same
+    assert flushes == ["on", "on"]
+    ctx.hyp_fills = True                                  # a fill with the MMU on (cpu.fill)
+    ctx.set_reg(0, 0)
+    insns.execute(ctx, MCR_HSCTLR_R0, PC + 12)            # the MMU goes off
+    assert flushes == ["on", "on", "off"] and not ctx.hyp_fills
+    insns.execute(ctx, MCR_HTCR_R0, PC + 16)              # off again, nothing of it held
+    assert flushes == ["on", "on", "off"]
