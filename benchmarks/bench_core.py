@@ -220,7 +220,7 @@ def walks(pages: int) -> Case:
                 lambda: seconds(lambda: [read64(pa) for pa in reads]), figure=rate(pages),
                 detail=lambda cost: (
                     f"{len(reads) / pages:.0f} descriptor reads per walk; baseline: those reads "
-                    f"alone (Unicorn mem_read from Python)"))
+                    f"alone (engine.read64: the RAM hypemu owns, read through mmap)"))
 
 
 @benchmark("trapped_insns", "insns/s", full={"rounds": 250}, quick={"rounds": 2},

@@ -30,6 +30,7 @@ from .engine_budget import COUNT, NATIVE, NativeBudget, counter_address
 from .engine_regs import REG_CPSR as REG_CPSR, REG_LR as REG_LR, REG_PC as REG_PC
 from .engine_regs import REG_SP as REG_SP, EngineError as EngineError, NoMemory as NoMemory
 from .engine_regs import Registers as Registers
+from .engine_ram import HostRam
 
 PAGE = 4096
 
@@ -113,13 +114,20 @@ class Engine:
         self._native = NativeBudget(self.uc, PAGE) if self.budget_kind == NATIVE else None
         self.regs = Registers(self.uc)
         self.banks = sorted(banks)
-        self._map_ram()
+        self.ram = HostRam(self.uc)
+        for base, size in self.banks:
+            self.ram.add(base, size)
         self.scratch = self._map_scratch()
+        # memory by physical address, the model's hot path: HostRam's own methods
+        self.read: Callable[[int, int], bytes] = self.ram.read
+        self.write: Callable[[int, bytes], None] = self.ram.write
+        self.read32: Callable[[int], int] = self.ram.read32
+        self.read64: Callable[[int], int] = self.ram.read64
         self._counter: Optional[ctypes.c_uint64] = None if self._native else self._count_view()
         self._thumb_code = thumb
         self._hook_error: Optional[BaseException] = None
         # translated code kept across host writes where its bytes did not change (code_cache)
-        self.code = CodeCache(self._page_bytes, self._drop_code, self._flush_code)
+        self.code = CodeCache(self.ram.page, self.ram.drop_code, self._flush_code)
         self._live, self._granted = self.code.live, self.code.granted
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
@@ -142,21 +150,13 @@ class Engine:
                                  ctypes.cast(callback, ctypes.c_void_p), None, 1, 0):
                 raise EngineError(f"uc_hook_add({kind}) failed")
 
-    def _map_ram(self) -> None:
-        """Map every RAM bank (Unicorn allocates it; ``engine_pool`` maps its own memory)."""
-        for base, size in self.banks:
-            self.uc.mem_map(base, size)
-
     def _map_scratch(self) -> int:
         """A page outside RAM, used to replay one faulting access (see cpu.runner)."""
         pa = (1 << 40) - PAGE
         while self.is_ram(pa):
             pa -= PAGE
-        self._map_page(pa)
+        self.ram.add(pa, PAGE)
         return pa
-
-    def _map_page(self, pa: int) -> None:
-        self.uc.mem_map(pa, PAGE)
 
     def is_ram(self, pa: int) -> bool:
         for base, size in self.banks:
@@ -164,32 +164,16 @@ class Engine:
                 return True
         return False
 
-    # --- memory by physical address ------------------------------------------------------------
-    def read(self, pa: int, size: int) -> bytes:
-        try:
-            return bytes(self.uc.mem_read(pa, size))
-        except UcError:
-            raise NoMemory(f"no memory at PA {pa:#x}..{pa + size - 1:#x}") from None
-
-    def write(self, pa: int, data: bytes) -> None:
-        self.uc.mem_write(pa, bytes(data))
-
+    # --- memory by physical address (read, write, read32, read64: HostRam's) ---------------------
     def write_repeated(self, pa: int, word: bytes, size: int) -> None:
         """Write the 4 bytes ``word`` repeated over ``size`` bytes (engine_pool maps them)."""
         self.write(pa, word * (size // 4))
 
-    def read32(self, pa: int) -> int:
-        return self.regs.load(pa, 4)
-
     def write32(self, pa: int, value: int) -> None:
-        self.uc.mem_write(pa, (value & 0xFFFFFFFF).to_bytes(4, "little"))
-
-    def read64(self, pa: int) -> int:
-        """A descriptor or a word pair: the walker's hot path, so through the C API directly."""
-        return self.regs.load(pa, 8)
+        self.write(pa, (value & 0xFFFFFFFF).to_bytes(4, "little"))
 
     def write64(self, pa: int, value: int) -> None:
-        self.uc.mem_write(pa, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little"))
+        self.write(pa, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little"))
 
     # --- hooks -------------------------------------------------------------------------------------
     def on_fill(self, fill: FillHook, refused: Callable[[Any], None]) -> None:
@@ -284,16 +268,9 @@ class Engine:
         """Drop all translated code before the next run: for hooks compiled into it."""
         self.code.flush_all()
 
-    def _page_bytes(self, page: int) -> bytes:
-        return self.read(page << 12, PAGE)
-
     def _flush_code(self) -> None:
         self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
 
-    def _drop_code(self, changes: list[tuple[int, list[tuple[int, int]]]]) -> bool:
-        """Remove the code translated from these byte ranges of physical pages, if this engine
-        can (``engine_pool`` can: it knows where its RAM lives); False: flush it all instead."""
-        return False
 
     def executed(self) -> int:
         """Instructions the last counted run executed (requested + 1 when the count ran out), as

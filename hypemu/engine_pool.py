@@ -2,7 +2,7 @@
 
 Creating a Unicorn instance (and releasing it) is most of the cost of a small board, so a sweep
 keeps one per RAM layout and resets it between boards. The reset must leave nothing of the last
-board: its RAM comes from an anonymous ``mmap`` mapped with ``mem_map_ptr`` and is zeroed with
+board: its RAM (an anonymous ``mmap`` mapped with ``mem_map_ptr``, ``engine_ram``) is zeroed with
 ``madvise(MADV_DONTNEED)`` (the kernel drops the pages; the next touch reads zeros), as is the
 scratch page; hooks added after the engine was made are removed (the three hooks the engine owns
 stay: their callbacks are set anew by every board), the soft TLB is flushed, translated code is
@@ -28,7 +28,7 @@ import sys
 from collections import OrderedDict
 from typing import Any, Optional
 
-from .engine import PAGE, PROT_ALL, Engine
+from .engine import PAGE, Engine
 
 MAX_LAYOUTS = 32  # instances kept: ~5 MB each (RAM holds only the pages its last board touched)
 # Python 3.11's mmap module lacks the constant; 0x10 is Linux's value on x86, Arm and most others
@@ -87,61 +87,15 @@ class _Templates:
 TEMPLATES = _Templates()
 
 
-class _CodeInvalidation:
-    """Unicorn's own ``tb_invalidate_phys_range`` on a RAM address (``qemu_ram_addr_from_host``
-    of the host memory a pooled engine owns): removes the code translated from a byte range of
-    RAM, with no VA to translate and no soft-TLB fill. Both are exported by Unicorn 2.1's
-    library but not part of its API: ``usable`` is False where they are missing (the engine then
-    flushes all translated code, as ``Engine`` does)."""
-
-    INVALID = (1 << 64) - 1      # RAM_ADDR_INVALID
-
-    def __init__(self) -> None:
-        try:
-            from unicorn.unicorn_py3.unicorn import uclib
-            self.ram_addr: Any = uclib.qemu_ram_addr_from_host_arm
-            self.invalidate: Any = uclib.tb_invalidate_phys_range_arm
-        except (ImportError, AttributeError):   # pragma: no cover - another Unicorn build
-            self.usable = False
-            return
-        self.ram_addr.restype, self.ram_addr.argtypes = ctypes.c_uint64, (ctypes.c_void_p,
-                                                                         ctypes.c_void_p)
-        self.invalidate.restype = None
-        self.invalidate.argtypes = (ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
-        self.usable = True
-
-
-INVALIDATION = _CodeInvalidation()
-
-
 class PooledEngine(Engine):
-    """An Engine whose RAM is host memory it owns, so that ``reset`` can zero it in one call."""
+    """An Engine that ``reset`` makes new again for the next board of the same RAM layout."""
 
     def __init__(self, banks: list[tuple[int, int]], thumb: bool = False) -> None:
         super().__init__(banks, thumb=thumb)
         self._extra_hooks: list[Any] = []
         self._templated: list[tuple[int, int]] = []     # host spans mapped from a template
         self._fresh: Any = self.uc.context_save()   # the registers of the new instance
-        # the RAM address (Unicorn's, for its code cache) of each bank; None: not usable
-        self._ram_addrs: Optional[list[int]] = None
-        if INVALIDATION.usable:
-            addrs = [INVALIDATION.ram_addr(self._uch, host) for host in self._hosts]
-            if INVALIDATION.INVALID not in addrs:
-                self._ram_addrs = addrs
-        self.code.lazy = self._ram_addrs is not None and not thumb
-
-    def _map_ram(self) -> None:
-        self._ram: list[mmap.mmap] = []
-        self._hosts: list[int] = []   # the host address of each bank's RAM, then the scratch page's
-        self._regions = list(self.banks)
-        for base, size in self.banks:
-            self._ram.append(self._host_map(base, size))
-
-    def _map_page(self, pa: int) -> None:
-        self._regions.append((pa, PAGE))   # the scratch page: host memory of ours too
-        self._ram.append(self._host_map(pa, PAGE))
-        self._spans = [(memory, base, base + size)
-                       for memory, (base, size) in zip(self._ram, self._regions)]
+        self.code.lazy = self.ram.can_drop and not thumb   # the next board's code: see reset
 
     def write_repeated(self, pa: int, word: bytes, size: int) -> None:
         end = pa + size
@@ -150,41 +104,11 @@ class PooledEngine(Engine):
                      if base <= pa and end <= base + length), None)
         if bank is None or last - first < MIN_MAPPED or not TEMPLATES.usable or pa % 4 or size % 4:
             return super().write_repeated(pa, word, size)
-        host = self._hosts[bank] + first - self.banks[bank][0]
+        host = self.ram.hosts[bank] + first - self.banks[bank][0]
         TEMPLATES.map_word(host, last - first, word)
         self._templated.append((host, last - first))
         self.write(pa, word * ((first - pa) // 4))
         self.write(last, word * ((end - last) // 4))
-
-    def _page_bytes(self, page: int) -> bytes:
-        pa = page << 12
-        for memory, base, end in self._spans:
-            if base <= pa < end:
-                return memory[pa - base:pa - base + PAGE]
-        return super()._page_bytes(page)
-
-    def _drop_code(self, changes: list[tuple[int, list[tuple[int, int]]]]) -> bool:
-        addrs = self._ram_addrs
-        if addrs is None:
-            return False
-        invalidate, uch = INVALIDATION.invalidate, self._uch
-        for page, spans in changes:
-            pa = page << 12
-            bank = next((i for i, (base, size) in enumerate(self._regions)
-                         if base <= pa < base + size), None)
-            if bank is None:
-                return False
-            ram = addrs[bank] + pa - self._regions[bank][0]
-            for begin, end in spans:
-                invalidate(uch, ram + begin, ram + end)
-        return True
-
-    def _host_map(self, base: int, size: int) -> mmap.mmap:
-        memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        self._hosts.append(address)
-        self.uc.mem_map_ptr(base, size, PROT_ALL, address)
-        return memory
 
     def watch_memory(self, seen: Any) -> Any:
         handle = super().watch_memory(seen)
@@ -204,9 +128,7 @@ class PooledEngine(Engine):
         for host, size in self._templated:
             TEMPLATES.map_zeros(host, size)
         self._templated.clear()
-        for memory in self._ram:
-            memory.madvise(mmap.MADV_DONTNEED)
-        self.write(self.scratch, bytes(PAGE))
+        self.ram.zero()           # the scratch page too
         if self._extra_hooks:   # memory hooks are compiled into the code translated with them
             self.flush_code_cache()
         for handle in self._extra_hooks:

@@ -1,5 +1,5 @@
-"""Registers by architectural number and small memory loads, through Unicorn's C API: the
-part of the adapter that every trapped instruction and every walk step calls (see ``engine``).
+"""Registers by architectural number through Unicorn's C API (the part of the adapter every
+trapped instruction calls, see ``engine``), and the adapter's errors.
 """
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from unicorn import UcError  # type: ignore[attr-defined]
 from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
                                UC_ARM_REG_SP)
 
@@ -15,6 +14,8 @@ from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC
 REG_SP, REG_LR, REG_PC, REG_CPSR = 13, 14, 15, 16
 _UC_REG = tuple(UC_ARM_REG_R0 + n for n in range(13)) + (UC_ARM_REG_SP, UC_ARM_REG_LR,
                                                          UC_ARM_REG_PC, UC_ARM_REG_CPSR)
+
+
 class EngineError(RuntimeError):
     """Unicorn could not do what the model asked (a bug or an unsupported Unicorn build)."""
 
@@ -25,11 +26,11 @@ class NoMemory(EngineError, LookupError):
 
 
 class Registers:
-    """32-bit register access by architectural number (see ``REG_*``) and small memory loads through Unicorn's C API with reused buffers.
-    Why: the binding's ``reg_read``/``reg_write`` dispatch on the register's type on every call
-    (~1.2 us each), and ``mem_read`` allocates a buffer per call; a trapped instruction makes several
-    accesses and a walk reads up to four descriptors. This costs a third of that. Falls back to the
-    binding when this Unicorn build does not expose its library handle."""
+    """32-bit register access by architectural number (see ``REG_*``) through Unicorn's C API with
+    reused buffers. Why: the binding's ``reg_read``/``reg_write`` dispatch on the register's type on
+    every call (~1.2 us each); a trapped instruction makes several accesses. This costs a third of
+    that. Falls back to the binding when this Unicorn build does not expose its library handle.
+    (Memory is read through the RAM hypemu owns: ``engine_ram``.)"""
 
     def __init__(self, uc: Any) -> None:
         try:
@@ -38,13 +39,9 @@ class Registers:
         except (ImportError, AttributeError):   # pragma: no cover - other bindings
             self.read = lambda n: uc.reg_read(_UC_REG[n])  # type: ignore[method-assign, assignment]
             self.write = lambda n, v: uc.reg_write(_UC_REG[n], v)  # type: ignore[method-assign, assignment]
-            self.load = self._load_by_binding  # type: ignore[method-assign]
-            self._uc = uc
             return
-        self._c_mem_read = uclib.uc_mem_read
         self._buf = ctypes.c_uint32()
         self._ref = ctypes.byref(self._buf)
-        self._mem = ctypes.create_string_buffer(8)
         # uc_reg_read_batch / uc_reg_write_batch: one C call for several registers
         self._c_read_batch, self._c_write_batch = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
         self._values = (ctypes.c_uint32 * 6)()
@@ -54,22 +51,10 @@ class Registers:
         self._args = (ctypes.c_int * 6)(*(UC_ARM_REG_R0 + n for n in range(4)), UC_ARM_REG_LR,
                                         UC_ARM_REG_PC)
 
-    def _load_by_binding(self, pa: int, size: int) -> int:   # pragma: no cover - other bindings
-        try:
-            return int.from_bytes(self._uc.mem_read(pa, size), "little")
-        except UcError:
-            raise NoMemory(f"no memory at PA {pa:#x}") from None
-
     def read(self, reg: int) -> int:
         if self._c_read(self._handle, _UC_REG[reg], self._ref):
             raise EngineError(f"uc_reg_read({reg}) failed")
         return int(self._buf.value)
-
-    def load(self, pa: int, size: int) -> int:
-        """The little-endian value of ``size`` (4 or 8) bytes of memory at ``pa``."""
-        if self._c_mem_read(self._handle, pa, self._mem, size):
-            raise NoMemory(f"no memory at PA {pa:#x}")
-        return int.from_bytes(self._mem.raw[:size], "little")
 
     def write(self, reg: int, value: int) -> None:
         self._buf.value = value & 0xFFFFFFFF

@@ -14,7 +14,7 @@ MAX_MODULE_LINES = 430    # "no module over ~400 lines"
 MAX_CLASS_LINES = 260     # "no class over ~250"
 ADAPTERS = {              # a third-party engine -> the only modules that may import it
     "unicorn": {"hypemu.engine", "hypemu.engine_budget", "hypemu.engine_pool",
-                "hypemu.engine_regs"},
+                "hypemu.engine_regs", "hypemu.engine_ram"},
     "keystone": {"hypemu.asm.worker"},
     "capstone": {"hypemu.trace"},
     "matplotlib": {"hypemu.mapplot", "hypemu.sweep.plot"},

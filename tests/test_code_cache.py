@@ -65,15 +65,27 @@ def test_changed_spans_are_the_differing_chunks_merged(old_at, new_at, spans):
     assert changed_spans(bytes(old), bytes(new)) == spans
 
 
-def test_rewritten_code_runs_new_on_a_fresh_engine_and_unchanged_code_flushes_nothing():
+def test_rewritten_code_runs_new_on_a_fresh_engine_and_unchanged_code_is_kept():
     e = ready(Engine([(RAM, 1 << 20)]))
+    assert not e.code.lazy
     e.write_code(RAM, words(mov_r0(1), UDF))
     assert run(e, RAM) == 1
-    flushes = e.code.flushes
     e.write_code(RAM, words(mov_r0(1), UDF))           # the same bytes: the translation stays
-    assert run(e, RAM) == 1 and e.code.flushes == flushes
-    e.write_code(RAM, words(mov_r0(2), UDF))           # changed: Engine flushes all
-    assert run(e, RAM) == 2 and e.code.flushes == flushes + 1
+    assert run(e, RAM) == 1 and e.code.dropped == 0
+    e.write_code(RAM, words(mov_r0(2), UDF))           # changed: its chunk's code goes
+    assert run(e, RAM) == 2 and e.code.dropped == 1 and e.code.flushes == 0
+
+
+def test_where_ranges_cannot_be_removed_the_eager_way_flushes_everything():
+    pages = {7: b"\0" * 4096}
+    flushed: list[bool] = []
+    cache = CodeCache(lambda page: pages[page], lambda changes: False,
+                      lambda: flushed.append(True))
+    cache.granted(7)
+    cache.before_write(7 << 12, 4)
+    pages[7] = b"\1" + bytes(4095)
+    cache.settle()
+    assert flushed == [True] and cache.flushes == 1
 
 
 def test_a_pooled_engine_keeps_code_across_boards_only_where_its_bytes_are_unchanged():
