@@ -327,8 +327,10 @@ def _slot_for(mem: PhysMem, pgd_pa: int, t0sz: int, va: int, target: int,
     are filled with fresh zeroed tables instead (as the kernel's pud/pmd allocation does).
     """
     level, table = start_level(t0sz), pgd_pa
+    width = input_size(t0sz) - LEVEL_SHIFT[level]   # table_index's widths, computed once
     while True:
-        slot = table + DESCRIPTOR_SIZE * table_index(va, level, t0sz)
+        slot = table + DESCRIPTOR_SIZE * ((va >> LEVEL_SHIFT[level]) & ((1 << width) - 1))
+        width = 9
         if level == target:
             return level, slot
         raw = mem.read64(slot)
