@@ -94,9 +94,15 @@ class CodeCache:
         self.live.clear()
 
     def before_write(self, pa: int, size: int) -> None:
-        """A host is about to write ``size`` bytes at ``pa``."""
-        if size:
-            self.before_write_pages(range(pa >> PAGE_SHIFT, (pa + size - 1 >> PAGE_SHIFT) + 1))
+        """A host is about to write ``size`` bytes at ``pa`` (code, or bytes over code: the
+        loader's writes; the model's own stores to tables and stacks do not come here)."""
+        if not size or not (self.live or self._dormant):
+            return
+        first, last = pa >> PAGE_SHIFT, pa + size - 1 >> PAGE_SHIFT
+        if last - first < 16:
+            self.before_write_pages(range(first, last + 1))
+        else:   # a long span (the image poison, up to 16 MiB): only the pages that held code
+            self.before_write_pages([p for p in self.live | self._dormant if first <= p <= last])
 
     def before_zeroing(self) -> None:
         """A host is about to rewrite every page (a pooled engine's reset)."""

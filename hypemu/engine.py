@@ -166,7 +166,9 @@ class Engine:
 
     # --- memory by physical address (read, write, read32, read64: HostRam's) ---------------------
     def write_repeated(self, pa: int, word: bytes, size: int) -> None:
-        """Write the 4 bytes ``word`` repeated over ``size`` bytes (engine_pool maps them)."""
+        """Write the 4 bytes ``word`` repeated over ``size`` bytes (engine_pool maps them): the
+        loader's poison, so code translated from the bytes it changes goes too."""
+        self.code.before_write(pa, size)
         self.write(pa, word * (size // 4))
 
     def write32(self, pa: int, value: int) -> None:

@@ -104,6 +104,7 @@ class PooledEngine(Engine):
                      if base <= pa and end <= base + length), None)
         if bank is None or last - first < MIN_MAPPED or not TEMPLATES.usable or pa % 4 or size % 4:
             return super().write_repeated(pa, word, size)
+        self.code.before_write(pa, size)
         host = self.ram.hosts[bank] + first - self.banks[bank][0]
         TEMPLATES.map_word(host, last - first, word)
         self._templated.append((host, last - first))

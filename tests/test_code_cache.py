@@ -158,3 +158,13 @@ def test_the_lazy_way_refuses_to_guess_when_it_cannot_remove_code():
     cache._kept[7] = b"\1" * 4096      # what the page held before the write
     with pytest.raises(RuntimeError, match="internal"):
         cache.settle()
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_the_loaders_poison_over_code_that_ran_is_what_runs_next(pooled: bool):
+    e = lend(EnginePool(), [(RAM, 1 << 20)]) if pooled else ready(Engine([(RAM, 1 << 20)]))
+    e.write_code(RAM, words(mov_r0(1), UDF))
+    assert run(e, RAM) == 1
+    e.write_repeated(RAM, UDF.to_bytes(4, "little"), 64 << 12)   # 64 pages: a mapped span
+    e.regs.write(0, 99)
+    assert run(e, RAM) == 99                            # the UDF at RAM itself, not mov r0, #1
