@@ -7,20 +7,28 @@ cache at every load made each sweep point retranslate every block it ran (a thir
 
 The facts this rests on (Unicorn 2.1, QEMU 5's code cache): Unicorn translates code only from a
 page whose soft-TLB entry grants execute, and every entry comes from the model through the fill
-hook (``granted``); a guest store invalidates the translations it overlaps in Unicorn itself; a
-soft-TLB flush (``epoch_end``) also empties the cache of recent jumps, so the first execution
-from a page after it looks the page up through the soft TLB, that is through a fill.
+hook (``granted``); a guest store through an entry that grants execute removes the translations
+it overlaps in Unicorn itself (through one that does not, only the first store does: ``blind``);
+a soft-TLB flush (``epoch_end``) also empties the cache of recent jumps, so the first execution
+from a page after it looks the page up through the soft TLB, that is through a fill; a block of
+ARM code never crosses a page, one of Thumb code only by its first instruction, into the next
+page's first two bytes.
 
 Two ways to keep the invariant "a translation that can run matches the bytes it came from":
 - eager (every engine): before the first host write since the last run to a page that may hold
-  translations, its bytes are kept (``before_write``); before the next run (``settle``) the
-  translations covering a byte that now differs are removed (``changed_spans``, in chunks), or
-  all of them where the engine cannot remove a range (``Engine``: Unicorn's API removes by VA).
-- lazy (an engine that can remove ranges by RAM address, ``engine_pool``): at the end of a
-  soft-TLB epoch the bytes of each page granted execute in it are kept as its translations'
-  basis; a host write to such a page then needs nothing until a fill grants execute on it
-  again, which compares the page with its basis first. So code that comes back to a place it ran
-  from before (the next sweep point of the same layout) runs without being translated again.
+  translations, its bytes are kept (``before_write``: every host write of the engine comes
+  here); before the next run (``settle``) the translations covering a byte that now differs are
+  removed (``changed_spans``, in chunks, by RAM address: ``engine_ram``), or all of them where
+  the engine cannot remove a range.
+- lazy (a pooled engine, ``engine_pool``): at the end of a soft-TLB epoch the bytes of each page
+  granted execute in it are kept as its translations' basis; a host write to such a page then
+  needs nothing until a fill grants execute on it again, which compares the page with its basis
+  first (from inside the fill: safe because Unicorn asks for a page before it searches its cache
+  for a block in it). The exception is a page's first chunk, where a Thumb block of the page
+  before may end: Unicorn asks for that page while it compares the block, so a host write to a
+  dormant page has its first chunk checked before the next run instead. So code that comes back
+  to a place it ran from before (the next sweep point of the same layout) runs without being
+  translated again.
 A change of hooks compiled into the code still flushes everything (``flush_all``).
 """
 
@@ -64,7 +72,9 @@ class CodeCache:
         self._dormant: set[int] = set()      # eager: pages granted in earlier epochs
         self._basis: dict[int, bytes] = {}   # lazy: page -> the bytes its translations match
         self._kept: dict[int, bytes] = {}    # live page -> its bytes before the first host
-        self._flush_due = False              # write since the last run; a full flush is due
+        self._edges: set[int] = set()        # write since the last run; lazy: written pages
+        self._blind: set[int] = set()        # pages a guest may store to unseen (see blind)
+        self._flush_due = False              # a full flush is due
         self.dropped = self.flushes = 0      # ranges removed, full flushes done (for tests)
 
     def flush_all(self) -> None:
@@ -72,13 +82,22 @@ class CodeCache:
         self._flush_due = True
 
     def granted(self, page: int) -> None:
-        """A fill granted execute on ``page``, not live until now (the engine checks that)."""
+        """A fill granted execute on ``page``, not live until now (the engine checks that). Its
+        first chunk was checked before the run (``settle``): a Thumb block of the page before may
+        end in it, and Unicorn looks this page up while it compares that block."""
         self.live.add(page)
         basis = self._basis.pop(page, None) if self.lazy else None
         if basis is not None:
             now = self._read_page(page)
             if now != basis:
                 self._remove([(page, changed_spans(basis, now))])
+
+    def blind(self, page: int) -> None:
+        """A fill granted a store to ``page`` without execute. Unicorn then removes the code a
+        store overlaps only at the first store through that entry, so the code translated from
+        such a page (if any) is all removed before the next run."""
+        if page in self.live or page in self._dormant or page in self._basis:
+            self._blind.add(page)
 
     def epoch_end(self) -> None:
         """Unicorn's soft TLB was flushed: the live pages become dormant."""
@@ -87,6 +106,8 @@ class CodeCache:
             for page in self.live:   # a write not settled yet: the translations match the old bytes
                 old = kept.pop(page, None)
                 basis[page] = read(page) if old is None else old
+                if old is not None:
+                    self._edges.add(page)
             if len(basis) > MAX_BASIS:
                 self.flush_all()
         else:
@@ -94,45 +115,64 @@ class CodeCache:
         self.live.clear()
 
     def before_write(self, pa: int, size: int) -> None:
-        """A host is about to write ``size`` bytes at ``pa`` (code, or bytes over code: the
-        loader's writes; the model's own stores to tables and stacks do not come here)."""
-        if not size or not (self.live or self._dormant):
+        """A host is about to write ``size`` bytes at ``pa``."""
+        if not size or not (self.live or self._dormant or self._basis):
             return
         first, last = pa >> PAGE_SHIFT, pa + size - 1 >> PAGE_SHIFT
         if last - first < 16:
             self.before_write_pages(range(first, last + 1))
         else:   # a long span (the image poison, up to 16 MiB): only the pages that held code
-            self.before_write_pages([p for p in self.live | self._dormant if first <= p <= last])
+            self.before_write_pages([p for p in self.live | self._dormant | self._basis.keys()
+                                     if first <= p <= last])
 
     def before_zeroing(self) -> None:
         """A host is about to rewrite every page (a pooled engine's reset)."""
-        self.before_write_pages(self.live | self._dormant)
+        self.before_write_pages(self.live | self._dormant | self._basis.keys())
 
     def before_write_pages(self, pages: Iterable[int]) -> None:
         """As ``before_write``, for whole pages."""
         for page in pages:
-            if page not in self._kept and (page in self.live or page in self._dormant):
-                self._kept[page] = self._read_page(page)
+            if page in self.live or page in self._dormant:
+                if page not in self._kept:
+                    self._kept[page] = self._read_page(page)
+            elif page in self._basis:
+                self._edges.add(page)
 
     def settle(self) -> None:
         """Before a run: remove the translations of every byte a host changed where they can
-        run without a fill first."""
+        run without a fill first, the first chunk of every page a host wrote since its basis
+        (lazy), and all those of the pages a guest may have stored to unseen (``blind``)."""
         if self._flush_due:
             self._flush_due = False
             self._kept.clear()
             self._basis.clear()
+            self._edges.clear()
+            self._blind.clear()
             self._dormant.clear()   # (live stays: its pages still have soft-TLB entries)
             self._flush()
             self.flushes += 1
             return
-        if not self._kept:
+        if not (self._kept or self._edges or self._blind):
             return
-        changes = []
+        changes: list[tuple[int, Spans]] = []
+        for page in self._blind:
+            changes.append((page, [(0, 1 << PAGE_SHIFT)]))
+            self._kept.pop(page, None)
+            self._basis.pop(page, None)
+            self._edges.discard(page)
+        self._blind.clear()
         for page, kept in self._kept.items():
             now = self._read_page(page)
             if now != kept:
                 changes.append((page, changed_spans(kept, now)))
         self._kept.clear()
+        for page in self._edges:
+            old = self._basis.get(page)
+            now = self._read_page(page)
+            if old is not None and now[:CHUNK] != old[:CHUNK]:
+                changes.append((page, [(0, CHUNK)]))
+                self._basis[page] = now[:CHUNK] + old[CHUNK:]
+        self._edges.clear()
         if changes:
             self._remove(changes)
 
@@ -146,7 +186,9 @@ class CodeCache:
         self.settle()
 
     def stop_lazy(self) -> None:
-        """Keep translations the eager way from now on (Thumb code may run: a Thumb block can
-        span two pages, and Unicorn looks the second one up while it searches its cache)."""
-        self.lazy = False
-        self.flush_all()
+        """Keep translations the eager way from now on: Thumb code was declared. (The lazy way
+        is kept safe for a Thumb block crossing into a page by its first-chunk rule; a board
+        that declares Thumb code gets the way that rests on fewer facts.)"""
+        if self.lazy:
+            self.lazy = False
+            self.flush_all()

@@ -118,9 +118,8 @@ class Engine:
         for base, size in self.banks:
             self.ram.add(base, size)
         self.scratch = self._map_scratch()
-        # memory by physical address, the model's hot path: HostRam's own methods
+        # memory by physical address, the model's hot path: HostRam's own reads
         self.read: Callable[[int, int], bytes] = self.ram.read
-        self.write: Callable[[int, bytes], None] = self.ram.write
         self.read32: Callable[[int], int] = self.ram.read32
         self.read64: Callable[[int], int] = self.ram.read64
         self._counter: Optional[ctypes.c_uint64] = None if self._native else self._count_view()
@@ -128,7 +127,7 @@ class Engine:
         self._hook_error: Optional[BaseException] = None
         # translated code kept across host writes where its bytes did not change (code_cache)
         self.code = CodeCache(self.ram.page, self.ram.drop_code, self._flush_code)
-        self._live, self._granted = self.code.live, self.code.granted
+        self._live, self._granted, self._blind = self.code.live, self.code.granted, self.code.blind
         self._fill: FillHook = lambda va, access: None
         self._refused: Callable[[Any], None] = lambda decision: None
         self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
@@ -164,11 +163,15 @@ class Engine:
                 return True
         return False
 
-    # --- memory by physical address (read, write, read32, read64: HostRam's) ---------------------
+    # --- memory by physical address (read, read32, read64: HostRam's) ------------------------
+    def write(self, pa: int, data: bytes) -> None:
+        """Every host write: code translated from the bytes it changes goes before the next run
+        (``code_cache``), whether the bytes are code, the loader's data or a table."""
+        self.code.before_write(pa, len(data))
+        self.ram.write(pa, data)
+
     def write_repeated(self, pa: int, word: bytes, size: int) -> None:
-        """Write the 4 bytes ``word`` repeated over ``size`` bytes (engine_pool maps them): the
-        loader's poison, so code translated from the bytes it changes goes too."""
-        self.code.before_write(pa, size)
+        """Write the 4 bytes ``word`` repeated over ``size`` bytes (engine_pool maps them)."""
         self.write(pa, word * (size // 4))
 
     def write32(self, pa: int, value: int) -> None:
@@ -201,8 +204,11 @@ class Engine:
             if type(decision) is Map:
                 result = entry.contents
                 result.paddr, result.perms = decision
-                if decision[1] & PROT_EXEC and decision[0] >> 12 not in self._live:
-                    self._granted(decision[0] >> 12)   # Unicorn may translate code from it
+                if decision[1] & PROT_EXEC:
+                    if decision[0] >> 12 not in self._live:
+                        self._granted(decision[0] >> 12)   # Unicorn may translate code from it
+                elif decision[1] & PROT_WRITE:
+                    self._blind(decision[0] >> 12)
                 return True
             self._refused(decision)
         except BaseException as exc:
@@ -262,8 +268,7 @@ class Engine:
         self.code.epoch_end()
 
     def write_code(self, pa: int, data: bytes) -> None:
-        """Write guest code: code translated from the bytes it changes goes before the next run."""
-        self.code.before_write(pa, len(data))
+        """Write guest code (as ``write``: the name says what the bytes are)."""
         self.write(pa, data)
 
     def flush_code_cache(self) -> None:
@@ -295,11 +300,13 @@ class Engine:
     @thumb_code.setter
     def thumb_code(self, value: bool) -> None:
         self._thumb_code = self._thumb_code or bool(value)
+        if self._thumb_code:
+            self.code.stop_lazy()
         if self._thumb_code and self._native is not None:
             self._native.disable()
             self._native, self.budget_kind = None, COUNT
             self._counter = self._count_view()
-            self.code.stop_lazy()     # and flush: count='s hook is compiled into the code
+            self.flush_code_cache()   # count='s hook is compiled into the code translated next
 
     def reset_budget(self) -> None:
         """Forget every run's count (an instance reused for another board)."""

@@ -168,3 +168,62 @@ def test_the_loaders_poison_over_code_that_ran_is_what_runs_next(pooled: bool):
     e.write_repeated(RAM, UDF.to_bytes(4, "little"), 64 << 12)   # 64 pages: a mapped span
     e.regs.write(0, 99)
     assert run(e, RAM) == 99                            # the UDF at RAM itself, not mov r0, #1
+
+
+def test_a_thumb_instruction_across_a_page_on_an_arm_engine_runs_its_new_second_half():
+    """Unicorn compares a Thumb block that crosses into a page while it looks it up, asking for
+    that page: its first chunk is checked before the run, not in that fill (the lazy way)."""
+    pool = EnginePool()
+    banks = [(RAM, 1 << 20)]
+    at = RAM + 0x1FFE                                   # movw.w r0 straddles two pages
+    udf_w = (0xF7F0).to_bytes(2, "little") + (0xA000).to_bytes(2, "little")
+
+    def movw_r0(n: int) -> bytes:
+        return (0xF240).to_bytes(2, "little") + n.to_bytes(2, "little")
+    for n in (1, 2, 2, 3):
+        e = lend(pool, banks)
+        assert e.code.lazy                              # declared ARM: Thumb is reached by BX
+        e.write_code(at, movw_r0(n) + udf_w)
+        assert run(e, at | 1) == n
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_code_rewritten_by_stores_through_a_mapping_without_execute_runs_new(pooled: bool):
+    """Unicorn removes the code a store overlaps only at the first store through an entry that
+    does not grant execute; the code of such a page goes before the next run."""
+    page, alias = RAM + 0x4000, 0x4000_0000             # alias: the page, read/write only
+    target = page + 0x100
+
+    def fill(va: int, access: str) -> Map:
+        return Map((page, 3)) if va == alias else Map((va, PROT_ALL))   # 3: read | write
+
+    def board(e: Engine) -> Engine:
+        e.regs.write(16, 0x10)
+        e.on_fill(fill, lambda decision: None)
+        return e
+    pool = EnginePool()
+    e = board(pool([(RAM, 1 << 20)]) if pooled else Engine([(RAM, 1 << 20)]))
+    e.write_code(RAM, words(STR_R1_R2, 0xE5831000, UDF))   # str r1, [r2]; str r1, [r3]
+    e.write_code(target, words(mov_r0(1), UDF))
+    assert run(e, target) == 1
+    e.regs.write(1, mov_r0(3))
+    e.regs.write(2, alias + 0x800)                      # the entry's first store
+    e.regs.write(3, alias + 0x100)                      # the second: over the code
+    run(e, RAM)
+    assert e.read32(target) == mov_r0(3) and run(e, target) == 3
+    if pooled:                                          # the next board loads those bytes
+        e = board(pool([(RAM, 1 << 20)]))
+        e.write_code(target, words(mov_r0(3), UDF))
+        assert run(e, target) == 3
+
+
+def test_every_host_write_over_code_counts_not_only_loads():
+    pool = EnginePool()
+    e = lend(pool, [(RAM, 1 << 20)])
+    e.write_code(RAM, words(mov_r0(1), UDF))
+    assert run(e, RAM) == 1
+    e.write(RAM, words(mov_r0(2), UDF))                 # as Machine.write_phys writes
+    assert run(e, RAM) == 2
+    e = lend(pool, [(RAM, 1 << 20)])
+    e.write_code(RAM, words(mov_r0(2), UDF))
+    assert run(e, RAM) == 2
