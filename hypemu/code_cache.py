@@ -74,8 +74,10 @@ class CodeCache:
         self._kept: dict[int, bytes] = {}    # live page -> its bytes before the first host
         self._edges: set[int] = set()        # write since the last run; lazy: written pages
         self._blind: set[int] = set()        # pages a guest may store to unseen (see blind)
+        self._write_only: set[int] = set()   # pages granted a store without execute, this epoch
         self._flush_due = False              # a full flush is due
         self.dropped = self.flushes = 0      # ranges removed, full flushes done (for tests)
+        self.tainted = False                 # see blind
 
     def flush_all(self) -> None:
         """Every translation goes before the next run (hooks compiled into the code changed)."""
@@ -86,6 +88,9 @@ class CodeCache:
         first chunk was checked before the run (``settle``): a Thumb block of the page before may
         end in it, and Unicorn looks this page up while it compares that block."""
         self.live.add(page)
+        if page in self._write_only:    # code from a page stored to through another entry
+            self._blind.add(page)
+            self.tainted = True
         basis = self._basis.pop(page, None) if self.lazy else None
         if basis is not None:
             now = self._read_page(page)
@@ -94,10 +99,18 @@ class CodeCache:
 
     def blind(self, page: int) -> None:
         """A fill granted a store to ``page`` without execute. Unicorn then removes the code a
-        store overlaps only at the first store through that entry, so the code translated from
-        such a page (if any) is all removed before the next run."""
+        store overlaps only at the first store through that entry (later ones leave it stale:
+        an emulator artifact, which the architecture allows without I-cache maintenance), so the
+        code translated from such a page is all removed before the next run. What runs until
+        then depends on which code Unicorn holds, so the board is ``tainted``: on a reused
+        engine, its result may differ from a fresh engine's (``result.run`` runs it again on a
+        fresh one; ``engine_pool`` flushes all code before the next board); so is one whose page
+        gets execute after such an entry (``granted``). No layout of the shipped scenarios maps a
+        page writable without execute."""
+        self._write_only.add(page)
         if page in self.live or page in self._dormant or page in self._basis:
             self._blind.add(page)
+            self.tainted = True
 
     def epoch_end(self) -> None:
         """Unicorn's soft TLB was flushed: the live pages become dormant."""
@@ -113,6 +126,7 @@ class CodeCache:
         else:
             self._dormant |= self.live
         self.live.clear()
+        self._write_only.clear()   # their entries are gone: a store through one fills again
 
     def before_write(self, pa: int, size: int) -> None:
         """A host is about to write ``size`` bytes at ``pa``."""
@@ -148,6 +162,7 @@ class CodeCache:
             self._basis.clear()
             self._edges.clear()
             self._blind.clear()
+            self._write_only.clear()
             self._dormant.clear()   # (live stays: its pages still have soft-TLB entries)
             self._flush()
             self.flushes += 1

@@ -130,8 +130,9 @@ class PooledEngine(Engine):
             TEMPLATES.map_zeros(host, size)
         self._templated.clear()
         self.ram.zero()           # the scratch page too
-        if self._extra_hooks:   # memory hooks are compiled into the code translated with them
-            self.flush_code_cache()
+        if self._extra_hooks or self.code.tainted:   # memory hooks are compiled into the code
+            self.flush_code_cache()                   # translated with them; code_cache.blind
+        self.code.tainted = False
         for handle in self._extra_hooks:
             self.uc.hook_del(handle)
         self._extra_hooks.clear()

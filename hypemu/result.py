@@ -147,6 +147,10 @@ def run(scenario: Union[Scenario, Mapping[str, Any]], checks: bool = True,
         result.outcome, result.reason = "timeout", f"{err}{_where(s, machine)}"
     except inject.InjectError as err:   # an injection that does not fit this machine: bad input
         raise _inject_input_error(err, s) from None
+    if machine is not None and engines is not Engine and machine.core.engine.code.tainted:
+        # a reused engine's code met stores Unicorn does not check (code_cache.blind): only a
+        # fresh engine gives what a fresh run gives
+        return run(s, checks, export, trace)
     if machine is not None:
         _collect(machine, result)
         result.export = machine.export() if export else None

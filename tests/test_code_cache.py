@@ -211,10 +211,13 @@ def test_code_rewritten_by_stores_through_a_mapping_without_execute_runs_new(poo
     e.regs.write(3, alias + 0x100)                      # the second: over the code
     run(e, RAM)
     assert e.read32(target) == mov_r0(3) and run(e, target) == 3
+    assert e.code.tainted                               # what runs depends on what Unicorn held
     if pooled:                                          # the next board loads those bytes
+        flushes = e.code.flushes
         e = board(pool([(RAM, 1 << 20)]))
+        assert not e.code.tainted
         e.write_code(target, words(mov_r0(3), UDF))
-        assert run(e, target) == 3
+        assert run(e, target) == 3 and e.code.flushes == flushes + 1   # it started empty
 
 
 def test_every_host_write_over_code_counts_not_only_loads():
@@ -227,3 +230,43 @@ def test_every_host_write_over_code_counts_not_only_loads():
     e = lend(pool, [(RAM, 1 << 20)])
     e.write_code(RAM, words(mov_r0(2), UDF))
     assert run(e, RAM) == 2
+
+
+def test_a_board_whose_reused_engine_was_tainted_is_run_again_on_a_fresh_engine(monkeypatch):
+    import hypemu.result as result_mod
+    built: list[object] = []
+    machine = result_mod.Machine
+
+    def counting(*args: object) -> object:
+        built.append(args[-1])                          # the engine factory it was given
+        return machine(*args)
+    monkeypatch.setattr(result_mod, "Machine", counting)
+
+    class Tainting(EnginePool):
+        def __call__(self, banks, *, thumb=False):
+            engine = super().__call__(banks, thumb=thumb)
+            engine.code.tainted = True                  # as code_cache.blind would
+            return engine
+    scenario = {"name": "t", "steps": [{"boot": "all"}, {"call": {"fn": "hyp_probe"}}]}
+    fresh = result_mod.run(scenario)
+    assert built == [Engine]
+    built.clear()
+    again = result_mod.run(scenario, engines=Tainting())
+    assert len(built) == 2 and built[1] is Engine       # the pooled board, then a fresh one
+    assert again.to_dict()["outcome"] == fresh.to_dict()["outcome"] == "ok"
+    built.clear()
+    result_mod.run(scenario, engines=EnginePool())      # untainted: one board
+    assert len(built) == 1
+
+
+def test_execute_granted_after_a_store_entry_without_execute_taints_the_board():
+    cache = CodeCache(lambda page: bytes(4096), lambda changes: True, lambda: None, lazy=True)
+    cache.blind(7)                                      # no code on page 7 yet
+    assert not cache.tainted
+    cache.granted(7)                                    # code now, the store entry still there
+    assert cache.tainted
+    other = CodeCache(lambda page: bytes(4096), lambda changes: True, lambda: None, lazy=True)
+    other.blind(7)
+    other.epoch_end()                                   # the entry is gone with the soft TLB
+    other.granted(7)
+    assert not other.tainted
