@@ -261,7 +261,16 @@ def machine_info(quick: bool, command: str) -> dict[str, Any]:
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
             "unicorn": _version("unicorn"), "hypemu": __version__, "budget": _budget(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": command, "quick": quick}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": command, "quick": quick,
+            "python_loop_ms": [python_speed()]}
+
+
+def python_speed() -> float:
+    """ms for a pure-Python loop of 10^6 iterations (best of 5): how fast this machine runs
+    Python now. A shared VM's speed drifts; absolute figures move with it, ratios much less."""
+    def once() -> float:
+        return seconds(lambda: [0 for _ in range(1_000_000)]) * 1e3
+    return round(min(once() for _ in range(5)), 2)
 
 
 def _budget() -> str:
@@ -368,6 +377,10 @@ def _footnote(benchmarks: list[Benchmark], report: Report) -> str:
     judged = [r for r in report.rows if r.met is not None]   # --quick judges none
     lines.append(f"targets missed: {', '.join(missed)}" if missed else
                  "targets: all met" if judged else "targets: none judged")
+    speeds = report.machine.get("python_loop_ms", [])
+    if len(speeds) == 2:
+        lines.append(f"machine speed: a Python loop of 10^6 iterations took {speeds[0]} ms at "
+                     f"the start, {speeds[1]} ms at the end (absolute figures move with it)")
     return "\n".join(lines)
 
 
@@ -385,6 +398,7 @@ def main(quick: bool = False, json_path: Optional[str] = None, only: Optional[li
     machine = machine_info(quick, command)
     print(_preamble(machine, len(benchmarks)), file=stream, flush=True)
     report = run_suite(benchmarks, quick, machine, lambda line: print(line, file=stream, flush=True))
+    machine["python_loop_ms"].append(python_speed())   # at the start and at the end
     print(_footnote(benchmarks, report), file=stream, flush=True)
     if json_path:
         _write_json(report, json_path)

@@ -79,6 +79,8 @@ def test_machine_block_names_the_host_and_the_run(quick):
     assert m["budget"].startswith(("native", "count="))
     assert m["quick"] is True and m["unicorn"].startswith("2.1")
     assert m["command"].startswith("hypemu bench --quick --json ")
+    start, end = m["python_loop_ms"]             # the machine's Python speed, start and end
+    assert 0 < start < 10_000 and 0 < end < 10_000
 
 
 def test_only_runs_the_named_benchmarks_in_suite_order(tmp_path, capsys):
