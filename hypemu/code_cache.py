@@ -24,9 +24,10 @@ Two ways to keep the invariant "a translation that can run matches the bytes it 
   granted execute in it are kept as its translations' basis; a host write to such a page then
   needs nothing until a fill grants execute on it again, which compares the page with its basis
   first (from inside the fill: safe because Unicorn asks for a page before it searches its cache
-  for a block in it). The exception is a page's first chunk, where a Thumb block of the page
+  for a block in it). The exception is a page's first two bytes, where a Thumb block of the page
   before may end: Unicorn asks for that page while it compares the block, so a host write to a
-  dormant page has its first chunk checked before the next run instead. So code that comes back
+  dormant page has those bytes checked before the next run instead (``EDGE``), and the check in
+  the fill leaves them out. So code that comes back
   to a place it ran from before (the next sweep point of the same layout) runs without being
   translated again.
 A change of hooks compiled into the code still flushes everything (``flush_all``).
@@ -38,6 +39,8 @@ from typing import Callable, Iterable
 
 PAGE_SHIFT = 12
 CHUNK = 128       # bytes compared at a time: a changed byte costs the code translated from its chunk
+EDGE = 2          # bytes of a page a Thumb block of the page before may end in (its first
+                  # instruction, 32-bit, crossing: QEMU ends a Thumb block at a page's end else)
 MAX_BASIS = 4096  # pages whose bytes the lazy way keeps (16 MiB); beyond: flush and start again
 
 Spans = list[tuple[int, int]]
@@ -85,8 +88,9 @@ class CodeCache:
 
     def granted(self, page: int) -> None:
         """A fill granted execute on ``page``, not live until now (the engine checks that). Its
-        first chunk was checked before the run (``settle``): a Thumb block of the page before may
-        end in it, and Unicorn looks this page up while it compares that block."""
+        first ``EDGE`` bytes were checked before the run (``settle``) and are left out here: a
+        Thumb block of the page before may end in them, and Unicorn may be asking for this page
+        while it compares that block (removing it then would not stop it from running)."""
         self.live.add(page)
         if page in self._write_only:    # code from a page stored to through another entry
             self._blind.add(page)
@@ -95,7 +99,10 @@ class CodeCache:
         if basis is not None:
             now = self._read_page(page)
             if now != basis:
-                self._remove([(page, changed_spans(basis, now))])
+                spans = changed_spans(basis, now)
+                if spans[0][0] == 0 and now[:EDGE] == basis[:EDGE]:
+                    spans[0] = (EDGE, spans[0][1])   # (no host writes during a run: always so)
+                self._remove([(page, spans)])
 
     def blind(self, page: int) -> None:
         """A fill granted a store to ``page`` without execute. Unicorn then removes the code a
@@ -154,8 +161,8 @@ class CodeCache:
 
     def settle(self) -> None:
         """Before a run: remove the translations of every byte a host changed where they can
-        run without a fill first, the first chunk of every page a host wrote since its basis
-        (lazy), and all those of the pages a guest may have stored to unseen (``blind``)."""
+        run without a fill first, the first ``EDGE`` bytes of every page a host wrote since its
+        basis (lazy), and all those of the pages a guest may have stored to unseen (``blind``)."""
         if self._flush_due:
             self._flush_due = False
             self._kept.clear()
@@ -184,9 +191,9 @@ class CodeCache:
         for page in self._edges:
             old = self._basis.get(page)
             now = self._read_page(page)
-            if old is not None and now[:CHUNK] != old[:CHUNK]:
-                changes.append((page, [(0, CHUNK)]))
-                self._basis[page] = now[:CHUNK] + old[CHUNK:]
+            if old is not None and now[:EDGE] != old[:EDGE]:
+                changes.append((page, [(0, EDGE)]))
+                self._basis[page] = now[:EDGE] + old[EDGE:]
         self._edges.clear()
         if changes:
             self._remove(changes)

@@ -172,7 +172,7 @@ def test_the_loaders_poison_over_code_that_ran_is_what_runs_next(pooled: bool):
 
 def test_a_thumb_instruction_across_a_page_on_an_arm_engine_runs_its_new_second_half():
     """Unicorn compares a Thumb block that crosses into a page while it looks it up, asking for
-    that page: its first chunk is checked before the run, not in that fill (the lazy way)."""
+    that page: its first two bytes are checked before the run, not in that fill (the lazy way)."""
     pool = EnginePool()
     banks = [(RAM, 1 << 20)]
     at = RAM + 0x1FFE                                   # movw.w r0 straddles two pages
