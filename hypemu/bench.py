@@ -375,12 +375,12 @@ def _footnote(benchmarks: list[Benchmark], report: Report) -> str:
               for r in report.rows if r.ratio is not None]
     missed = [r.name for r in report.rows if r.met is False]
     judged = [r for r in report.rows if r.met is not None]   # --quick judges none
-    lines.append(f"targets missed: {', '.join(missed)}" if missed else
-                 "targets: all met" if judged else "targets: none judged")
     speeds = report.machine.get("python_loop_ms", [])
     if len(speeds) == 2:
         lines.append(f"machine speed: a Python loop of 10^6 iterations took {speeds[0]} ms at "
                      f"the start, {speeds[1]} ms at the end (absolute figures move with it)")
+    lines.append(f"targets missed: {', '.join(missed)}" if missed else
+                 "targets: all met" if judged else "targets: none judged")
     return "\n".join(lines)
 
 
