@@ -267,17 +267,12 @@ class Engine:
             raise EngineError("uc_ctl(TLB_FLUSH) failed")
         self.code.epoch_end()
 
-    def write_code(self, pa: int, data: bytes) -> None:
-        """Write guest code (as ``write``: the name says what the bytes are)."""
-        self.write(pa, data)
-
     def flush_code_cache(self) -> None:
         """Drop all translated code before the next run: for hooks compiled into it."""
         self.code.flush_all()
 
     def _flush_code(self) -> None:
         self.uc.ctl(UC_CTL_TB_FLUSH, UC_CTL_IO_WRITE)
-
 
     def executed(self) -> int:
         """Instructions the last counted run executed (requested + 1 when the count ran out), as

@@ -19,12 +19,11 @@ import mmap
 import struct
 from typing import Any, Optional
 
-from unicorn import UcError  # type: ignore[attr-defined]
+from unicorn import UC_PROT_ALL, UcError  # type: ignore[attr-defined]
 
 from .engine_regs import NoMemory
 
 PAGE = 4096
-PROT_ALL = 7     # UC_PROT_READ | UC_PROT_WRITE | UC_PROT_EXEC
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 _RAM_ADDR_INVALID = (1 << 64) - 1
 
@@ -60,7 +59,7 @@ class HostRam:
     def add(self, pa: int, size: int) -> None:
         memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         host = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        self._uc.mem_map_ptr(pa, size, PROT_ALL, host)
+        self._uc.mem_map_ptr(pa, size, UC_PROT_ALL, host)
         self.memory.append(memory)
         self.regions.append((pa, size))
         self.hosts.append(host)

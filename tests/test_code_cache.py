@@ -68,11 +68,11 @@ def test_changed_spans_are_the_differing_chunks_merged(old_at, new_at, spans):
 def test_rewritten_code_runs_new_on_a_fresh_engine_and_unchanged_code_is_kept():
     e = ready(Engine([(RAM, 1 << 20)]))
     assert not e.code.lazy
-    e.write_code(RAM, words(mov_r0(1), UDF))
+    e.write(RAM, words(mov_r0(1), UDF))
     assert run(e, RAM) == 1
-    e.write_code(RAM, words(mov_r0(1), UDF))           # the same bytes: the translation stays
+    e.write(RAM, words(mov_r0(1), UDF))           # the same bytes: the translation stays
     assert run(e, RAM) == 1 and e.code.dropped == 0
-    e.write_code(RAM, words(mov_r0(2), UDF))           # changed: its chunk's code goes
+    e.write(RAM, words(mov_r0(2), UDF))           # changed: its chunk's code goes
     assert run(e, RAM) == 2 and e.code.dropped == 1 and e.code.flushes == 0
 
 
@@ -93,16 +93,16 @@ def test_a_pooled_engine_keeps_code_across_boards_only_where_its_bytes_are_uncha
     banks = [(RAM, 1 << 20)]
     e = lend(pool, banks)
     assert isinstance(e, PooledEngine) and e.code.lazy
-    e.write_code(RAM, words(mov_r0(1), UDF))
+    e.write(RAM, words(mov_r0(1), UDF))
     assert run(e, RAM) == 1
     assert lend(pool, banks) is e                       # the next board: RAM zeroed
-    e.write_code(RAM, words(mov_r0(2), UDF))
+    e.write(RAM, words(mov_r0(2), UDF))
     assert run(e, RAM) == 2
     dropped = e.code.dropped
     assert dropped >= 1
     for expected in (1, 1):                             # back to the first code, then again
         lend(pool, banks)
-        e.write_code(RAM, words(mov_r0(expected), UDF))
+        e.write(RAM, words(mov_r0(expected), UDF))
         assert run(e, RAM) == expected
     assert e.code.dropped == dropped + 1                # only the change 2 -> 1 removed code
     assert e.code.flushes == 0
@@ -110,7 +110,7 @@ def test_a_pooled_engine_keeps_code_across_boards_only_where_its_bytes_are_uncha
 
 def test_a_host_write_to_a_page_not_granted_since_the_last_soft_tlb_flush_is_seen():
     e = lend(EnginePool(), [(RAM, 1 << 20)])
-    e.write_code(RAM, words(mov_r0(1), UDF))
+    e.write(RAM, words(mov_r0(1), UDF))
     assert run(e, RAM) == 1
     e.flush_soft_tlb()
     e.write(RAM, words(mov_r0(3), UDF))                 # a plain write, no run between
@@ -122,15 +122,15 @@ def test_code_a_guest_store_rewrote_is_not_taken_for_the_code_loaded_again():
     banks = [(RAM, 1 << 20)]
     target = RAM + 0x100
     e = lend(pool, banks)
-    e.write_code(RAM, words(STR_R1_R2, BX_R2))
-    e.write_code(target, words(mov_r0(2), UDF))
+    e.write(RAM, words(STR_R1_R2, BX_R2))
+    e.write(target, words(mov_r0(2), UDF))
     assert run(e, target) == 2
     e.flush_soft_tlb()                                  # an epoch ends: the bytes are kept
     e.regs.write(1, mov_r0(3))
     e.regs.write(2, target)
     assert run(e, RAM) == 3                             # the guest rewrote it and ran it
     lend(pool, banks)
-    e.write_code(target, words(mov_r0(2), UDF))         # what the first board loaded
+    e.write(target, words(mov_r0(2), UDF))         # what the first board loaded
     assert run(e, target) == 2
 
 
@@ -139,10 +139,10 @@ def test_ram_above_4gib_keeps_and_drops_code_by_its_own_address():
     high = 0x1_0000_0000
     banks = [(high, 1 << 20)]
     e = lend(pool, banks, va_to_pa=high - RAM)          # VA 0x80000000 -> PA 0x100000000
-    e.write_code(high, words(mov_r0(4), UDF))
+    e.write(high, words(mov_r0(4), UDF))
     assert run(e, RAM) == 4
     lend(pool, banks, va_to_pa=high - RAM)
-    e.write_code(high, words(mov_r0(5), UDF))
+    e.write(high, words(mov_r0(5), UDF))
     assert run(e, RAM) == 5
 
 
@@ -163,7 +163,7 @@ def test_the_lazy_way_refuses_to_guess_when_it_cannot_remove_code():
 @pytest.mark.parametrize("pooled", [False, True])
 def test_the_loaders_poison_over_code_that_ran_is_what_runs_next(pooled: bool):
     e = lend(EnginePool(), [(RAM, 1 << 20)]) if pooled else ready(Engine([(RAM, 1 << 20)]))
-    e.write_code(RAM, words(mov_r0(1), UDF))
+    e.write(RAM, words(mov_r0(1), UDF))
     assert run(e, RAM) == 1
     e.write_repeated(RAM, UDF.to_bytes(4, "little"), 64 << 12)   # 64 pages: a mapped span
     e.regs.write(0, 99)
@@ -183,7 +183,7 @@ def test_a_thumb_instruction_across_a_page_on_an_arm_engine_runs_its_new_second_
     for n in (1, 2, 2, 3):
         e = lend(pool, banks)
         assert e.code.lazy                              # declared ARM: Thumb is reached by BX
-        e.write_code(at, movw_r0(n) + udf_w)
+        e.write(at, movw_r0(n) + udf_w)
         assert run(e, at | 1) == n
 
 
@@ -203,8 +203,8 @@ def test_code_rewritten_by_stores_through_a_mapping_without_execute_runs_new(poo
         return e
     pool = EnginePool()
     e = board(pool([(RAM, 1 << 20)]) if pooled else Engine([(RAM, 1 << 20)]))
-    e.write_code(RAM, words(STR_R1_R2, 0xE5831000, UDF))   # str r1, [r2]; str r1, [r3]
-    e.write_code(target, words(mov_r0(1), UDF))
+    e.write(RAM, words(STR_R1_R2, 0xE5831000, UDF))   # str r1, [r2]; str r1, [r3]
+    e.write(target, words(mov_r0(1), UDF))
     assert run(e, target) == 1
     e.regs.write(1, mov_r0(3))
     e.regs.write(2, alias + 0x800)                      # the entry's first store
@@ -216,19 +216,19 @@ def test_code_rewritten_by_stores_through_a_mapping_without_execute_runs_new(poo
         flushes = e.code.flushes
         e = board(pool([(RAM, 1 << 20)]))
         assert not e.code.tainted
-        e.write_code(target, words(mov_r0(3), UDF))
+        e.write(target, words(mov_r0(3), UDF))
         assert run(e, target) == 3 and e.code.flushes == flushes + 1   # it started empty
 
 
 def test_every_host_write_over_code_counts_not_only_loads():
     pool = EnginePool()
     e = lend(pool, [(RAM, 1 << 20)])
-    e.write_code(RAM, words(mov_r0(1), UDF))
+    e.write(RAM, words(mov_r0(1), UDF))
     assert run(e, RAM) == 1
     e.write(RAM, words(mov_r0(2), UDF))                 # as Machine.write_phys writes
     assert run(e, RAM) == 2
     e = lend(pool, [(RAM, 1 << 20)])
-    e.write_code(RAM, words(mov_r0(2), UDF))
+    e.write(RAM, words(mov_r0(2), UDF))
     assert run(e, RAM) == 2
 
 

@@ -131,7 +131,7 @@ class CpuComplex:
             del patched[old]
         for off, word in marks:
             patched[pa + off] = word
-        self.engine.write_code(pa, data)
+        self.engine.write(pa, data)
 
     def _load_thumb(self, pa: int, code: bytes) -> None:
         data = bytearray(code)
@@ -146,11 +146,11 @@ class CpuComplex:
                 halves = (marker,) if size == 2 else (marker >> 16, marker & 0xFFFF)
                 data[off:off + size] = b"".join(h.to_bytes(2, "little") for h in halves)
         self.engine.thumb_code = True
-        self.engine.write_code(pa, bytes(data))
+        self.engine.write(pa, bytes(data))
 
     def add_sentinel(self, pa: int) -> None:
         """Place the return sentinel at ``pa``: a PL1 call whose LR points here ends the run."""
-        self.engine.write_code(pa, SENTINEL_WORD.to_bytes(4, "little"))
+        self.engine.write32(pa, SENTINEL_WORD)
         self.runner.sentinels.add(pa)
 
     # --- CPU selection and registers ------------------------------------------------------------

@@ -118,6 +118,7 @@ class ExecContext:
             self.drop_soft_tlb()
 
     def drop_soft_tlb(self) -> None:
+        """Flush Unicorn's soft TLB and know that it holds nothing of the HYP MMU now."""
         self.flush_soft_tlb()
         self.hyp_fills = False
 

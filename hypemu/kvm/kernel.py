@@ -44,7 +44,7 @@ class _BoardRam:
 
     def write_ram(self, pa: int, data: bytes) -> None:
         self.log.load(pa, data)
-        self.core.engine.write_code(pa, data)   # plain bytes, but maybe over code that ran
+        self.core.engine.write(pa, data)
 
     def fill_ram(self, pa: int, data: bytes) -> None:
         self.log.load(pa, data)
