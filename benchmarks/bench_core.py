@@ -45,6 +45,7 @@ def init_per_cpu(reps: int) -> Case:
 def hvc_roundtrip(calls: int) -> Case:
     """A runtime HVC from the kernel side and back: Machine.call(0, "hyp_probe")."""
     m = board()
+    m.call(0, "hyp_probe")     # warm: the counts are those of every later call
     c = counts_of(m, lambda: m.call(0, "hyp_probe"))
     call = m.call
 
@@ -54,18 +55,14 @@ def hvc_roundtrip(calls: int) -> Case:
 
     # The floor: one bare emu_start per call through as many trapping instructions, each stepped
     # over by a Python hook that does nothing else (PC read and written through the C API, as
-    # hypemu does), with Unicorn's soft TLB flushed first.
+    # hypemu does), its soft TLB warm as hypemu's is (a mode switch keeps it).
     floor = Bare(trap_hook=True, fill_hook=True)
     source = "\n".join([TRAP_INSN] * c["traps"] + ["bx lr"])
     floor.map(FLOOR_VA, PAGE, assemble(source, FLOOR_VA).code)
     floor_call = floor.call(FLOOR_VA)
 
     def floor_one() -> float:
-        def go() -> None:
-            for _ in range(calls):
-                floor.flush_tlb()
-                floor_call()
-        return seconds(go)
+        return seconds(lambda: [floor_call() for _ in range(calls)])
     return Case(one, floor_one, figure=per_op(calls, 1e6), detail=lambda cost: (
         f"{c['traps']} trapped instructions (HVC, MRC HSR, MRS/MSR SPSR, ERET, the return), "
         f"{c['tlb_fills']} TLB fills, {c['instructions']} instructions per call; baseline: one "
@@ -153,11 +150,16 @@ def count_block_hook(rounds: int) -> Case:
 
 def _touch(pages: int, calls: int, cold: bool) -> Case:
     """hyp_touch over ``pages`` distinct pages, ``calls`` times; every page misses Unicorn's soft
-    TLB (each HVC's mode switch flushes it). Warm: the TLB model serves each fill. Cold: the model
-    is emptied (TLBIALLH, untimed) before each call, so each fill walks the tables too."""
+    TLB (flushed before each call, as the baseline's is: a mode switch keeps it). Warm: the TLB
+    model serves each fill. Cold: the model is emptied (TLBIALLH, untimed) before each call, so
+    each fill walks the tables too."""
     m = board()
     va, _ = hyp_scratch(m, pages * PAGE)
-    touch = lambda: m.call(0, "hyp_touch", va, pages, 1)  # noqa: E731
+    flush = m.core.engine.flush_soft_tlb
+
+    def touch() -> None:
+        flush()
+        m.call(0, "hyp_touch", va, pages, 1)
     empty = lambda: m.call(0, "hyp_tlbi_all")              # noqa: E731
     touch()                        # walks once: the TLB model is warm afterwards
     if cold:

@@ -29,7 +29,7 @@ from .code_cache import CodeCache
 from .engine_budget import COUNT, NATIVE, NativeBudget, counter_address
 from .engine_regs import REG_CPSR as REG_CPSR, REG_LR as REG_LR, REG_PC as REG_PC
 from .engine_regs import REG_SP as REG_SP, EngineError as EngineError, NoMemory as NoMemory
-from .engine_regs import Registers as Registers
+from .engine_regs import Registers as Registers, SoftTlbChoice
 from .engine_ram import HostRam
 
 PAGE = 4096
@@ -102,6 +102,7 @@ _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_voi
 _TLB_FLUSH = UC_CTL_IO_WRITE << 30 | UC_CTL_TLB_FLUSH   # UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0)
 
 
+
 class Engine:
     """One Unicorn instance with RAM banks mapped by physical address. ``budget``/``thumb``: how
     runs are counted (``choose_budget``); ``budget_kind`` says which one was chosen."""
@@ -133,6 +134,8 @@ class Engine:
         self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
         self._interrupt: Callable[[int, int], None] = lambda intno, pc: None
         self._add_hooks()
+        self.tlbs = SoftTlbChoice(self.uc)
+        self.use_hyp_tlb: Callable[[bool], None] = self.tlbs.use
 
     def _add_hooks(self) -> None:
         """The fill, invalid-instruction and interrupt hooks as ctypes callbacks of our own, on
@@ -252,6 +255,7 @@ class Engine:
 
     def context_restore(self, context: Any) -> None:
         self.uc.context_restore(context)
+        self.tlbs.sync()   # SCR came with the context
 
     def context_update(self, context: Any) -> None:
         self.uc.context_update(context)

@@ -143,7 +143,7 @@ class PooledEngine(Engine):
         self._trap = lambda pc, cpsr: None
         self._interrupt = lambda intno, pc: None
         self.reset_budget()      # the native budget's count (its block hook stays: the only one)
-        self.uc.context_restore(self._fresh)
+        self.context_restore(self._fresh)
 
 
 class EnginePool:

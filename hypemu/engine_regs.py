@@ -7,8 +7,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from unicorn.arm_const import (UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0,
-                               UC_ARM_REG_SP)
+from unicorn.arm_const import (UC_ARM_REG_CP_REG, UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC,
+                               UC_ARM_REG_R0, UC_ARM_REG_SP)
 
 # Registers by architectural number: 0-12 R0-R12, 13 SP, 14 LR, 15 PC; 16 is the CPSR.
 REG_SP, REG_LR, REG_PC, REG_CPSR = 13, 14, 15, 16
@@ -80,3 +80,44 @@ class Registers:
         values[4] = lr & 0xFFFFFFFF
         if self._c_write_batch(self._handle, self._args, self._pointers, 5):
             raise EngineError("uc_reg_write_batch(R0-R3, LR) failed")
+
+
+class _CpReg(ctypes.Structure):
+    _fields_ = [("cp", ctypes.c_uint32), ("is64", ctypes.c_uint32), ("sec", ctypes.c_uint32),
+                ("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("opc1", ctypes.c_uint32),
+                ("opc2", ctypes.c_uint32), ("val", ctypes.c_uint64)]   # uc_arm_cp_reg
+
+
+SCR_NS = 1   # SCR (p15, 0, c1, c1, 0) of Unicorn's CPU at reset: Non-secure
+
+
+class SoftTlbChoice:
+    """Which of Unicorn's two soft TLBs the guest uses: the HYP MMU's or the flat regimes' (PL1,
+    HYP with HSCTLR.M = 0). Why two: Unicorn keeps a soft TLB per MMU index, and its User mode,
+    where all guest code runs, has two, Secure and Non-secure (QEMU's SE10_0 and E10_0), chosen
+    by SCR.NS. So a switch between PL1 and the HYP MMU writes SCR.NS instead of flushing, and each
+    side finds its entries again (an HVC and its ERET refill nothing); a flush empties both.
+    Nothing else of the security state matters to code run in User mode here: no Monitor is
+    modelled, and the User-accessible registers it banks (TPIDRURW, TPIDRURO) are not modelled
+    (guest code that uses them natively sees Unicorn's copy of the side it runs on)."""
+
+    def __init__(self, uc: Any) -> None:
+        from unicorn.unicorn_py3.unicorn import uclib
+        self._handle, self._c_read, self._c_write = uc._uch, uclib.uc_reg_read, uclib.uc_reg_write
+        self._scr = _CpReg(cp=15, sec=1, crn=1, crm=1, val=SCR_NS)
+        self._ref = ctypes.byref(self._scr)
+        self.hyp = False      # the flat one, as at reset
+
+    def use(self, hyp: bool) -> None:
+        if hyp is self.hyp:
+            return
+        self._scr.val = 0 if hyp else SCR_NS
+        if self._c_write(self._handle, UC_ARM_REG_CP_REG, self._ref):
+            raise EngineError("uc_reg_write(SCR) failed")
+        self.hyp = hyp
+
+    def sync(self) -> None:
+        """Read the choice back from SCR (a register context was restored)."""
+        if self._c_read(self._handle, UC_ARM_REG_CP_REG, self._ref):
+            raise EngineError("uc_reg_read(SCR) failed")
+        self.hyp = not self._scr.val & SCR_NS

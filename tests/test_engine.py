@@ -48,3 +48,48 @@ def test_a_refused_fill_goes_to_refused():
     e.on_fill(lambda va, access: ("no", va, access), refusals.append)
     assert e.start(RAM, 1) is not None                      # Unicorn's fetch fault
     assert refusals == [("no", RAM, "fetch")]
+
+
+def _counting_fills(e: Engine, pa_of: dict[bool, int]) -> list[tuple[bool, int]]:
+    """Fills as (soft TLB, page VA); each soft TLB maps the code page to its own PA."""
+    fills: list[tuple[bool, int]] = []
+
+    def fill(va: int, access: str) -> Map:
+        hyp = bool(e.tlbs.hyp)
+        fills.append((hyp, va & ~0xFFF))
+        return Map((pa_of[hyp] + (va & 0xFFF), PROT_ALL))
+    e.on_fill(fill, lambda decision: None)
+    return fills
+
+
+def test_the_hyp_mmu_and_the_flat_regime_have_a_soft_tlb_each():
+    """Switching keeps both: each side finds its own entries again; a flush empties both."""
+    e = engine_with([NOP, NOP])
+    e.write(RAM + 0x1000, (NOP).to_bytes(4, "little") * 2)   # the HYP side's copy of the code
+    fills = _counting_fills(e, {False: RAM, True: RAM + 0x1000})
+    e.start(RAM, 2)
+    assert fills == [(False, RAM)]
+    e.use_hyp_tlb(True)
+    e.start(RAM, 2)
+    assert fills == [(False, RAM), (True, RAM)]        # a TLB of its own: filled once
+    e.use_hyp_tlb(False)
+    e.start(RAM, 2)
+    e.use_hyp_tlb(True)
+    e.start(RAM, 2)
+    assert len(fills) == 2                              # both kept across the switches
+    e.flush_soft_tlb()
+    e.start(RAM, 2)
+    e.use_hyp_tlb(False)
+    e.start(RAM, 2)
+    assert fills[2:] == [(True, RAM), (False, RAM)]
+
+
+def test_a_restored_context_brings_its_soft_tlb_choice():
+    e = engine_with([NOP])
+    flat = e.context_save()
+    e.use_hyp_tlb(True)
+    hyp = e.context_save()
+    e.context_restore(flat)
+    assert e.tlbs.hyp is False
+    e.context_restore(hyp)
+    assert e.tlbs.hyp is True

@@ -1,8 +1,10 @@
 """Unicorn never holds a translation the model does not: every soft-TLB entry granted since the
 last flush is, after each trapped instruction (where the regime, the mode, the TLB model or the
 tables can change), still what the model would give now: the same PA, no wider permissions.
-This is what lets the CPUs keep Unicorn's soft TLB across a switch that does not change the
-translation regime (PL1 flat <-> HYP with the MMU off)."""
+Unicorn has two soft TLBs here (``Engine.use_hyp_tlb``): the flat one's entries must be flat, the
+HYP MMU's entries what the CPU's HYP regime gives, whether the CPU runs in HYP or in PL1 now.
+This is what lets the CPUs keep Unicorn's soft TLB across every mode switch (PL1 flat <-> HYP
+with the MMU off share the flat one; PL1 <-> HYP with the MMU on switch between the two)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ class Held:
     """The entries one engine granted since its last flush, checked after every trap."""
 
     def __init__(self) -> None:
-        self.entries: dict[int, tuple[int, int]] = {}
+        self.entries: dict[tuple[bool, int], tuple[int, int]] = {}   # (hyp TLB, VA) -> entry
         self.checks = 0
         self.kept_across_switch = 0
+        self.kept_hyp_across_switch = 0   # HYP MMU entries kept across a switch to or from PL1
 
 
 def _model_perms(t: Any) -> int:
@@ -38,13 +41,16 @@ def _model_perms(t: Any) -> int:
 def _violations(held: Held, runner: Any) -> list[str]:
     ctx, engine = runner.ctx, runner.engine
     bad = []
-    for va, (pa, perms) in held.entries.items():
-        t = translate(ctx.st, engine.read64, va, "read")
+    for (hyp, va), (pa, perms) in held.entries.items():
+        if not hyp:
+            if pa != va or perms & ~PROT_ALL:
+                bad.append(f"{va:#x} held flat -> {pa:#x}")
+            continue
+        t = translate(ctx.st, engine.read64, va, "read", hyp=True)
         if isinstance(t, Fault):
             bad.append(f"{va:#x} held -> {pa:#x}, the model faults ({t.type})")
         elif isinstance(t, int):
-            if pa != va or perms & ~PROT_ALL:
-                bad.append(f"{va:#x} held -> {pa:#x}, the model is flat")
+            bad.append(f"{va:#x} held in the HYP MMU's TLB -> {pa:#x}, the HYP MMU is off")
         elif t.pa_of(va) != pa or perms & ~_model_perms(t):
             bad.append(f"{va:#x} held -> {pa:#x} perms {perms}, model -> {t.pa_of(va):#x}")
     return bad
@@ -69,7 +75,8 @@ def watched(monkeypatch) -> list[Held]:
         def wrapped(va: int, access: str) -> Any:
             decision = fill(va, access)
             if type(decision) is Map:
-                held.entries[va & PAGE_MASK] = (decision.pa & PAGE_MASK, decision.perms)
+                hyp = self.tlbs.hyp   # the soft TLB this fill goes into
+                held.entries[hyp, va & PAGE_MASK] = (decision.pa & PAGE_MASK, decision.perms)
             return decision
         on_fill(self, wrapped, refused)
 
@@ -82,6 +89,8 @@ def watched(monkeypatch) -> list[Held]:
             held.checks += 1
             if runner.ctx.st.mode != mode and held.entries:
                 held.kept_across_switch += 1
+                if any(hyp for hyp, _ in held.entries):
+                    held.kept_hyp_across_switch += 1
             bad = _violations(held, runner)
             assert not bad, f"cpu{runner.ctx.st.id} after the trap: " + "; ".join(bad)
         on_trap(self, wrapped)
@@ -105,3 +114,15 @@ def test_the_soft_tlb_is_kept_across_a_flat_mode_switch(watched):
     """The stub's HVC (SVC -> HYP, MMU off) and its ERET keep the entries, and stay correct."""
     hypemu.run(hypemu.load_scenario({"name": "boot", "steps": [{"boot": "all"}]}))
     assert sum(h.kept_across_switch for h in watched) > 0
+
+
+def test_the_hyp_mmu_entries_are_kept_across_a_runtime_call(watched):
+    """A runtime call (SVC -> HYP with the MMU on, and back) switches soft TLBs without a flush:
+    HYP MMU entries are held while PL1 runs and stay correct; the second call refills nothing."""
+    m = hypemu.Machine({"name": "calls"})
+    m.boot("all")
+    m.call(0, "hyp_probe")
+    fills = m.core.stats.tlb_fills
+    m.call(0, "hyp_probe")
+    assert m.core.stats.tlb_fills == fills
+    assert sum(h.kept_hyp_across_switch for h in watched) > 0

@@ -63,7 +63,7 @@ class CpuComplex:
         self.log = log if log is not None else events.EventLog()
         self.stats = Stats()
         self.ctx = ExecContext(self.cpus, self.regs, self.log, NullObserver(),
-                               self.engine.flush_soft_tlb, self.stats)
+                               self.engine.flush_soft_tlb, self.engine.use_hyp_tlb, self.stats)
         self.filler = Filler(self.ctx, self.engine.read64, self.engine.read, self.engine.is_ram,
                              self.engine.scratch)
         self.runner = Runner(self.engine, self.ctx, self.filler)

@@ -60,6 +60,8 @@ class ExecContext:
     log: events.EventLog = field(default_factory=events.EventLog)
     observer: CpuObserver = field(default_factory=NullObserver)
     flush_soft_tlb: Callable[[], None] = lambda: None
+    # use_hyp_tlb(on): which of Unicorn's two soft TLBs runs, the HYP MMU's or the flat one's
+    use_hyp_tlb: Callable[[bool], None] = lambda on: None
     stats: Stats = field(default_factory=Stats)
     st: CpuState = field(init=False)
     fault: Optional[FaultRecord] = None
@@ -108,14 +110,15 @@ class ExecContext:
         return self.st.read_cpsr(self.regs)
 
     def set_cpsr(self, value: int) -> None:
-        """The translation regime follows the mode; Unicorn's soft TLB is dropped only when it
-        really changes: PL1 and HYP with HSCTLR.M = 0 are both flat, with the same permissions,
-        so a switch between them keeps every entry (both switches, exception entry and ERET,
-        synchronize the context: no unsynchronized register write is pending across them)."""
+        """The translation regime follows the mode, and no mode switch flushes Unicorn's soft
+        TLB: PL1 and HYP with HSCTLR.M = 0 are both flat, with the same permissions, and share
+        one soft TLB; the HYP MMU has the other (``Engine.use_hyp_tlb``), which keeps what the
+        TLB model and the HYP regime gave it while PL1 runs: neither changes with the mode, and
+        whatever does change them flushes (both switches, exception entry and ERET, synchronize
+        the context: no unsynchronized register write is pending across them)."""
         st = self.st
-        was_flat = not st.mmu_on
-        if st.write_cpsr(self.regs, value) and not (was_flat and not st.mmu_on):
-            self.drop_soft_tlb()
+        if st.write_cpsr(self.regs, value):
+            self.use_hyp_tlb(st.mmu_on)
 
     def drop_soft_tlb(self) -> None:
         """Flush Unicorn's soft TLB and know that it holds nothing of the HYP MMU now."""
@@ -138,6 +141,7 @@ class ExecContext:
         self.st.regime = None
         if self.hyp_fills or self.st.mmu_on:
             self.drop_soft_tlb()
+        self.use_hyp_tlb(self.st.mmu_on)
 
     def invalidate_hyp_tlb(self, va: Optional[int], broadcast: bool, op: str, pc: int) -> None:
         """TLBIALLH / TLBIMVAH act on this CPU's TLB; the IS forms on every online CPU (the inner

@@ -82,6 +82,7 @@ class Runner:
         (benchmark decomposition only; the run's instructions are reported as 0)."""
         ctx, engine = self.ctx, self.engine
         self._pending, ctx.fault, ctx.returned = None, None, False
+        engine.use_hyp_tlb(ctx.st.mmu_on)   # the kernel side may have switched CPU or mode
         done = 0      # instructions of earlier segments: a run pauses once at each new hazard
         start = ctx.stats.instructions
         while True:
