@@ -7,6 +7,7 @@ one. That is why this file imports unicorn (inside the hypemu package only engin
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from pathlib import Path
@@ -15,12 +16,12 @@ from typing import Callable, Optional
 from unicorn import UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_BLOCK
 from unicorn import UC_HOOK_INSN_INVALID
 from unicorn import UC_HOOK_TLB_FILL, UC_MODE_ARM, UC_PROT_ALL, UC_TLB_VIRTUAL, Uc
-from unicorn.arm_const import UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0
-from unicorn.arm_const import UC_ARM_REG_SP, UC_CPU_ARM_CORTEX_A15
+from unicorn.arm_const import UC_CPU_ARM_CORTEX_A15
+from unicorn.unicorn_py3.unicorn import uclib
 
 from hypemu.asm import assemble
 from hypemu.bench import Benchmark
-from hypemu.engine import REG_PC, Registers
+from hypemu.engine import REG_CPSR, REG_LR, REG_PC, REG_SP, Registers
 from hypemu.engine_budget import ENV as NATIVE_BUDGET_ENV
 from hypemu.machine import Machine
 from hypemu.scenario import from_mapping
@@ -91,18 +92,33 @@ def hyp_function(m: Machine, source: str, offset: int) -> tuple[int, bytes]:
 
 
 # --- bare Unicorn ---------------------------------------------------------------------------------
+class _Entry(ctypes.Structure):
+    _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_uint32)]   # uc_tlb_entry
+
+
+# the C signatures of the fill, invalid-instruction and block hooks (as hypemu's engine has them)
+_FILL_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                            ctypes.POINTER(_Entry), ctypes.c_void_p)
+_INVALID_CB = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p)
+_BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                             ctypes.c_void_p)
+
+
 class Bare:
     """Bare Unicorn with the Cortex-A15 model hypemu uses, flat memory (VA = PA), no hooks.
 
     ``counted``: every run is an ``emu_start(count=BUDGET)`` (one Unicorn instance never mixes the
     two kinds). ``fill_hook``: Unicorn's virtual TLB with a Python fill hook that only answers
     identity (the floor of any fill served from Python). ``trap_hook``: User mode, and a Python
-    invalid-instruction hook that only steps over the instruction (the floor of any trap), reading
-    and writing the PC the cheapest way Python has, the C-API access hypemu itself uses
-    (``engine.Registers``; the binding's ``reg_read``/``reg_write`` cost about three times as
-    much, which made the floor too high).
+    invalid-instruction hook that only steps over the instruction (the floor of any trap).
     ``block_hook``: a Python hook on every translated block that adds up its instructions (the
-    other exact way to count them)."""
+    other exact way to count them).
+
+    Each floor costs what the same work costs hypemu's own mechanism, no more: the hooks are
+    ctypes callbacks registered on Unicorn's C API, as hypemu's engine registers its own (the
+    binding's wrappers add two Python calls per hook), registers go through the C API
+    (``engine.Registers``; the binding's ``reg_read``/``reg_write`` cost about three times as
+    much), and runs through ``uc_emu_start`` itself."""
 
     STOP = 0x10000          # the return address of every call: a page that is never executed
     STACK_TOP = 0x12000
@@ -115,19 +131,28 @@ class Bare:
         self.uc, self.count = uc, BUDGET if counted else 0
         self.regs = Registers(uc)
         self.fills = self.traps = self.instructions = 0
+        self._callbacks: list[object] = []     # kept alive as long as the instance
         if fill_hook:
             uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
-            uc.hook_add(UC_HOOK_TLB_FILL, self._fill)
+            self._hook(UC_HOOK_TLB_FILL, _FILL_CB(self._fill))
         if trap_hook:
-            uc.hook_add(UC_HOOK_INSN_INVALID, self._trap)
+            self._hook(UC_HOOK_INSN_INVALID, _INVALID_CB(self._trap))
         if block_hook:
-            uc.hook_add(UC_HOOK_BLOCK, self._block)
+            self._hook(UC_HOOK_BLOCK, _BLOCK_CB(self._block))
         self.user = trap_hook
         self.map(self.STOP, 2 * PAGE)
 
+    def _hook(self, kind: int, callback: object) -> None:
+        self._callbacks.append(callback)
+        handle = ctypes.c_size_t()
+        if uclib.uc_hook_add(self.uc._uch, ctypes.byref(handle), kind,
+                             ctypes.cast(callback, ctypes.c_void_p), None, 1, 0):
+            raise RuntimeError(f"uc_hook_add({kind}) failed")
+
     def _fill(self, uc, va, access, entry, data) -> bool:
         self.fills += 1
-        entry.paddr, entry.perms = va, UC_PROT_ALL
+        result = entry.contents
+        result.paddr, result.perms = va, UC_PROT_ALL
         return True
 
     def _trap(self, uc, data) -> bool:
@@ -146,25 +171,27 @@ class Bare:
             self.uc.mem_write(va, data)
 
     def r0(self) -> int:
-        return self.uc.reg_read(UC_ARM_REG_R0)
+        return self.regs.read(0)
 
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
     def call(self, pc: int, *args: int) -> Callable[[], None]:
         """A callable that runs the function at ``pc`` with ``args`` (r0-r3) until it returns."""
-        uc = self.uc
+        regs, handle, emu_start = self.regs, self.uc._uch, uclib.uc_emu_start
+        until, count = self.STOP, self.count
 
         def go() -> None:
             if self.user:   # first: a mode change swaps the banked SP and LR
-                uc.reg_write(UC_ARM_REG_CPSR, MODE_USR)
+                regs.write(REG_CPSR, MODE_USR)
             for n, value in enumerate(args):
-                uc.reg_write(UC_ARM_REG_R0 + n, value)
-            uc.reg_write(UC_ARM_REG_SP, self.STACK_TOP)
-            uc.reg_write(UC_ARM_REG_LR, self.STOP)
-            uc.emu_start(pc, self.STOP, count=self.count)
-            if uc.reg_read(UC_ARM_REG_PC) != self.STOP:
-                raise RuntimeError(f"bare run stopped at {uc.reg_read(UC_ARM_REG_PC):#x}")
+                regs.write(n, value)
+            regs.write(REG_SP, self.STACK_TOP)
+            regs.write(REG_LR, until)
+            if emu_start(handle, pc, until, 0, count):
+                raise RuntimeError(f"bare run failed at {regs.read(REG_PC):#x}")
+            if regs.read(REG_PC) != until:
+                raise RuntimeError(f"bare run stopped at {regs.read(REG_PC):#x}")
         return go
 
 
