@@ -261,6 +261,7 @@ def machine_info(quick: bool, command: str) -> dict[str, Any]:
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "os": platform.platform(),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
             "unicorn": _version("unicorn"), "hypemu": __version__, "budget": _budget(),
+            "unicorn_calls": importlib.import_module(f"{__package__}.engine_regs").describe_calls(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": command, "quick": quick,
             "python_loop_ms": [python_speed()]}
 
@@ -361,7 +362,7 @@ def _preamble(m: dict[str, Any], count: int) -> str:
     return (f"hypemu bench: {count} benchmark{'s' if count != 1 else ''}, {how}\n"
             f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['os']}, {m['python']}, "
             f"unicorn {m['unicorn']}\n"
-            f"instruction budget: {m['budget']}\n"
+            f"instruction budget: {m['budget']}; Unicorn calls: {m.get('unicorn_calls', '?')}\n"
             f"ratio = the cost of what is measured / its own baseline's (footnote), for the same "
             f"work\n\n{HEADER}")
 

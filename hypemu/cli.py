@@ -53,7 +53,9 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: Optional[str] = None) -> None:
         from .engine_budget import describe
-        print(f"hypemu {__version__}\ninstruction budget: {describe()}")
+        from .engine_regs import describe_calls
+        print(f"hypemu {__version__}\ninstruction budget: {describe()}\n"
+              f"Unicorn calls (registers, flushes): {describe_calls()}")
         parser.exit()
 
 

@@ -13,8 +13,9 @@ re-raises it from ``start``. The ``count=`` budget's counter is here: Unicorn ha
 
 from __future__ import annotations
 
-import ctypes
 import contextlib
+import ctypes
+import functools
 from typing import Any, Callable, Iterator, Optional, Protocol
 
 from unicorn import (UC_ARCH_ARM, UC_CTL_IO_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TLB_FLUSH,
@@ -134,8 +135,15 @@ class Engine:
         self._trap: Callable[[int, int], None] = lambda pc, cpsr: None
         self._interrupt: Callable[[int, int], None] = lambda intno, pc: None
         self._add_hooks()
-        self.tlbs = SoftTlbChoice(self.uc)
+        self.tlbs = SoftTlbChoice(self.uc, self.regs)
         self.use_hyp_tlb: Callable[[bool], None] = self.tlbs.use
+        calls = self.regs.calls
+        self._flush_tlb: Callable[[], None] = (
+            functools.partial(calls.ctl, _TLB_FLUSH) if calls is not None else self._ctypes_flush)
+
+    def _ctypes_flush(self) -> None:
+        if self._c_ctl(self._uch, _TLB_FLUSH):
+            raise EngineError("uc_ctl(TLB_FLUSH) failed")
 
     def _add_hooks(self) -> None:
         """The fill, invalid-instruction and interrupt hooks as ctypes callbacks of our own, on
@@ -267,8 +275,7 @@ class Engine:
     # --- engine control -------------------------------------------------------------------------
     def flush_soft_tlb(self) -> None:
         """Drop every translation Unicorn cached; the next access of each page asks the model."""
-        if self._c_ctl(self._uch, _TLB_FLUSH):
-            raise EngineError("uc_ctl(TLB_FLUSH) failed")
+        self._flush_tlb()
         self.code.epoch_end()
 
     def flush_code_cache(self) -> None:

@@ -5,7 +5,10 @@ trapped instruction calls, see ``engine``), and the adapter's errors.
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+import functools
+import importlib
+import os
+from typing import Any, Callable, Optional
 
 from unicorn.arm_const import (UC_ARM_REG_CP_REG, UC_ARM_REG_CPSR, UC_ARM_REG_LR, UC_ARM_REG_PC,
                                UC_ARM_REG_R0, UC_ARM_REG_SP)
@@ -25,14 +28,43 @@ class NoMemory(EngineError, LookupError):
     abort: the walker catches LookupError)."""
 
 
+UCCALLS_ENV = "HYPEMU_UCCALLS"
+"""Set to 0 to call Unicorn through ctypes even where ``hypemu._uccalls`` is built."""
+
+
+def uccalls_unavailable() -> Optional[str]:
+    """Why the register calls cannot be made from C in this process (None: they can)."""
+    if os.environ.get(UCCALLS_ENV, "1").strip() == "0":
+        return f"{UCCALLS_ENV}=0"
+    try:
+        importlib.import_module(f"{__package__}._uccalls")
+        from unicorn.unicorn_py3.unicorn import uclib  # noqa: F401
+    except ImportError as err:
+        return f"the extension hypemu._uccalls is not built ({err})"
+    return None
+
+
+def describe_calls() -> str:
+    """How the model calls Unicorn here, in words (``hypemu --version``, the bench)."""
+    reason = uccalls_unavailable()
+    return "C (hypemu._uccalls)" if reason is None else f"ctypes ({reason})"
+
+
+def _address(function: Any) -> int:
+    return int(ctypes.cast(function, ctypes.c_void_p).value or 0)
+
+
 class Registers:
-    """32-bit register access by architectural number (see ``REG_*``) through Unicorn's C API with
-    reused buffers. Why: the binding's ``reg_read``/``reg_write`` dispatch on the register's type on
-    every call (~1.2 us each); a trapped instruction makes several accesses. This costs a third of
-    that. Falls back to the binding when this Unicorn build does not expose its library handle.
-    (Memory is read through the RAM hypemu owns: ``engine_ram``.)"""
+    """32-bit register access by architectural number (see ``REG_*``). Why not the binding's
+    ``reg_read``/``reg_write``: they dispatch on the register's type on every call (~1.2 us each),
+    and a trapped instruction makes several accesses. Where ``hypemu._uccalls`` is built, its C
+    functions (``calls``) make them with the GIL held (~0.1 us); else ctypes on Unicorn's C API
+    with reused buffers (~0.4-1 us: ctypes converts the arguments and releases the GIL). Falls
+    back to the binding when this Unicorn build does not expose its library handle. (Memory is
+    read through the RAM hypemu owns: ``engine_ram``.)"""
 
     def __init__(self, uc: Any) -> None:
+        self.calls: Any = None     # hypemu._uccalls.Calls on this instance, where built
         try:
             from unicorn.unicorn_py3.unicorn import uclib
             self._handle, self._c_read, self._c_write = uc._uch, uclib.uc_reg_read, uclib.uc_reg_write
@@ -50,6 +82,19 @@ class Registers:
         self._sp_lr = (ctypes.c_int * 2)(UC_ARM_REG_SP, UC_ARM_REG_LR)
         self._args = (ctypes.c_int * 6)(*(UC_ARM_REG_R0 + n for n in range(4)), UC_ARM_REG_LR,
                                         UC_ARM_REG_PC)
+        if uccalls_unavailable() is None:
+            self._use_calls(uc, uclib)
+
+    def _use_calls(self, uc: Any, uclib: Any) -> None:
+        handle = uc._uch
+        calls = importlib.import_module(f"{__package__}._uccalls").Calls(
+            int(handle.value if hasattr(handle, "value") else handle),
+            _address(uclib.uc_reg_read), _address(uclib.uc_reg_write),
+            _address(uclib.uc_reg_write_batch), _address(uclib.uc_ctl), _UC_REG, EngineError)
+        self.calls = calls
+        self.read, self.write = calls.read, calls.write   # type: ignore[method-assign]
+        self.exchange_sp_lr = calls.exchange_sp_lr        # type: ignore[method-assign]
+        self.write_call = lambda args, lr: calls.write_call(*args, lr)  # type: ignore[method-assign]
 
     def read(self, reg: int) -> int:
         if self._c_read(self._handle, _UC_REG[reg], self._ref):
@@ -101,23 +146,36 @@ class SoftTlbChoice:
     modelled, and the User-accessible registers it banks (TPIDRURW, TPIDRURO) are not modelled
     (guest code that uses them natively sees Unicorn's copy of the side it runs on)."""
 
-    def __init__(self, uc: Any) -> None:
-        from unicorn.unicorn_py3.unicorn import uclib
-        self._handle, self._c_read, self._c_write = uc._uch, uclib.uc_reg_read, uclib.uc_reg_write
+    def __init__(self, uc: Any, regs: Registers) -> None:
         self._scr = _CpReg(cp=15, sec=1, crn=1, crm=1, val=SCR_NS)
-        self._ref = ctypes.byref(self._scr)
         self.hyp = False      # the flat one, as at reset
+        address = ctypes.addressof(self._scr)
+        self._read: Callable[[], None]
+        self._write: Callable[[], None]
+        if regs.calls is not None:   # from C, as the registers are
+            self._read = functools.partial(regs.calls.read_raw, UC_ARM_REG_CP_REG, address)
+            self._write = functools.partial(regs.calls.write_raw, UC_ARM_REG_CP_REG, address)
+            return
+        from unicorn.unicorn_py3.unicorn import uclib
+        handle, ref = uc._uch, ctypes.byref(self._scr)
+
+        def read() -> None:
+            if uclib.uc_reg_read(handle, UC_ARM_REG_CP_REG, ref):
+                raise EngineError("uc_reg_read(SCR) failed")
+
+        def write() -> None:
+            if uclib.uc_reg_write(handle, UC_ARM_REG_CP_REG, ref):
+                raise EngineError("uc_reg_write(SCR) failed")
+        self._read, self._write = read, write
 
     def use(self, hyp: bool) -> None:
         if hyp is self.hyp:
             return
         self._scr.val = 0 if hyp else SCR_NS
-        if self._c_write(self._handle, UC_ARM_REG_CP_REG, self._ref):
-            raise EngineError("uc_reg_write(SCR) failed")
+        self._write()
         self.hyp = hyp
 
     def sync(self) -> None:
         """Read the choice back from SCR (a register context was restored)."""
-        if self._c_read(self._handle, UC_ARM_REG_CP_REG, self._ref):
-            raise EngineError("uc_reg_read(SCR) failed")
+        self._read()
         self.hyp = not self._scr.val & SCR_NS

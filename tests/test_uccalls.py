@@ -1,0 +1,136 @@
+"""Unicorn's register and control calls made from C (hypemu._uccalls, engine_regs) do what the
+ctypes calls do: the same values in the same registers, the same soft-TLB choice, the same flush,
+the same scenario results; without the extension (not built, or switched off) the engine calls
+Unicorn through ctypes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import hypemu
+from hypemu import engine_regs
+from hypemu.engine import PROT_ALL, REG_CPSR, REG_LR, REG_PC, REG_SP, Engine, Map
+from hypemu.scenario import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+RAM = 0x8000_0000
+NOP = 0xE1A00000
+built = pytest.mark.skipif(engine_regs.uccalls_unavailable() is not None,
+                           reason=f"no C calls: {engine_regs.uccalls_unavailable()}")
+
+
+def _engine(monkeypatch, c_calls: bool) -> Engine:
+    monkeypatch.setenv(engine_regs.UCCALLS_ENV, "1" if c_calls else "0")
+    e = Engine([(RAM, 1 << 20)])
+    assert (e.regs.calls is not None) == c_calls
+    return e
+
+
+def _pair(monkeypatch) -> tuple[Engine, engine_regs.Registers]:
+    """An engine calling from C, and ctypes Registers on the same Unicorn instance."""
+    e = _engine(monkeypatch, True)
+    monkeypatch.setenv(engine_regs.UCCALLS_ENV, "0")
+    other = engine_regs.Registers(e.uc)
+    assert other.calls is None
+    return e, other
+
+
+@built
+def test_every_register_written_from_c_reads_back_through_ctypes_and_back(monkeypatch):
+    e, ctypes_regs = _pair(monkeypatch)
+    for n in range(15):            # R0-R12, SP, LR; values wider than 32 bits wrap as & does
+        for value in (0, 1, 0xFFFF_FFFF, 0x1_2345_6789, -1, 0x8000_0000 + n):
+            e.regs.write(n, value)
+            assert ctypes_regs.read(n) == value & 0xFFFF_FFFF, (n, value)
+            ctypes_regs.write(n, value + 7)
+            assert e.regs.read(n) == (value + 7) & 0xFFFF_FFFF, (n, value)
+    e.regs.write(REG_CPSR, 0x6000_0010)        # flags and User mode
+    assert ctypes_regs.read(REG_CPSR) == e.regs.read(REG_CPSR) == 0x6000_0010
+    e.regs.write(REG_PC, RAM + 0x101)          # bit 0: Thumb, as Unicorn takes a PC write
+    assert ctypes_regs.read(REG_PC) == RAM + 0x100 and ctypes_regs.read(REG_CPSR) & 0x20
+
+
+@built
+def test_the_bank_swap_and_the_call_registers_are_the_same_from_c(monkeypatch):
+    e, ctypes_regs = _pair(monkeypatch)
+    e.regs.write(REG_SP, 0x1111)
+    e.regs.write(REG_LR, 0x2222)
+    assert e.regs.exchange_sp_lr(0x3333, 0x1_0000_4444) == (0x1111, 0x2222)
+    assert (ctypes_regs.read(REG_SP), ctypes_regs.read(REG_LR)) == (0x3333, 0x4444)
+    assert ctypes_regs.exchange_sp_lr(5, 6) == (0x3333, 0x4444)
+    assert e.regs.exchange_sp_lr(7, 8) == (5, 6)
+    e.regs.write_call((1, 2, 3, -4), 0x9000)
+    assert [ctypes_regs.read(n) for n in (0, 1, 2, 3, REG_LR)] == [1, 2, 3, 0xFFFF_FFFC, 0x9000]
+
+
+@built
+def test_a_bad_register_number_is_refused_not_passed_to_unicorn(monkeypatch):
+    e = _engine(monkeypatch, True)
+    with pytest.raises(ValueError, match="no register 17"):
+        e.regs.read(17)
+    with pytest.raises(TypeError):
+        e.regs.write(0)   # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("c_calls", [True, False], ids=["c", "ctypes"])
+def test_the_soft_tlb_choice_and_the_flush_either_way(monkeypatch, c_calls):
+    """The two soft TLBs (SCR.NS) and the flush behave the same whichever way Unicorn is called."""
+    if c_calls and engine_regs.uccalls_unavailable() is not None:
+        pytest.skip(f"no C calls: {engine_regs.uccalls_unavailable()}")
+    e = _engine(monkeypatch, c_calls)
+    e.write32(RAM, NOP)
+    e.write32(RAM + 4, NOP)
+    e.regs.write(REG_CPSR, 0x10)
+    fills: list[bool] = []
+
+    def fill(va: int, access: str) -> Map:
+        fills.append(e.tlbs.hyp)
+        return Map((va, PROT_ALL))
+    e.on_fill(fill, lambda decision: None)
+    e.start(RAM, 2)
+    e.use_hyp_tlb(True)
+    e.start(RAM, 2)
+    e.use_hyp_tlb(False)
+    e.start(RAM, 2)
+    assert fills == [False, True]              # each side filled once, then kept
+    saved = e.context_save()
+    e.use_hyp_tlb(True)
+    e.context_restore(saved)
+    assert e.tlbs.hyp is False                 # read back from the restored SCR
+    e.flush_soft_tlb()
+    e.start(RAM, 2)
+    assert fills == [False, True, False]
+
+
+def _result(path: Path, monkeypatch, c_calls: bool) -> str:
+    monkeypatch.setenv(engine_regs.UCCALLS_ENV, "1" if c_calls else "0")
+    data = hypemu.run(load_file(path)).to_dict()
+    data["stats"].pop("seconds", None)
+    return json.dumps(data, sort_keys=True)
+
+
+@built
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_gives_the_same_result_either_way(path, monkeypatch):
+    assert _result(path, monkeypatch, True) == _result(path, monkeypatch, False)
+
+
+def test_the_environment_switches_the_c_calls_off(monkeypatch):
+    monkeypatch.setenv(engine_regs.UCCALLS_ENV, "0")
+    assert engine_regs.uccalls_unavailable() == f"{engine_regs.UCCALLS_ENV}=0"
+    assert engine_regs.describe_calls().startswith("ctypes")
+
+
+def test_an_extension_that_cannot_be_imported_falls_back_to_ctypes(monkeypatch):
+    monkeypatch.delenv(engine_regs.UCCALLS_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "hypemu._uccalls", None)     # import raises ImportError
+    assert "not built" in (engine_regs.uccalls_unavailable() or "")
+    e = Engine([(RAM, 1 << 20)])
+    assert e.regs.calls is None
+    m = hypemu.Machine({"name": "fallback"}, engines=lambda banks, thumb=False: e)
+    m.boot("all")
+    assert m.call(0, "hyp_probe") == m.call(0, "hyp_probe")
