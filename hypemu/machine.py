@@ -49,9 +49,8 @@ class Machine:
         self.core = CpuComplex(banks, s.cpus, s.tlb_entries, thumb=plan.image.thumb,
                                engine=engines(banks, thumb=plan.image.thumb))
         self.core.record_detail(trace)
-        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"}
-        if plan.tables.boot == plan.tables.runtime:
-            tables = {plan.tables.boot: "hyp"}
+        tables = {plan.tables.boot: "boot", plan.tables.runtime: "runtime"} \
+            if plan.tables.boot != plan.tables.runtime else {plan.tables.boot: "hyp"}
         self.checks = Checks(self.core.view(), self.core.log, tables) if checks else None
         if self.checks is not None:
             self.core.attach(self.checks)
@@ -197,7 +196,8 @@ class Machine:
             raise UsageError(f"pgd must be None, 'boot', 'runtime' or a PA, got {pgd!r}")
         ttbr = self.kernel.pgd(pgd) if isinstance(pgd, str) else pgd
         t = self.core.translate(va, access, cpu=self.core.cpus[cpu], ttbr=ttbr, hyp=True)
-        if isinstance(t, Translation) and any(t is e for e in self.core.cpus[cpu].tlb.entries()):
+        if isinstance(t, Translation) and ttbr is None and any(   # (a pgd's walk is fresh even
+                t is e for e in self.core.cpus[cpu].tlb.entries()):  # if it is a TLB entry's object)
             return replace(t, source="tlb")   # served by the CPU's TLB model
         return t
 

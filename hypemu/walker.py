@@ -26,12 +26,14 @@ encodings ARMv7 calls UNPREDICTABLE; and fetches from Device memory not marked X
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .hexrepr import hex_repr
 from .lpae import (
     DESCRIPTOR_SIZE,
+    LEVEL_SHIFT,
     LEVEL_SIZE,
     Descriptor,
     LeafAttrs,
@@ -40,7 +42,6 @@ from .lpae import (
     decode_descriptor,
     input_size,
     start_level,
-    table_index,
 )
 
 ACCESS_KINDS = ("read", "write", "fetch")
@@ -136,14 +137,39 @@ class Fault:
             raise ValueError(f"fault level must be 0..3, got {self.level!r}")
 
 
-@dataclass
 class _Path:
-    """What the level loop gathers on its way down: descriptor PAs and table restrictions."""
+    """What the level loop gathers on its way down: descriptor PAs and table restrictions. (A
+    plain class with slots: one is made per walk, and a dataclass with factories costs more.)"""
 
-    descriptors: list[int] = field(default_factory=list)
-    xn_table: bool = False
-    ro_table: bool = False  # APTable[1] somewhere on the path
-    notes: list[str] = field(default_factory=list)
+    __slots__ = ("descriptors", "values", "xn_table", "ro_table", "notes")
+
+    def __init__(self, notes: list[str]) -> None:
+        self.descriptors: list[int] = []
+        self.values: list[int] = []   # the descriptors as read
+        self.xn_table = False
+        self.ro_table = False   # APTable[1] somewhere on the path
+        self.notes = notes
+
+
+@functools.lru_cache(maxsize=64)
+def _index_masks(t0sz: int) -> tuple[tuple[int, int], ...]:
+    """(shift, index mask) of each lookup level 0-3 for a T0SZ (``lpae.table_index``, once per
+    T0SZ instead of once per level of every walk); level 0 is unused."""
+    return ((0, 0),) + tuple((LEVEL_SHIFT[level], (1 << (input_size(t0sz) - LEVEL_SHIFT[level]
+                                                          if level == start_level(t0sz) else 9)) - 1)
+                             for level in (1, 2, 3))
+
+
+@functools.lru_cache(maxsize=256)
+def _base(ttbr: int, t0sz: int) -> tuple[int, int, tuple[str, ...]] | None:
+    """HTTBR's part of ``_start``, the same for every walk of a regime: (start level, start table
+    PA, notes), or None for an address size fault."""
+    if bits(ttbr, 63, 40):
+        return None
+    x = base_lower_bound(t0sz)
+    notes = ("HTTBR base address misaligned (bits[x-1:3] non-zero, treated as zero)",) \
+        if bits(ttbr, x - 1, 3) else ()
+    return start_level(t0sz), bits(ttbr, 39, x) << x, notes
 
 
 def _start(regime: Regime, va: int, access: str) -> tuple[int, int, list[str]] | Fault:
@@ -156,15 +182,13 @@ def _start(regime: Regime, va: int, access: str) -> tuple[int, int, list[str]] |
     for bits[47:40] ("an Address size fault is generated"), extended to the RES0 bits[63:48]. The
     check comes after the range check, in the pseudocode's order.
     """
-    size = input_size(regime.t0sz)
-    if va >> size:
+    if va >> input_size(regime.t0sz):
         return Fault("translation", 1, va, access)
-    if bits(regime.ttbr, 63, 40):
+    base = _base(regime.ttbr, regime.t0sz)
+    if base is None:
         return Fault("address_size", 0, va, access)
-    x = base_lower_bound(regime.t0sz)
-    notes = ["HTTBR base address misaligned (bits[x-1:3] non-zero, treated as zero)"] \
-        if bits(regime.ttbr, x - 1, 3) else []
-    return start_level(regime.t0sz), bits(regime.ttbr, 39, x) << x, notes
+    level, address, notes = base
+    return level, address, list(notes)
 
 
 def _table_step(desc: Descriptor, path: _Path) -> None:
@@ -196,11 +220,14 @@ def _walk_levels(read64: ReadPhys, regime: Regime, va: int, access: str, level: 
     bits[47:40] non-zero in a valid descriptor give an address size fault at that level (Deviation:
     ARMv7 treats them as SBZ and ignores them; this follows ARMv8's AArch32 walk, which faults).
     """
+    masks = _index_masks(regime.t0sz)
     while True:
-        slot = base + DESCRIPTOR_SIZE * table_index(va, level, regime.t0sz)
+        shift, mask = masks[level]
+        slot = base + DESCRIPTOR_SIZE * ((va >> shift) & mask)   # lpae.table_index
         path.descriptors.append(slot)
         try:
             raw = read64(slot)
+            path.values.append(raw)
         except LookupError:   # no memory there: synchronous external abort on the table walk
             return Fault("external", level, va, access, descriptors=tuple(path.descriptors))
         desc = decode_descriptor(raw, level)
@@ -216,6 +243,8 @@ def _walk_levels(read64: ReadPhys, regime: Regime, va: int, access: str, level: 
 
 def _leaf_notes(attrs: LeafAttrs, level: int) -> list[str]:
     """UNPREDICTABLE leaf settings in a HYP table: AP[1]=0, PXN=1, nG=1 (all ignored)."""
+    if attrs.ap & 0b01 and not attrs.pxn and not attrs.ng:
+        return []   # the usual leaf: nothing to note
     checks = (("AP[1]=0", not attrs.ap & 0b01), ("PXN=1", attrs.pxn), ("nG=1", attrs.ng))
     return [f"{name} in a HYP level-{level} leaf descriptor (ignored)"
             for name, bad in checks if bad]
@@ -263,6 +292,10 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
     hardware access flag management in ARMv7 LPAE, so AF = 0 always faults.
     """
     _check_request(va, access)
+    key = (regime.ttbr, regime.t0sz, regime.wxn, regime.mair, va >> 12)
+    known = _WALKS.get(key)
+    if known is not None and _still_reads(read64, known[0].descriptors, known[1]):
+        return known[0]
     start = _start(regime, va, access)
     if isinstance(start, Fault):
         return start
@@ -273,7 +306,35 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
         return leaf
     if leaf.leaf is None or not leaf.leaf.af:
         return Fault("access_flag", leaf.level, va, access, descriptors=tuple(path.descriptors))
-    return _translation(regime, va, leaf, path)
+    result = _translation(regime, va, leaf, path)
+    if len(_WALKS) >= MAX_WALKS:
+        _WALKS.clear()
+    _WALKS[key] = (result, tuple(path.values))
+    return result
+
+
+# Walks that ended in a Translation, by regime and VA page, with the descriptor values read. A walk
+# is a pure function of the regime, the VA and the words at the descriptor PAs it reads (each PA
+# follows from the regime, the VA and the words before it), so a page walked again whose words
+# still read the same gives the same Translation: re-reading them replaces the level loop and the
+# building of the result. Exact for any memory (the words are read through the caller's read64).
+_WALKS: dict[tuple[int, int, bool, int, int], tuple[Translation, tuple[int, ...]]] = {}
+MAX_WALKS = 4096
+
+
+def forget_walks() -> None:
+    """Empty the memo (a benchmark of the walk itself)."""
+    _WALKS.clear()
+
+
+def _still_reads(read64: ReadPhys, pas: tuple[int, ...], values: tuple[int, ...]) -> bool:
+    try:
+        for pa, value in zip(pas, values):
+            if read64(pa) != value:
+                return False
+    except LookupError:   # no memory there now: walk again (an external abort)
+        return False
+    return True
 
 
 def check_access(t: Translation, va: int, access: str) -> Fault | None:

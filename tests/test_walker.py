@@ -392,3 +392,31 @@ def test_walk_fault_to_hsr():
     # A fetch through an invalid level-3 entry, taken in HYP: 0x8600_0007.
     fault = tables(T_L2, T_L3, 0, access="fetch")
     assert hsr_for_abort(fault, taken_from_hyp=True) == 0x8600_0007
+
+
+# --- walks of unchanged tables are reused -------------------------------------------------------
+def test_a_page_walked_again_reuses_the_walk_only_while_its_descriptors_read_the_same():
+    """The walk memo re-reads every descriptor of the earlier walk: unchanged tables give the very
+    same Translation; a changed leaf, a changed table descriptor above it or another memory with
+    other words there is walked afresh (hand-computed: the new PAs)."""
+    mem = DictMem()
+    for slot, desc in ((S1, T_L2), (S2, T_L3), (S3, PAGE_RW)):
+        mem.write64(slot, desc)
+    first = walk(mem.read64, HYP, VA)
+    again = walk(mem.read64, HYP, VA + 0x10)          # same page, another offset
+    assert again is first and first.pa == 0x9000_0000
+    mem.write64(S3, PAGE_RW + 0x5000)                 # the leaf moved: 0x9000_5000
+    moved = walk(mem.read64, HYP, VA)
+    assert isinstance(moved, Translation) and moved.pa == 0x9000_5000
+    mem.write64(S2, 0x8000_3000 | 0b11)               # the level-2 entry now points elsewhere
+    mem.write64(0x8000_3000 + 3 * 8, 0xA000_0000 | 0x400 | 0xC0 | 0b11)
+    elsewhere = walk(mem.read64, HYP, VA)
+    assert isinstance(elsewhere, Translation) and elsewhere.pa == 0xA000_0000
+    assert not elsewhere.writable and elsewhere.descriptors == (S1, S2, 0x8000_3000 + 3 * 8)
+    other = DictMem()                                 # another memory: its own words count
+    for slot, desc in ((S1, T_L2), (S2, T_L3)):
+        other.write64(slot, desc)
+    assert_fault(walk(other.read64, HYP, VA), "translation", 3, (S1, S2, S3))
+    mem.write64(S2, T_L3)                             # back to the writable page
+    assert walk(mem.read64, HYP, VA).executable is True
+    assert walk(mem.read64, Regime(ttbr=PGD, wxn=True), VA).executable is False   # regime: key
