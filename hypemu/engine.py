@@ -136,6 +136,9 @@ class Engine:
         self._interrupt: Callable[[int, int], None] = lambda intno, pc: None
         self._add_hooks()
         self.tlbs = SoftTlbChoice(self.uc, self.regs)
+        # (HYP MMU's soft TLB, VA page) -> PA page of each executable entry Unicorn holds: where a
+        # trapped instruction was fetched from, without asking the model (which gave the entry)
+        self.code_pages: dict[tuple[bool, int], int] = {}
         self.use_hyp_tlb: Callable[[bool], None] = self.tlbs.use
         calls = self.regs.calls
         self._flush_tlb: Callable[[], None] = (
@@ -216,6 +219,7 @@ class Engine:
                 result = entry.contents
                 result.paddr, result.perms = decision
                 if decision[1] & PROT_EXEC:
+                    self.code_pages[self.tlbs.hyp, va >> 12] = decision[0] >> 12
                     if decision[0] >> 12 not in self._live:
                         self._granted(decision[0] >> 12)   # Unicorn may translate code from it
                 elif decision[1] & PROT_WRITE:
@@ -276,6 +280,7 @@ class Engine:
     def flush_soft_tlb(self) -> None:
         """Drop every translation Unicorn cached; the next access of each page asks the model."""
         self._flush_tlb()
+        self.code_pages.clear()
         self.code.epoch_end()
 
     def flush_code_cache(self) -> None:

@@ -343,8 +343,13 @@ def check_access(t: Translation, va: int, access: str) -> Fault | None:
     A write to a read-only mapping or a fetch from an execute-never one is a permission fault at the
     translation's level. Uses only what ``t`` cached: a TLB hit never re-reads the tables.
     """
-    allowed = {"read": t.readable, "write": t.writable, "fetch": t.executable}.get(access)
-    if allowed is None:
+    if access == "read":
+        allowed = t.readable
+    elif access == "fetch":
+        allowed = t.executable
+    elif access == "write":
+        allowed = t.writable
+    else:
         raise ValueError(f"access must be one of {ACCESS_KINDS}, got {access!r}")
     if allowed:
         return None

@@ -1,6 +1,7 @@
 """Unicorn never holds a translation the model does not: every soft-TLB entry granted since the
 last flush is, after each trapped instruction (where the regime, the mode, the TLB model or the
-tables can change), still what the model would give now: the same PA, no wider permissions.
+tables can change), still what the model would give now: the same PA, no wider permissions; and
+the engine's code pages (where a trap finds its instruction) are among those entries.
 Unicorn has two soft TLBs here (``Engine.use_hyp_tlb``): the flat one's entries must be flat, the
 HYP MMU's entries what the CPU's HYP regime gives, whether the CPU runs in HYP or in PL1 now.
 This is what lets the CPUs keep Unicorn's soft TLB across every mode switch (PL1 flat <-> HYP
@@ -41,6 +42,10 @@ def _model_perms(t: Any) -> int:
 def _violations(held: Held, runner: Any) -> list[str]:
     ctx, engine = runner.ctx, runner.engine
     bad = []
+    for (hyp, vpage), ppage in engine.code_pages.items():   # where traps are fetched from
+        held_pa, perms = held.entries.get((hyp, vpage << 12), (None, 0))
+        if held_pa != ppage << 12 or not perms & PROT_EXEC:
+            bad.append(f"code page {vpage << 12:#x} -> {ppage << 12:#x}: no such entry is held")
     for (hyp, va), (pa, perms) in held.entries.items():
         if not hyp:
             if pa != va or perms & ~PROT_ALL:

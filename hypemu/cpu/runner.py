@@ -137,14 +137,18 @@ class Runner:
     def _trap(self, pc: int, cpsr: int) -> None:
         ctx, engine = self.ctx, self.engine
         ctx.stats.traps += 1
-        t = translate(ctx.st, engine.read64, pc, "fetch")
-        if isinstance(t, Fault):
-            # Unicorn ran this word from code it had translated before the model's TLB lost the
-            # page (a TLBI just dropped it): the fetch itself faults, as it would on hardware.
-            self._pending = Refuse(t, pc)
-            engine.stop()
-            return
-        pa = t if isinstance(t, int) else t.pa_of(pc)
+        page = engine.code_pages.get((engine.tlbs.hyp, pc >> 12))   # the fetch's soft-TLB entry
+        if page is not None:
+            pa = page << 12 | pc & 0xFFF
+        else:
+            t = translate(ctx.st, engine.read64, pc, "fetch")
+            if isinstance(t, Fault):
+                # Unicorn ran this word from code it had translated before the model's TLB lost
+                # the page (a TLBI just dropped it): the fetch itself faults, as on hardware.
+                self._pending = Refuse(t, pc)
+                engine.stop()
+                return
+            pa = t if isinstance(t, int) else t.pa_of(pc)
         if pa in self.sentinels and ctx.st.mode == MODE_SVC:
             ctx.returned = True
             engine.stop()
