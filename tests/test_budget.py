@@ -5,7 +5,6 @@ built, switched off, Thumb code) the engine falls back to count= cleanly."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import hypemu
 from hypemu import engine_budget
 from hypemu.asm import assemble
 from hypemu.engine import PROT_ALL, REG_CPSR, REG_PC, Engine, EngineError, Map, choose_budget
-from hypemu.scenario import from_mapping, load_file
+from resultjson import result_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RAM, FORBIDDEN = 0x8000_0000, 0x8008_0000      # a RAM page whose every fill is refused
@@ -120,18 +118,7 @@ def test_thumb_code_under_the_native_budget_is_refused():
 
 def _result(spec_or_path, monkeypatch, native_on: bool) -> str:
     monkeypatch.setenv(engine_budget.ENV, "1" if native_on else "0")
-    scenario = load_file(spec_or_path) if isinstance(spec_or_path, Path) else \
-        from_mapping(spec_or_path)
-    result = hypemu.run(scenario)
-    data = result.to_dict()
-    data["stats"].pop("seconds", None)
-    return json.dumps(data, sort_keys=True)
-
-
-@native
-@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_shipped_scenario_gives_the_same_result(path, monkeypatch):
-    assert _result(path, monkeypatch, True) == _result(path, monkeypatch, False)
+    return result_json(spec_or_path)
 
 
 @native
@@ -175,13 +162,17 @@ def test_thumb_chooses_count_and_refuses_native():
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="the build tools are needed to show the failing build")
 def test_a_build_without_a_compiler_goes_on_without_the_extension(tmp_path):
-    """setup.py's Extension is optional: a compiler that fails leaves the install without it."""
+    """setup.py's Extensions are optional: a compiler that fails leaves the install without them
+    (the native budget and the C calls both; the fallbacks are tested above and in
+    test_uccalls.py)."""
     shutil.copy(ROOT / "setup.py", tmp_path)
     (tmp_path / "hypemu").mkdir()
-    shutil.copy(ROOT / "hypemu" / "_budget.c", tmp_path / "hypemu")
+    for source in ("_budget.c", "_uccalls.c"):
+        shutil.copy(ROOT / "hypemu" / source, tmp_path / "hypemu")
     env = dict(os.environ, CC="false", LDSHARED="false")
     proc = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "_budget" in proc.stdout + proc.stderr            # it tried, and said it failed
-    assert not list((tmp_path / "hypemu").glob("_budget*.so"))
+    for name in ("_budget", "_uccalls"):
+        assert name in proc.stdout + proc.stderr               # it tried, and said it failed
+        assert not list((tmp_path / "hypemu").glob(f"{name}*.so"))

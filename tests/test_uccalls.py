@@ -1,22 +1,18 @@
 """Unicorn's register and control calls made from C (hypemu._uccalls, engine_regs) do what the
-ctypes calls do: the same values in the same registers, the same soft-TLB choice, the same flush,
-the same scenario results; without the extension (not built, or switched off) the engine calls
+ctypes calls do: the same values in the same registers, the same soft-TLB choice, the same flush
+(the same scenario results: test_same_results.py); without the extension (not built, or switched off) the engine calls
 Unicorn through ctypes."""
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import pytest
 
 import hypemu
 from hypemu import engine_regs
 from hypemu.engine import PROT_ALL, REG_CPSR, REG_LR, REG_PC, REG_SP, Engine, Map
-from hypemu.scenario import load_file
 
-ROOT = Path(__file__).resolve().parent.parent
 RAM = 0x8000_0000
 NOP = 0xE1A00000
 built = pytest.mark.skipif(engine_regs.uccalls_unavailable() is not None,
@@ -104,19 +100,6 @@ def test_the_soft_tlb_choice_and_the_flush_either_way(monkeypatch, c_calls):
     e.flush_soft_tlb()
     e.start(RAM, 2)
     assert fills == [False, True, False]
-
-
-def _result(path: Path, monkeypatch, c_calls: bool) -> str:
-    monkeypatch.setenv(engine_regs.UCCALLS_ENV, "1" if c_calls else "0")
-    data = hypemu.run(load_file(path)).to_dict()
-    data["stats"].pop("seconds", None)
-    return json.dumps(data, sort_keys=True)
-
-
-@built
-@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_shipped_scenario_gives_the_same_result_either_way(path, monkeypatch):
-    assert _result(path, monkeypatch, True) == _result(path, monkeypatch, False)
 
 
 def test_the_environment_switches_the_c_calls_off(monkeypatch):
