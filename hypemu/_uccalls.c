@@ -1,5 +1,5 @@
-/* hypemu._uccalls: the Unicorn calls a trapped instruction makes (registers, a soft-TLB flush),
- * made from C (the Python side is hypemu/engine_regs.py).
+/* hypemu._uccalls: the Unicorn calls a trapped instruction makes (registers, a soft-TLB flush,
+ * the stop that ends a run), made from C (the Python side is hypemu/engine_regs.py).
  *
  * Why C: through ctypes every uc_reg_read / uc_reg_write costs about a microsecond (argument
  * conversion, and the GIL released and taken back around a call that takes nanoseconds), and an
@@ -17,6 +17,7 @@
 typedef int (*reg_fn)(void *uc, int regid, void *value);
 typedef int (*reg_batch_fn)(void *uc, int *regids, void *const *values, int count);
 typedef int (*ctl_fn)(void *uc, int control, ...);
+typedef int (*stop_fn)(void *uc);
 
 typedef struct {
     PyObject_HEAD
@@ -24,6 +25,7 @@ typedef struct {
     reg_fn reg_read, reg_write;
     reg_batch_fn write_batch;
     ctl_fn ctl;
+    stop_fn emu_stop;
     int regid[NREGS];              /* Unicorn's register ids, by architectural number */
     PyObject *error;               /* the exception class a failed call raises */
 } Calls;
@@ -58,9 +60,10 @@ static int word(PyObject *arg, uint32_t *value)
 
 static int Calls_init(Calls *c, PyObject *args, PyObject *kw)
 {
-    unsigned long long uc, read, write, batch, ctl;
+    unsigned long long uc, read, write, batch, ctl, stop;
     PyObject *ids, *error;
-    if (!PyArg_ParseTuple(args, "KKKKKOO", &uc, &read, &write, &batch, &ctl, &ids, &error))
+    if (!PyArg_ParseTuple(args, "KKKKKKOO", &uc, &read, &write, &batch, &ctl, &stop, &ids,
+                          &error))
         return -1;
     if (!PyTuple_Check(ids) || PyTuple_GET_SIZE(ids) != NREGS) {
         PyErr_SetString(PyExc_ValueError, "register ids: a tuple of 17 (R0-R12, SP, LR, PC, CPSR)");
@@ -77,6 +80,7 @@ static int Calls_init(Calls *c, PyObject *args, PyObject *kw)
     c->reg_write = (reg_fn)(uintptr_t)write;
     c->write_batch = (reg_batch_fn)(uintptr_t)batch;
     c->ctl = (ctl_fn)(uintptr_t)ctl;
+    c->emu_stop = (stop_fn)(uintptr_t)stop;
     Py_INCREF(error);
     Py_XSETREF(c->error, error);
     return 0;
@@ -191,6 +195,14 @@ static PyObject *Calls_ctl(Calls *c, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* stop(): uc_emu_stop (from a hook: the run ends when the hook returns) */
+static PyObject *Calls_stop(Calls *c, PyObject *unused)
+{
+    if (c->emu_stop(c->uc))
+        return fail(c, "uc_emu_stop");
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Calls_methods[] = {
     {"read", (PyCFunction)Calls_read, METH_O, "read(n): register n (0-15, 16 the CPSR)"},
     {"write", (PyCFunction)(void (*)(void))Calls_write, METH_FASTCALL,
@@ -204,6 +216,7 @@ static PyMethodDef Calls_methods[] = {
     {"write_raw", (PyCFunction)(void (*)(void))Calls_write_raw, METH_FASTCALL,
      "write_raw(regid, address): uc_reg_write from the structure at address"},
     {"ctl", (PyCFunction)Calls_ctl, METH_O, "ctl(code): uc_ctl with no argument"},
+    {"stop", (PyCFunction)Calls_stop, METH_NOARGS, "stop(): uc_emu_stop"},
     {NULL}
 };
 
@@ -212,8 +225,8 @@ static PyTypeObject CallsType = {
     .tp_name = "hypemu._uccalls.Calls",
     .tp_basicsize = sizeof(Calls),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Calls(uc, uc_reg_read, uc_reg_write, uc_reg_write_batch, uc_ctl, register_ids, "
-              "error): Unicorn calls on the uc_engine at uc, from C",
+    .tp_doc = "Calls(uc, uc_reg_read, uc_reg_write, uc_reg_write_batch, uc_ctl, uc_emu_stop, "
+              "register_ids, error): Unicorn calls on the uc_engine at uc, from C",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Calls_init,
     .tp_dealloc = (destructor)Calls_dealloc,

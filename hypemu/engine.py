@@ -143,6 +143,13 @@ class Engine:
         calls = self.regs.calls
         self._flush_tlb: Callable[[], None] = (
             functools.partial(calls.ctl, _TLB_FLUSH) if calls is not None else self._ctypes_flush)
+        # stop(): uc_emu_stop, from C where the extension is built (a trap that ends a run)
+        self.stop: Callable[[], None] = calls.stop if calls is not None else self._ctypes_stop
+
+    def _ctypes_stop(self) -> None:
+        """End the current emu_start after this hook returns."""
+        if self._c_emu_stop(self._uch):
+            raise EngineError("uc_emu_stop failed")
 
     def _ctypes_flush(self) -> None:
         if self._c_ctl(self._uch, _TLB_FLUSH):
@@ -154,6 +161,7 @@ class Engine:
         (we catch every exception ourselves, see ``_captured``)."""
         from unicorn.unicorn_py3.unicorn import uclib
         self._c_emu_start, self._c_ctl, self._uch = uclib.uc_emu_start, uclib.uc_ctl, self.uc._uch
+        self._c_emu_stop = uclib.uc_emu_stop
         self._callbacks = (_FILL_CB(self._on_tlb_fill), _INVALID_CB(self._on_invalid),
                            _INTR_CB(self._on_interrupt))
         for kind, callback in zip((UC_HOOK_TLB_FILL, UC_HOOK_INSN_INVALID, UC_HOOK_INTR),
@@ -210,7 +218,7 @@ class Engine:
 
     def _captured(self, exc: BaseException) -> None:
         self._hook_error = exc   # never lost: re-raised by start()
-        self.uc.emu_stop()
+        self.stop()
 
     def _on_tlb_fill(self, uc: Any, va: int, access: int, entry: Any, data: Any) -> bool:
         try:
@@ -271,10 +279,6 @@ class Engine:
 
     def context_update(self, context: Any) -> None:
         self.uc.context_update(context)
-
-    def stop(self) -> None:
-        """End the current emu_start after this hook returns."""
-        self.uc.emu_stop()
 
     # --- engine control -------------------------------------------------------------------------
     def flush_soft_tlb(self) -> None:

@@ -90,7 +90,8 @@ class Registers:
         calls = importlib.import_module(f"{__package__}._uccalls").Calls(
             int(handle.value if hasattr(handle, "value") else handle),
             _address(uclib.uc_reg_read), _address(uclib.uc_reg_write),
-            _address(uclib.uc_reg_write_batch), _address(uclib.uc_ctl), _UC_REG, EngineError)
+            _address(uclib.uc_reg_write_batch), _address(uclib.uc_ctl),
+            _address(uclib.uc_emu_stop), _UC_REG, EngineError)
         self.calls = calls
         self.read, self.write = calls.read, calls.write   # type: ignore[method-assign]
         self.exchange_sp_lr = calls.exchange_sp_lr        # type: ignore[method-assign]

@@ -102,6 +102,34 @@ def test_the_soft_tlb_choice_and_the_flush_either_way(monkeypatch, c_calls):
     assert fills == [False, True, False]
 
 
+UDF = 0xE7F000F0   # UDF #0: traps to the invalid-instruction hook
+
+
+@pytest.mark.parametrize("c_calls", [True, False], ids=["c", "ctypes"])
+def test_a_trap_that_stops_ends_the_run_at_its_instruction_either_way(monkeypatch, c_calls):
+    """Engine.stop (uc_emu_stop from C or through ctypes) ends the run when the hook returns:
+    the instructions after the trap do not run, and the next run goes on where the hook put PC."""
+    if c_calls and engine_regs.uccalls_unavailable() is not None:
+        pytest.skip(f"no C calls: {engine_regs.uccalls_unavailable()}")
+    e = _engine(monkeypatch, c_calls)
+    add_r0 = 0xE2800001   # add r0, r0, #1
+    for n, word in enumerate((add_r0, UDF, add_r0, add_r0, UDF)):
+        e.write32(RAM + 4 * n, word)
+    e.regs.write(REG_CPSR, 0x10)
+    e.regs.write(0, 0)
+    e.on_fill(lambda va, access: Map((va, PROT_ALL)), lambda decision: None)
+    trapped: list[int] = []
+
+    def trap(pc: int, cpsr: int) -> None:
+        trapped.append(pc)
+        e.regs.write(REG_PC, pc + 4)
+        e.stop()
+    e.on_trap(trap)
+    assert e.start(RAM, 100) is None
+    assert trapped == [RAM + 4] and e.regs.read(0) == 1 and e.regs.read(REG_PC) == RAM + 8
+    assert e.start(RAM + 8, 100) is None
+    assert trapped == [RAM + 4, RAM + 16] and e.regs.read(0) == 3
+
 def test_the_environment_switches_the_c_calls_off(monkeypatch):
     monkeypatch.setenv(engine_regs.UCCALLS_ENV, "0")
     assert engine_regs.uccalls_unavailable() == f"{engine_regs.UCCALLS_ENV}=0"
