@@ -119,6 +119,8 @@ class TLB:
         key = (t.va, t.size)
         if origin is not None:
             self._origins[key] = (t, origin)
+        else:   # a refill that says nothing: no earlier fill's origin survives it (the walker
+            self._origins.pop(key, None)   # may hand back the very Translation it filled then)
         self.stats.fills += 1
         evicted = None
         if key in self._entries:

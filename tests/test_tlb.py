@@ -3,7 +3,7 @@
 import pytest
 
 from hypemu.lpae import PAGE_HYP, LeafAttrs, map_range, unmap_range
-from hypemu.tlb import TLB, TLBStats
+from hypemu.tlb import TLB, Origin, TLBStats
 from hypemu.walker import Fault, Regime, Translation, walk
 from memfake import DictMem, PageAllocator
 
@@ -131,3 +131,17 @@ def test_stats():
 def test_bad_capacity():
     with pytest.raises(ValueError):
         TLB(capacity=-1)
+
+
+def test_a_refill_without_an_origin_forgets_the_earlier_one():
+    """The origin belongs to the fill that gave it: after the entry is removed and filled again
+    (the same Translation object, as the walker's memo returns it) without one, none is left."""
+    tlb = TLB()
+    t = tr(0xC000_0000, K4)
+    origin = Origin(ttbr=0x8000_D000, pc=0x8000_9000, icount=7)
+    tlb.fill(t, origin)
+    assert tlb.origin(t) == origin
+    tlb.invalidate_all()
+    assert tlb.origin(t) == origin          # kept past the removal, for reports about it
+    tlb.fill(t)
+    assert tlb.origin(t) is None

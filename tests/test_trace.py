@@ -239,6 +239,16 @@ def test_evictions_of_a_small_tlb_show_their_origin():
                      r"HTTBR 0x8000[de]000 at pc 0x[0-9a-f]+ \(instruction \d+\)", line)
 
 
+def test_a_fill_served_by_a_walk_carries_no_earlier_origin():
+    """A walk's entry is new. The walker hands back the very Translation it gave before when
+    the tables read the same (its memo), so a page walked again after a hotplug took its entry
+    must not show that removed entry's origin (nor may the refill keep it)."""
+    result = hypemu.run(hypemu.load_scenario(SCENARIOS / "hotplug.yaml"), trace=True)
+    walked = [e for e in result.events if e.kind == ev.FILL and e.data["source"] == "walk"]
+    pages = [e.value & ~0xFFF for e in walked]
+    assert len(pages) > len(set(pages))        # some page was walked again after its removal
+    assert all(e.data["entry"]["origin"] is None for e in walked)
+
 def test_a_broadcast_tlbi_says_what_it_removed_on_each_cpu():
     m = hypemu.Machine({"name": "two", "machine": {"cpus": 2}}, trace=True)
     m.boot()

@@ -80,7 +80,8 @@ def filled(ctx: ExecContext, va: int, access: str, hit: Optional[Translation],
     pc = ctx.regs.read(REG_PC)
     data: dict[str, Any] = {"access": access, "exact": _exact(access, va, pc),
                             "source": "tlb" if hit is not None else "walk",
-                            "entry": entry_data(trans, st.tlb.origin(trans))}
+                            # a walk's entry is new: it has no origin until it is filled
+                            "entry": entry_data(trans, st.tlb.origin(trans) if hit is not None else None)}
     name = "fill"
     if hit is not None:
         fresh = walk(read64, st.hyp_regime(), va, access)
