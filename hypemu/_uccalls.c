@@ -26,6 +26,7 @@ typedef struct {
     reg_batch_fn write_batch;
     ctl_fn ctl;
     stop_fn emu_stop;
+    int cp_reg;                    /* UC_ARM_REG_CP_REG */
     int regid[NREGS];              /* Unicorn's register ids, by architectural number */
     PyObject *error;               /* the exception class a failed call raises */
 } Calls;
@@ -61,9 +62,10 @@ static int word(PyObject *arg, uint32_t *value)
 static int Calls_init(Calls *c, PyObject *args, PyObject *kw)
 {
     unsigned long long uc, read, write, batch, ctl, stop;
+    int cp_reg;
     PyObject *ids, *error;
-    if (!PyArg_ParseTuple(args, "KKKKKKOO", &uc, &read, &write, &batch, &ctl, &stop, &ids,
-                          &error))
+    if (!PyArg_ParseTuple(args, "KKKKKKiOO", &uc, &read, &write, &batch, &ctl, &stop, &cp_reg,
+                          &ids, &error))
         return -1;
     if (!PyTuple_Check(ids) || PyTuple_GET_SIZE(ids) != NREGS) {
         PyErr_SetString(PyExc_ValueError, "register ids: a tuple of 17 (R0-R12, SP, LR, PC, CPSR)");
@@ -81,6 +83,7 @@ static int Calls_init(Calls *c, PyObject *args, PyObject *kw)
     c->write_batch = (reg_batch_fn)(uintptr_t)batch;
     c->ctl = (ctl_fn)(uintptr_t)ctl;
     c->emu_stop = (stop_fn)(uintptr_t)stop;
+    c->cp_reg = cp_reg;
     Py_INCREF(error);
     Py_XSETREF(c->error, error);
     return 0;
@@ -203,6 +206,34 @@ static PyObject *Calls_stop(Calls *c, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Unicorn's uc_arm_cp_reg: a cp15 register by encoding; sec 1 is the Secure copy of a banked one */
+typedef struct {
+    uint32_t cp, is64, sec, crn, crm, opc1, opc2;
+    uint64_t val;
+} cp_reg;
+
+/* use_tlb(hyp): the soft TLB of the HYP MMU (SCR.NS = 0) or the flat one (SCR.NS = 1), and the
+ * user thread ID registers TPIDRURW and TPIDRURO (c13, c0, 2 and 3; banked by security state)
+ * carried over from the copy left to the copy entered (see engine_regs.SoftTlbChoice) */
+static PyObject *Calls_use_tlb(Calls *c, PyObject *arg)
+{
+    int hyp = PyObject_IsTrue(arg);
+    if (hyp < 0)
+        return NULL;
+    for (uint32_t opc2 = 2; opc2 <= 3; opc2++) {
+        cp_reg r = {15, 0, hyp ? 0 : 1, 13, 0, 0, opc2, 0};
+        if (c->reg_read(c->uc, c->cp_reg, &r))
+            return fail(c, "uc_reg_read(TPIDRURW/TPIDRURO)");
+        r.sec = hyp ? 1 : 0;
+        if (c->reg_write(c->uc, c->cp_reg, &r))
+            return fail(c, "uc_reg_write(TPIDRURW/TPIDRURO)");
+    }
+    cp_reg scr = {15, 0, 1, 1, 1, 0, 0, hyp ? 0 : 1};
+    if (c->reg_write(c->uc, c->cp_reg, &scr))
+        return fail(c, "uc_reg_write(SCR)");
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Calls_methods[] = {
     {"read", (PyCFunction)Calls_read, METH_O, "read(n): register n (0-15, 16 the CPSR)"},
     {"write", (PyCFunction)(void (*)(void))Calls_write, METH_FASTCALL,
@@ -217,6 +248,8 @@ static PyMethodDef Calls_methods[] = {
      "write_raw(regid, address): uc_reg_write from the structure at address"},
     {"ctl", (PyCFunction)Calls_ctl, METH_O, "ctl(code): uc_ctl with no argument"},
     {"stop", (PyCFunction)Calls_stop, METH_NOARGS, "stop(): uc_emu_stop"},
+    {"use_tlb", (PyCFunction)Calls_use_tlb, METH_O,
+     "use_tlb(hyp): SCR.NS = not hyp, TPIDRURW/TPIDRURO carried over"},
     {NULL}
 };
 
@@ -226,7 +259,7 @@ static PyTypeObject CallsType = {
     .tp_basicsize = sizeof(Calls),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Calls(uc, uc_reg_read, uc_reg_write, uc_reg_write_batch, uc_ctl, uc_emu_stop, "
-              "register_ids, error): Unicorn calls on the uc_engine at uc, from C",
+              "UC_ARM_REG_CP_REG, register_ids, error): Unicorn calls on the uc_engine at uc, from C",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Calls_init,
     .tp_dealloc = (destructor)Calls_dealloc,

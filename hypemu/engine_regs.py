@@ -91,7 +91,7 @@ class Registers:
             int(handle.value if hasattr(handle, "value") else handle),
             _address(uclib.uc_reg_read), _address(uclib.uc_reg_write),
             _address(uclib.uc_reg_write_batch), _address(uclib.uc_ctl),
-            _address(uclib.uc_emu_stop), _UC_REG, EngineError)
+            _address(uclib.uc_emu_stop), UC_ARM_REG_CP_REG, _UC_REG, EngineError)
         self.calls = calls
         self.read, self.write = calls.read, calls.write   # type: ignore[method-assign]
         self.exchange_sp_lr = calls.exchange_sp_lr        # type: ignore[method-assign]
@@ -143,40 +143,71 @@ class SoftTlbChoice:
     where all guest code runs, has two, Secure and Non-secure (QEMU's SE10_0 and E10_0), chosen
     by SCR.NS. So a switch between PL1 and the HYP MMU writes SCR.NS instead of flushing, and each
     side finds its entries again (an HVC and its ERET refill nothing); a flush empties both.
-    Nothing else of the security state matters to code run in User mode here: no Monitor is
-    modelled, and the User-accessible registers it banks (TPIDRURW, TPIDRURO) are not modelled
-    (guest code that uses them natively sees Unicorn's copy of the side it runs on)."""
+    The security state banks nothing else that code in User mode reaches but the user thread ID
+    registers TPIDRURW and TPIDRURO, which the guest reads (and writes, TPIDRURW) natively. The
+    architecture has one of each for PL1 and HYP (Non-secure state), so a switch carries both
+    over from the copy it leaves to the copy it enters. No Monitor is modelled."""
 
     def __init__(self, uc: Any, regs: Registers) -> None:
         self._scr = _CpReg(cp=15, sec=1, crn=1, crm=1, val=SCR_NS)
         self.hyp = False      # the flat one, as at reset
-        address = ctypes.addressof(self._scr)
-        self._read: Callable[[], None]
-        self._write: Callable[[], None]
-        if regs.calls is not None:   # from C, as the registers are
-            self._read = functools.partial(regs.calls.read_raw, UC_ARM_REG_CP_REG, address)
-            self._write = functools.partial(regs.calls.write_raw, UC_ARM_REG_CP_REG, address)
-            return
+        # TPIDRURW, TPIDRURO (p15, 0, c13, c0, 2 and 3): one structure per copy, sec 0 the
+        # Non-secure one (the flat side's), sec 1 the Secure one (the HYP MMU's)
+        self._thread_ids = tuple(_CpReg(cp=15, sec=sec, crn=13, crm=0, opc2=opc2)
+                                 for opc2 in (2, 3) for sec in (0, 1))
+        self._read_scr, self._write_scr = self._accessors(uc, regs, self._scr)
+        self._carry: list[tuple[Callable[[], None], ...]] = []
+        for n in (0, 2):      # per register: read the copy left, write the copy entered
+            ns, secure = self._thread_ids[n], self._thread_ids[n + 1]
+            self._carry.append(self._accessors(uc, regs, ns) + self._accessors(uc, regs, secure))
+        # all of a switch in one call from C, where the registers are
+        self._use_tlb: Optional[Callable[[bool], None]] = (
+            regs.calls.use_tlb if regs.calls is not None else None)
+
+    @staticmethod
+    def _accessors(uc: Any, regs: Registers, reg: _CpReg) -> tuple[Callable[[], None],
+                                                                   Callable[[], None]]:
+        """(read, write) of the cp15 register ``reg`` through its structure: from C where the
+        registers are, else ctypes."""
+        address = ctypes.addressof(reg)
+        if regs.calls is not None:
+            return (functools.partial(regs.calls.read_raw, UC_ARM_REG_CP_REG, address),
+                    functools.partial(regs.calls.write_raw, UC_ARM_REG_CP_REG, address))
         from unicorn.unicorn_py3.unicorn import uclib
-        handle, ref = uc._uch, ctypes.byref(self._scr)
+        handle, ref = uc._uch, ctypes.byref(reg)
 
         def read() -> None:
             if uclib.uc_reg_read(handle, UC_ARM_REG_CP_REG, ref):
-                raise EngineError("uc_reg_read(SCR) failed")
+                raise EngineError(f"uc_reg_read(cp15 c{reg.crn}, {reg.opc2}) failed")
 
         def write() -> None:
             if uclib.uc_reg_write(handle, UC_ARM_REG_CP_REG, ref):
-                raise EngineError("uc_reg_write(SCR) failed")
-        self._read, self._write = read, write
+                raise EngineError(f"uc_reg_write(cp15 c{reg.crn}, {reg.opc2}) failed")
+        return read, write
 
     def use(self, hyp: bool) -> None:
         if hyp is self.hyp:
             return
+        if self._use_tlb is not None:
+            self._use_tlb(hyp)
+            self._scr.val = 0 if hyp else SCR_NS
+            self.hyp = hyp
+            return
+        ids = self._thread_ids
+        for n, (read_ns, write_ns, read_s, write_s) in zip((0, 2), self._carry):
+            if hyp:              # leaving the Non-secure copy for the Secure one
+                read_ns()
+                ids[n + 1].val = ids[n].val
+                write_s()
+            else:
+                read_s()
+                ids[n].val = ids[n + 1].val
+                write_ns()
         self._scr.val = 0 if hyp else SCR_NS
-        self._write()
+        self._write_scr()
         self.hyp = hyp
 
     def sync(self) -> None:
         """Read the choice back from SCR (a register context was restored)."""
-        self._read()
+        self._read_scr()
         self.hyp = not self._scr.val & SCR_NS

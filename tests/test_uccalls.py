@@ -5,9 +5,11 @@ Unicorn through ctypes."""
 
 from __future__ import annotations
 
+import ctypes
 import sys
 
 import pytest
+from unicorn.unicorn_py3.unicorn import uclib
 
 import hypemu
 from hypemu import engine_regs
@@ -145,3 +147,31 @@ def test_an_extension_that_cannot_be_imported_falls_back_to_ctypes(monkeypatch):
     m = hypemu.Machine({"name": "fallback"}, engines=lambda banks, thumb=False: e)
     m.boot("all")
     assert m.call(0, "hyp_probe") == m.call(0, "hyp_probe")
+
+
+@pytest.mark.parametrize("c_calls", [True, False], ids=["c", "ctypes"])
+def test_the_user_thread_id_registers_are_one_for_pl1_and_hyp_either_way(monkeypatch, c_calls):
+    """TPIDRURW and TPIDRURO are banked by security state in Unicorn, and the two soft TLBs are
+    chosen by SCR.NS: a switch carries both over, so HYP code reads what PL1 code wrote and back
+    (the architecture has one of each in Non-secure state). TPIDRURO is read-only in User mode:
+    the PL1 value is put in through the register API."""
+    if c_calls and engine_regs.uccalls_unavailable() is not None:
+        pytest.skip(f"no C calls: {engine_regs.uccalls_unavailable()}")
+    e = _engine(monkeypatch, c_calls)
+    write_rw, read_rw, read_ro = 0xEE0D0F50, 0xEE1D1F50, 0xEE1D2F70   # mcr/mrc c13, c0, 2 / 3
+    for n, word in enumerate((write_rw, read_rw, read_ro)):
+        e.write32(RAM + 4 * n, word)
+    e.regs.write(REG_CPSR, 0x10)
+    e.on_fill(lambda va, access: Map((va, PROT_ALL)), lambda decision: None)
+    ro = engine_regs._CpReg(cp=15, sec=0, crn=13, crm=0, opc2=3, val=0xABCD)   # the NS copy
+    assert uclib.uc_reg_write(e.uc._uch, engine_regs.UC_ARM_REG_CP_REG, ctypes.byref(ro)) == 0
+    e.regs.write(0, 0x1234)
+    e.start(RAM, 1)                                  # PL1 side writes TPIDRURW
+    e.use_hyp_tlb(True)
+    e.start(RAM + 4, 2)                              # the HYP MMU side reads both
+    assert (e.regs.read(1), e.regs.read(2)) == (0x1234, 0xABCD)
+    e.regs.write(0, 0x5678)
+    e.start(RAM, 1)                                  # HYP writes TPIDRURW
+    e.use_hyp_tlb(False)
+    e.start(RAM + 4, 2)
+    assert (e.regs.read(1), e.regs.read(2)) == (0x5678, 0xABCD)
