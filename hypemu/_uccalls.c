@@ -37,6 +37,15 @@ static PyObject *fail(Calls *c, const char *what)
     return NULL;
 }
 
+/* a Calls made by __new__ without __init__ has no engine: refuse instead of calling NULL */
+#define READY(c)                                                                  \
+    do {                                                                          \
+        if ((c)->uc == NULL || (c)->error == NULL) {                              \
+            PyErr_SetString(PyExc_RuntimeError, "Calls: not initialized");        \
+            return NULL;                                                          \
+        }                                                                         \
+    } while (0)
+
 static int arch_number(PyObject *arg, int *n)
 {
     long value = PyLong_AsLong(arg);
@@ -97,6 +106,7 @@ static void Calls_dealloc(Calls *c)
 
 static PyObject *Calls_read(Calls *c, PyObject *arg)
 {
+    READY(c);
     int n;
     uint32_t value = 0;
     if (arch_number(arg, &n))
@@ -108,6 +118,7 @@ static PyObject *Calls_read(Calls *c, PyObject *arg)
 
 static PyObject *Calls_write(Calls *c, PyObject *const *args, Py_ssize_t nargs)
 {
+    READY(c);
     int n;
     uint32_t value;
     if (nargs != 2) {
@@ -124,6 +135,7 @@ static PyObject *Calls_write(Calls *c, PyObject *const *args, Py_ssize_t nargs)
 /* exchange_sp_lr(sp, lr) -> (old SP, old LR): a mode switch's bank swap */
 static PyObject *Calls_exchange_sp_lr(Calls *c, PyObject *const *args, Py_ssize_t nargs)
 {
+    READY(c);
     uint32_t sp, lr, old_sp = 0, old_lr = 0;
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "exchange_sp_lr(sp, lr)");
@@ -141,6 +153,7 @@ static PyObject *Calls_exchange_sp_lr(Calls *c, PyObject *const *args, Py_ssize_
 /* write_call(r0, r1, r2, r3, lr): the registers of a call, in one batch */
 static PyObject *Calls_write_call(Calls *c, PyObject *const *args, Py_ssize_t nargs)
 {
+    READY(c);
     uint32_t values[5];
     void *pointers[5];
     int ids[5] = {c->regid[0], c->regid[1], c->regid[2], c->regid[3], c->regid[14]};
@@ -169,8 +182,10 @@ static PyObject *raw(Calls *c, PyObject *const *args, Py_ssize_t nargs, reg_fn f
         return NULL;
     }
     regid = PyLong_AsLong(args[0]);
+    if (regid == -1 && PyErr_Occurred())
+        return NULL;
     address = PyLong_AsUnsignedLongLong(args[1]);
-    if (PyErr_Occurred())
+    if (address == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     if (fn(c->uc, (int)regid, (void *)(uintptr_t)address))
         return fail(c, what);
@@ -179,17 +194,20 @@ static PyObject *raw(Calls *c, PyObject *const *args, Py_ssize_t nargs, reg_fn f
 
 static PyObject *Calls_read_raw(Calls *c, PyObject *const *args, Py_ssize_t nargs)
 {
+    READY(c);
     return raw(c, args, nargs, c->reg_read, "uc_reg_read");
 }
 
 static PyObject *Calls_write_raw(Calls *c, PyObject *const *args, Py_ssize_t nargs)
 {
+    READY(c);
     return raw(c, args, nargs, c->reg_write, "uc_reg_write");
 }
 
 /* ctl(code): uc_ctl with no argument (UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0), say) */
 static PyObject *Calls_ctl(Calls *c, PyObject *arg)
 {
+    READY(c);
     long code = PyLong_AsLong(arg);
     if (code == -1 && PyErr_Occurred())
         return NULL;
@@ -201,6 +219,7 @@ static PyObject *Calls_ctl(Calls *c, PyObject *arg)
 /* stop(): uc_emu_stop (from a hook: the run ends when the hook returns) */
 static PyObject *Calls_stop(Calls *c, PyObject *unused)
 {
+    READY(c);
     if (c->emu_stop(c->uc))
         return fail(c, "uc_emu_stop");
     Py_RETURN_NONE;
@@ -217,6 +236,7 @@ typedef struct {
  * carried over from the copy left to the copy entered (see engine_regs.SoftTlbChoice) */
 static PyObject *Calls_use_tlb(Calls *c, PyObject *arg)
 {
+    READY(c);
     int hyp = PyObject_IsTrue(arg);
     if (hyp < 0)
         return NULL;

@@ -175,3 +175,13 @@ def test_the_user_thread_id_registers_are_one_for_pl1_and_hyp_either_way(monkeyp
     e.use_hyp_tlb(False)
     e.start(RAM + 4, 2)
     assert (e.regs.read(1), e.regs.read(2)) == (0x5678, 0xABCD)
+
+
+@built
+def test_a_calls_object_never_initialized_refuses_instead_of_crashing():
+    from hypemu._uccalls import Calls
+    calls = Calls.__new__(Calls)      # no engine: its function pointers are NULL
+    for method, args in (("read", (0,)), ("write", (0, 1)), ("stop", ()), ("use_tlb", (True,)),
+                         ("ctl", (0,)), ("read_raw", (0, 0))):
+        with pytest.raises(RuntimeError, match="not initialized"):
+            getattr(calls, method)(*args)
