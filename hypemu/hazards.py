@@ -205,8 +205,11 @@ class Checks:
         c = self.cpu[cpu]
         key = (t.va, t.size)
         c.verified[key] = (self.tables_version, c.regime_version)
-        read = self.view.read64
-        c.values[key] = tuple(read(pa) for pa in t.descriptors)
+        if len(t.values) == len(t.descriptors):   # read by that walk, during this fill
+            c.values[key] = t.values
+        else:
+            read = self.view.read64
+            c.values[key] = tuple(read(pa) for pa in t.descriptors)
 
     def _verify_hit(self, cpu: int, t: Translation, va: int, access: str) -> Optional[Hazard]:
         """stale_tlb: a TLB hit, re-walked when the tables or the CPU's regime changed since the

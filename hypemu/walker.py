@@ -94,6 +94,9 @@ class Translation:
     unpredictable: tuple[str, ...] = ()  # UNPREDICTABLE ARMv7 cases met on the walk, by name
     # where Machine.translate found it: "walk" (a fresh walk) or "tlb" (the CPU's TLB model)
     source: str = field(default="walk", compare=False)
+    # the words the walk read at ``descriptors``, in the same order (empty when not known): what
+    # a check that remembers an entry's descriptors needs, without reading them again
+    values: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __repr__(self) -> str:
         return hex_repr(self, decimal=("level",))
@@ -272,7 +275,8 @@ def _translation(regime: Regime, va: int, leaf: Descriptor, path: _Path) -> Tran
                        attrs=attrs, mair_attr=mair_attr, memtype=_memtype(mair_attr),
                        readable=True, writable=writable, executable=executable,
                        descriptors=tuple(path.descriptors),
-                       unpredictable=tuple(path.notes + _leaf_notes(attrs, leaf.level)))
+                       unpredictable=tuple(path.notes + _leaf_notes(attrs, leaf.level)),
+                       values=tuple(path.values))
 
 
 def _check_request(va: int, access: str) -> None:
@@ -294,8 +298,8 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
     _check_request(va, access)
     key = (regime.ttbr, regime.t0sz, regime.wxn, regime.mair, va >> 12)
     known = _WALKS.get(key)
-    if known is not None and _still_reads(read64, known[0].descriptors, known[1]):
-        return known[0]
+    if known is not None and _still_reads(read64, known.descriptors, known.values):
+        return known
     start = _start(regime, va, access)
     if isinstance(start, Fault):
         return start
@@ -309,16 +313,16 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
     result = _translation(regime, va, leaf, path)
     if len(_WALKS) >= MAX_WALKS:
         _WALKS.clear()
-    _WALKS[key] = (result, tuple(path.values))
+    _WALKS[key] = result
     return result
 
 
-# Walks that ended in a Translation, by regime and VA page, with the descriptor values read. A walk
-# is a pure function of the regime, the VA and the words at the descriptor PAs it reads (each PA
-# follows from the regime, the VA and the words before it), so a page walked again whose words
-# still read the same gives the same Translation: re-reading them replaces the level loop and the
-# building of the result. Exact for any memory (the words are read through the caller's read64).
-_WALKS: dict[tuple[int, int, bool, int, int], tuple[Translation, tuple[int, ...]]] = {}
+# Walks that ended in a Translation (which holds the descriptor words read), by regime and VA
+# page. A walk is a pure function of the regime, the VA and the words at the descriptor PAs it
+# reads (each PA follows from the regime, the VA and the words before it), so a page walked again
+# whose words still read the same gives the same Translation: re-reading them replaces the level
+# loop and the building of the result. Exact for any memory (the words are read through the caller's read64).
+_WALKS: dict[tuple[int, int, bool, int, int], Translation] = {}
 MAX_WALKS = 4096
 
 
