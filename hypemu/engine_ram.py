@@ -54,6 +54,9 @@ class HostRam:
         self.regions: list[tuple[int, int]] = []       # (PA, size)
         self.hosts: list[int] = []                     # the host address of each region
         self._spans: list[tuple[mmap.mmap, int, int]] = []   # (memory, PA, end PA)
+        # the first region, as (memory, PA, last PA a doubleword read may start at): descriptor
+        # reads (every walk, every check) land there, so read64 tries it before the loop
+        self._first64: tuple[mmap.mmap | bytes, int, int] = (b"", 1, 0)
         self._ram_addrs: Optional[list[int]] = [] if _RAM_ADDR is not None else None
 
     def add(self, pa: int, size: int) -> None:
@@ -64,6 +67,8 @@ class HostRam:
         self.regions.append((pa, size))
         self.hosts.append(host)
         self._spans.append((memory, pa, pa + size))
+        if len(self._spans) == 1:
+            self._first64 = (memory, pa, pa + size - 8)
         if self._ram_addrs is not None:
             ram = int(_RAM_ADDR(self._uch, host))
             self._ram_addrs = None if ram == _RAM_ADDR_INVALID else self._ram_addrs + [ram]
@@ -89,6 +94,9 @@ class HostRam:
         return int.from_bytes(self.read(pa, 4), "little")
 
     def read64(self, pa: int) -> int:
+        first, base, last = self._first64
+        if base <= pa <= last:
+            return int(_U64.unpack_from(first, pa - base)[0])
         for memory, base, end in self._spans:
             if base <= pa <= end - 8:
                 return int(_U64.unpack_from(memory, pa - base)[0])

@@ -93,3 +93,19 @@ def test_a_restored_context_brings_its_soft_tlb_choice():
     assert e.tlbs.hyp is False
     e.context_restore(hyp)
     assert e.tlbs.hyp is True
+
+
+def test_doubleword_reads_at_the_edges_of_each_region():
+    """read64 tries the first region first: its last doubleword, one straddling its end and one
+    in a second region still read what was written (or say there is no memory)."""
+    e = Engine([(RAM, 1 << 20), (RAM + (2 << 20), 1 << 20)])
+    last, second = RAM + (1 << 20) - 8, RAM + (2 << 20)
+    e.write64(last, 0x1122_3344_5566_7788)
+    e.write64(second, 0x99AA_BBCC_DDEE_FF00)
+    assert e.read64(last) == 0x1122_3344_5566_7788
+    assert e.read64(second) == 0x99AA_BBCC_DDEE_FF00
+    assert e.read64(RAM) == 0
+    with pytest.raises(LookupError):
+        e.read64(last + 4)           # half in the first region, half in the hole after it
+    with pytest.raises(LookupError):
+        e.read64(RAM - 8)
