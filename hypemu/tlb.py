@@ -26,6 +26,8 @@ from .lpae import LEVEL_SIZE
 from .walker import Translation
 
 _SIZES = tuple(sorted(LEVEL_SIZE.values()))  # 4 KiB, 2 MiB, 1 GiB: smallest first
+_4K, _2M, _1G = _SIZES
+_BELOW_4K, _BELOW_2M, _BELOW_1G = ~(_4K - 1), ~(_2M - 1), ~(_1G - 1)
 TLBI_VA_MASK = 0xFFFF_F000
 """TLBIMVAH takes the VA in its operand bits[31:12]; the low bits are ignored."""
 
@@ -97,11 +99,12 @@ class TLB:
 
     def lookup(self, va: int) -> Translation | None:
         """The cached translation covering ``va`` (4 KiB entries first, then 2 MiB, then 1 GiB)."""
-        for size in _SIZES:
-            entry = self._entries.get((va & ~(size - 1), size))
-            if entry is not None:
-                self.stats.hits += 1
-                return entry
+        get = self._entries.get   # unrolled: every fill asks, and most miss all three
+        entry = (get((va & _BELOW_4K, _4K)) or get((va & _BELOW_2M, _2M))
+                 or get((va & _BELOW_1G, _1G)))
+        if entry is not None:
+            self.stats.hits += 1
+            return entry
         self.stats.misses += 1
         return None
 

@@ -87,6 +87,20 @@ def test_block_lookup_covers_whole_range():
     assert tlb.lookup(0x8000_0000) is None
 
 
+def test_lookup_prefers_the_smallest_entry_covering_the_va():
+    """A 4 KiB entry inside a cached 2 MiB block inside a cached 1 GiB block: each VA finds the
+    smallest entry that covers it; a miss of all three counts one miss."""
+    tlb = TLB()
+    tlb.fill(tr(0x4000_0000, G1, pa=0x1_0000_0000))
+    tlb.fill(tr(0x4020_0000, M2, pa=0x9000_0000))
+    tlb.fill(tr(0x4020_3000, K4, pa=0x7000_0000))
+    assert tlb.lookup(0x4020_3ABC).pa_of(0x4020_3ABC) == 0x7000_0ABC
+    assert tlb.lookup(0x4020_4ABC).pa_of(0x4020_4ABC) == 0x9000_4ABC
+    assert tlb.lookup(0x4060_0000).pa_of(0x4060_0000) == 0x1_0060_0000
+    misses = tlb.stats.misses
+    assert tlb.lookup(0x8000_0000) is None and tlb.stats.misses == misses + 1
+
+
 def test_invalidate_all():
     tlb = TLB()
     for va in (0x1000, 0x20_0000, 0x4000_0000):

@@ -17,7 +17,7 @@ from ..lpae import PAGE_SIZE
 from ..observer import LocateVA
 from ..syndrome import Abort, ExternalAbort
 from ..tlb import Origin
-from ..walker import Fault, Translation, check_access, walk
+from ..walker import Fault, Translation, check_access, table_walk, walk
 from . import mmulog
 from .context import ExecContext
 from .state import MODE_HYP, REG_PC, CpuState, regime_of
@@ -97,8 +97,8 @@ class Filler:
             ctx.hyp_fills = True
             hit = st.tlb.lookup(va)
             t: Union[Translation, Fault]
-            if hit is None:
-                t = walked = walk(self.read64, st.hyp_regime(), va, access)
+            if hit is None:   # the walk's faults; its permission check is the one below
+                t = walked = table_walk(self.read64, st.hyp_regime(), va, access)
                 ctx.stats.walks += 1
             else:
                 t = hit
