@@ -321,7 +321,8 @@ def table_walk(read64: ReadPhys, regime: Regime, va: int,
 # page. A walk is a pure function of the regime, the VA and the words at the descriptor PAs it
 # reads (each PA follows from the regime, the VA and the words before it), so a page walked again
 # whose words still read the same gives the same Translation: re-reading them replaces the level
-# loop and the building of the result. Exact for any memory (the words are read through the caller's read64).
+# loop and the building of the result. Exact for any memory (the words are read through the
+# caller's read64).
 _WALKS: dict[tuple[int, int, bool, int, int], Translation] = {}
 MAX_WALKS = 4096
 
